@@ -1,0 +1,442 @@
+"""The sandbox's request pipeline: one function from an HTTP request to an HTTP response.
+
+``Sandbox`` holds one or more orgs (a fleet shares one ``Sandbox``), routes each request by host
+and path to the OAuth, REST/Tooling or Metadata SOAP handler, and applies the switches that
+tests and benchmarks use: injected latency, fault rules and request counters. Both ways in, the
+requests transport adapter (``adapter.py``) and the HTTPS server (``server.py``), call
+``Sandbox.handle`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from remediate.sandbox.state import Org
+
+Api = Literal["oauth", "rest", "tooling", "soap", "other"]
+FaultKind = Literal[
+    "http_503", "unable_to_lock_row", "request_limit_exceeded", "expired_session", "drop_connection"
+]
+FAULT_KINDS: tuple[str, ...] = (
+    "http_503", "unable_to_lock_row", "request_limit_exceeded", "expired_session", "drop_connection",
+)
+LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0",
+                "67.0")
+RELEASE_NAMES = {"57.0": "Spring '23", "58.0": "Summer '23", "59.0": "Winter '24",
+                 "60.0": "Spring '24", "61.0": "Summer '24", "62.0": "Winter '25",
+                 "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26",
+                 "66.0": "Spring '26", "67.0": "Summer '26"}
+
+
+class CaseInsensitiveDict(dict[str, str]):
+    """Header map with case-insensitive lookups (keys stored lower-case)."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__()
+        for k, v in dict(items).items():
+            self[k] = v
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+@dataclass
+class Request:
+    method: str
+    url: str
+    headers: CaseInsensitiveDict
+    body: bytes = b""
+    client_ip: str | None = None  # the socket peer, when served over the network
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.url).query, keep_blank_values=True)
+
+    def form(self) -> dict[str, str]:
+        parsed = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k: v[0] for k, v in parsed.items()}
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def bearer(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        for scheme in ("Bearer ", "OAuth "):
+            if auth.startswith(scheme):
+                return auth[len(scheme):].strip()
+        return None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without an answer
+
+    @classmethod
+    def of_json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+        return cls(status, json.dumps(payload).encode(),
+                   {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
+
+    @classmethod
+    def of_xml(cls, status: int, xml: str | bytes) -> Response:
+        body = xml.encode() if isinstance(xml, str) else xml
+        return cls(status, body, {"Content-Type": "text/xml;charset=UTF-8"})
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def rest_error(status: int, code: str, message: str, fields: list[str] | None = None) -> Response:
+    """The REST error body: a JSON list of {message, errorCode[, fields]} (reference 5.3)."""
+    item: dict[str, Any] = {"message": message, "errorCode": code}
+    if fields is not None:
+        item["fields"] = fields
+    return Response.of_json(status, [item])
+
+
+@dataclass
+class FaultRule:
+    """Make matching requests fail. ``calls`` picks which matching calls (1-based) fail;
+    None fails every one. ``after`` lets the request take effect before the fault answers, the
+    way a connection lost after the server committed looks to a client."""
+
+    kind: FaultKind
+    api: Api | None = None
+    method: str | None = None
+    path: str | None = None  # regular expression searched in the URL path
+    operation: str | None = None  # SOAP operation or REST resource (query, composite, User, ...)
+    calls: frozenset[int] | None = None
+    after: bool = False
+    org: str | None = None  # My Domain name; None matches every org
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, info: RequestInfo, org: Org | None) -> bool:
+        if self.api is not None and info.api != self.api:
+            return False
+        if self.method is not None and info.method.upper() != self.method.upper():
+            return False
+        if self.path is not None and not re.search(self.path, info.path):
+            return False
+        if self.operation is not None and (info.operation or "").lower() != self.operation.lower():
+            return False
+        return not (self.org is not None and (org is None or org.my_domain != self.org))
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    api: Api
+    method: str
+    path: str
+    host: str
+    operation: str | None
+    org: str | None
+    status: int = 0
+    write: bool = False
+
+
+@dataclass
+class Context:
+    """What a protocol handler gets: the sandbox, the request, and the org the host names."""
+
+    sandbox: Sandbox
+    request: Request
+    org: Org | None
+    host_kind: Literal["my_domain", "login", "instance", "old_domain", "server", "unknown"]
+    wrote: bool = False  # handlers set this when they change state (the write counter)
+
+    def mark_write(self) -> None:
+        self.wrote = True
+
+
+class Sandbox:
+    """A set of emulated orgs and the switches that act on every request to them."""
+
+    def __init__(self, orgs: list[Org] | None = None) -> None:
+        self.orgs: dict[str, Org] = {}
+        self.latency_s: float = 0.0
+        self.faults: list[FaultRule] = []
+        self.page_size: int = 2000
+        self.requests: list[RequestInfo] = []
+        self.counts: Counter[str] = Counter()
+        self.server_host: str | None = None  # host:port when served over HTTPS
+        self._lock = threading.RLock()
+        self._org_locks: dict[str, threading.RLock] = {}
+        for org in orgs or []:
+            self.add_org(org)
+
+    # ---- orgs ------------------------------------------------------------------------------
+
+    def add_org(self, org: Org) -> Org:
+        self.orgs[org.my_domain_host] = org
+        self._org_locks[org.org_id] = threading.RLock()
+        return org
+
+    @property
+    def org(self) -> Org:
+        """The only org, for the common one-org sandbox."""
+        if len(self.orgs) != 1:
+            raise ValueError("this sandbox holds several orgs; pick one from .orgs")
+        return next(iter(self.orgs.values()))
+
+    def org_by_id(self, org_id: str) -> Org | None:
+        for org in self.orgs.values():
+            if org.org_id[:15] == org_id[:15]:
+                return org
+        return None
+
+    def org_for_token(self, token: str | None) -> Org | None:
+        if not token:
+            return None
+        org = self.org_by_id(token.split("!", 1)[0])
+        return org if org is not None and token in org.sessions else org
+
+    def resolve_host(self, host: str) -> tuple[Org | None, str]:
+        if host in self.orgs:
+            return self.orgs[host], "my_domain"
+        if self.server_host and host == self.server_host.split(":")[0]:
+            return (self.org if len(self.orgs) == 1 else None), "server"
+        if host in LOGIN_HOSTS:
+            return None, "login"
+        for org in self.orgs.values():
+            if host == org.instance_host:
+                return org, "instance"
+            for log in org.tables["OrgDomainLog"].values():
+                if host.startswith(f"{str(log['MyDomainName']).lower()}."):
+                    return org, "old_domain"
+        return None, "unknown"
+
+    def hosts(self) -> list[str]:
+        """Every host name the sandbox answers for (the adapter mounts these)."""
+        out = set(LOGIN_HOSTS)
+        for org in self.orgs.values():
+            out.add(org.my_domain_host)
+            out.add(org.instance_host)
+            for log in org.tables["OrgDomainLog"].values():
+                out.add(f"{str(log['MyDomainName']).lower()}.my.salesforce.com")
+        return sorted(out)
+
+    # ---- switches --------------------------------------------------------------------------
+
+    def inject(self, kind: FaultKind, **match: Any) -> FaultRule:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(FAULT_KINDS)})")
+        calls = match.pop("calls", None)
+        if isinstance(calls, int):
+            calls = frozenset({calls})
+        elif calls is not None:
+            calls = frozenset(calls)
+        rule = FaultRule(kind=kind, calls=calls, **match)
+        with self._lock:
+            self.faults.append(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.counts.clear()
+
+    @property
+    def writes(self) -> int:
+        """Requests that changed, or tried to change, org state."""
+        return self.counts["writes"]
+
+    # ---- the pipeline ----------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
+        org, host_kind = self.resolve_host(request.host)
+        api = classify(request.path)
+        if org is None and api in ("rest", "tooling", "soap"):
+            org = self.org_for_token(request.bearer() or _soap_session(request))
+        ctx = Context(self, request, org, host_kind)  # type: ignore[arg-type]
+        operation = _operation(request, api)
+        info = RequestInfo(api, request.method, request.path, request.host, operation,
+                           org.my_domain if org else None)
+        fault = self._pick_fault(info, org)
+        lock = self._org_locks.get(org.org_id) if org else None
+        with lock or self._lock:
+            if fault is not None and not fault.after:
+                response = fault_response(fault.kind, api, ctx)
+            else:
+                response = dispatch(ctx, api)
+                if fault is not None:
+                    response = fault_response(fault.kind, api, ctx)
+        self._record(info, response, ctx.wrote)
+        if org is not None:
+            _limit_headers(response, org, api)
+        return response
+
+    def _pick_fault(self, info: RequestInfo, org: Org | None) -> FaultRule | None:
+        with self._lock:
+            for rule in self.faults:
+                if not rule.matches(info, org):
+                    continue
+                rule.seen += 1
+                if rule.calls is None or rule.seen in rule.calls:
+                    rule.fired += 1
+                    return rule
+        return None
+
+    def _record(self, info: RequestInfo, response: Response, wrote: bool) -> None:
+        done = RequestInfo(info.api, info.method, info.path, info.host, info.operation, info.org,
+                           response.status, wrote)
+        with self._lock:
+            self.requests.append(done)
+            self.counts[info.api] += 1
+            self.counts["total"] += 1
+            if wrote:
+                self.counts["writes"] += 1
+
+
+def classify(path: str) -> Api:
+    if path.startswith("/services/oauth2/") or path.startswith("/id/"):
+        return "oauth"
+    if re.match(r"^/services/data/v\d+\.\d+/tooling(/|$)", path):
+        return "tooling"
+    if path.startswith("/services/data"):
+        return "rest"
+    if path.startswith("/services/Soap/m/"):
+        return "soap"
+    return "other"
+
+
+def _operation(request: Request, api: Api) -> str | None:
+    if api == "soap":
+        match = re.search(rb"<(?:\w+:)?Body[^>]*>\s*<(?:\w+:)?(\w+)", request.body)
+        return match.group(1).decode() if match else None
+    if api in ("rest", "tooling"):
+        parts = [p for p in request.path.split("/") if p]
+        # services data vXX.X [tooling] resource ...
+        rest = parts[3:] if api == "rest" else parts[4:]
+        if not rest:
+            return None
+        if rest[0] == "sobjects" and len(rest) > 1:
+            return rest[1]
+        if rest[0] == "composite" and len(rest) > 1:
+            return f"composite/{rest[1]}"
+        return rest[0]
+    if api == "oauth":
+        return request.path.rsplit("/", 1)[-1] if request.path.startswith("/services") else "id"
+    return None
+
+
+def _soap_session(request: Request) -> str | None:
+    match = re.search(rb"<(?:\w+:)?sessionId>([^<]+)</", request.body)
+    return match.group(1).decode() if match else None
+
+
+def dispatch(ctx: Context, api: Api) -> Response:
+    # Imported here so that importing the pipeline stays cheap and the protocol modules can
+    # import this one.
+    if api == "oauth":
+        from remediate.sandbox import oauth
+
+        return oauth.handle(ctx)
+    if api in ("rest", "tooling"):
+        from remediate.sandbox import rest
+
+        return rest.handle(ctx, tooling=api == "tooling")
+    if api == "soap":
+        from remediate.sandbox import soap
+
+        return soap.handle(ctx)
+    return Response.of_json(404, [{"errorCode": "NOT_FOUND",
+                                   "message": "The requested resource does not exist"}])
+
+
+def fault_response(kind: str, api: Api, ctx: Context) -> Response:
+    """What Salesforce answers for each injected fault, per API (see docs/sandbox.md)."""
+    if kind == "drop_connection":
+        return Response(0, drop=True)
+    if kind == "expired_session":
+        if ctx.org is not None:
+            ctx.org.expire_sessions()
+        if api == "soap":
+            return soap_fault("sf:INVALID_SESSION_ID",
+                              "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: "
+                              "Illegal Session")
+        if api == "oauth":
+            return Response.of_json(400, {"error": "invalid_grant",
+                                          "error_description": "expired access/refresh token"})
+        return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+    if kind == "http_503":
+        if api in ("rest", "tooling"):
+            return rest_error(503, "SERVER_UNAVAILABLE",
+                              "Server is temporarily unavailable, please try again later")
+        return Response(503, b"<html><body>Service Unavailable</body></html>",
+                        {"Content-Type": "text/html"})
+    if kind == "unable_to_lock_row":
+        record = "0000000000000000"
+        message = f"unable to obtain exclusive access to this record or 1 records: {record}"
+        if api == "soap":
+            return soap_fault("sf:UNABLE_TO_LOCK_ROW", f"UNABLE_TO_LOCK_ROW: {message}")
+        if api == "oauth":
+            return Response.of_json(400, {"error": "unknown_error",
+                                          "error_description": "retry your request"})
+        return rest_error(400, "UNABLE_TO_LOCK_ROW", message, [])
+    if kind == "request_limit_exceeded":
+        if api == "soap":
+            return soap_fault("sf:REQUEST_LIMIT_EXCEEDED",
+                              "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.")
+        if api == "oauth":
+            return Response.of_json(400, {"error": "rate_limit_exceeded",
+                                          "error_description": "Number of logins exceeded"})
+        return rest_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+    raise ValueError(kind)
+
+
+def soap_fault(code: str, message: str) -> Response:
+    from xml.sax.saxutils import escape
+
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:sf="http://soap.sforce.com/2006/04/metadata">'
+        "<soapenv:Body><soapenv:Fault>"
+        f"<faultcode>{escape(code)}</faultcode><faultstring>{escape(message)}</faultstring>"
+        "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+    )
+    return Response.of_xml(500, xml)
+
+
+#: The org's daily API allocation the sandbox reports (DailyApiRequests.Max).
+DAILY_API_MAX = 15000
+
+
+def _limit_headers(response: Response, org: Org, api: Api) -> None:
+    if api in ("rest", "tooling") and not response.drop:
+        org.api_usage += 1
+        response.headers["Sforce-Limit-Info"] = f"api-usage={org.api_usage}/{DAILY_API_MAX}"

@@ -1,0 +1,235 @@
+"""The state of one sandbox org, and the rules that are not about any one wire protocol.
+
+Storage is two maps:
+
+* ``tables``: sObject name -> record id -> row (a plain dict of field values, 18-character ids).
+  Rows hold only canonical fields; a few objects are *views* computed on read (see ``rows``):
+  ``Profile`` takes its ``Permissions*`` flags from its profile-owned permission set, and
+  ``ConnectedApplication`` takes its ``Options*`` flags from the ConnectedApp metadata.
+* ``metadata``: Metadata API type -> fullName -> component (nested dicts and lists, booleans as
+  ``bool``, everything else as ``str``). ConnectedApp ``profileName``/``permissionSetName`` are not
+  stored there: they are the SetupEntityAccess rows, so the REST and Metadata views of "who may use
+  this app" can never disagree.
+
+Everything that decides an outcome from the org state (who may use an app, whether the API is
+enabled for a user, IP ranges) lives in ``access.py``; the protocol modules (``oauth``, ``rest``,
+``soap``) only translate.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from remediate.sandbox.ids import IdFactory, same_id
+from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS
+
+Row = dict[str, Any]
+
+
+def now_iso() -> str:
+    """Salesforce's datetime format: 2026-11-23T15:19:58.000+0000."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+@dataclass
+class Session:
+    """An access token the sandbox issued."""
+
+    token: str
+    user_id: str
+    app: str | None  # ConnectedApp / ExternalClientApplication fullName, None for admin logins
+    scopes: tuple[str, ...]
+    issued_at_ms: int
+    grant: str
+
+
+@dataclass
+class Org:
+    """One emulated org. Create it from a scenario with ``scenario.build_org``."""
+
+    org_id: str
+    name: str
+    my_domain: str
+    instance_name: str
+    is_sandbox: bool = False
+    sandbox_name: str | None = None
+    organization_type: str = "Enterprise Edition"
+    #: Hosts of earlier My Domains of this org (OrgDomainLog); they no longer answer API calls.
+    ids: IdFactory = field(default_factory=IdFactory)
+    tables: dict[str, dict[str, Row]] = field(default_factory=lambda: {n: {} for n in OBJECTS})
+    metadata: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)  # user id -> password
+    sessions: dict[str, Session] = field(default_factory=dict)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> user id
+    #: Source IP the sandbox assumes for a request that does not say (see docs/sandbox.md).
+    default_client_ip: str = "198.51.100.7"
+    api_usage: int = 0  # REST and Tooling calls today (Sforce-Limit-Info, /limits)
+
+    # ---- hosts -----------------------------------------------------------------------------
+
+    @property
+    def my_domain_host(self) -> str:
+        """The org's My Domain login host, in the enhanced-domain forms of reference 4.10."""
+        if self.is_sandbox:
+            return f"{self.my_domain}--{self.sandbox_name}.sandbox.my.salesforce.com"
+        return f"{self.my_domain}.my.salesforce.com"
+
+    @property
+    def instance_host(self) -> str:
+        """The legacy instanced host, e.g. usa238.salesforce.com (not a My Domain)."""
+        return f"{self.instance_name.lower()}.salesforce.com"
+
+    @property
+    def my_domain_url(self) -> str:
+        return f"https://{self.my_domain_host}"
+
+    # ---- rows ------------------------------------------------------------------------------
+
+    def insert(self, sobject: str, row: Row) -> Row:
+        """Store a new row, filling Id and audit fields. Business rules are the caller's."""
+        stamped = dict(row)
+        stamped.setdefault("Id", self.ids.new(sobject))
+        ts = now_iso()
+        fields = OBJECTS[sobject].fields
+        for audit in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
+            if audit in fields:
+                stamped.setdefault(audit, ts)
+        self.tables[sobject][stamped["Id"]] = stamped
+        return stamped
+
+    def update(self, sobject: str, record_id: str, values: Row) -> Row:
+        row = self.get(sobject, record_id)
+        if row is None:
+            raise KeyError(record_id)
+        row.update(values)
+        fields = OBJECTS[sobject].fields
+        for audit in ("LastModifiedDate", "SystemModstamp"):
+            if audit in fields:
+                row[audit] = now_iso()
+        return row
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        row = self.get(sobject, record_id)
+        if row is None:
+            raise KeyError(record_id)
+        del self.tables[sobject][row["Id"]]
+
+    def get(self, sobject: str, record_id: str | None) -> Row | None:
+        """The stored row (not a view) by 15- or 18-character id."""
+        if not record_id:
+            return None
+        table = self.tables[sobject]
+        if record_id in table:
+            return table[record_id]
+        for rid, row in table.items():
+            if same_id(rid, record_id):
+                return row
+        return None
+
+    def find(self, sobject: str, **where: Any) -> list[Row]:
+        """Stored rows whose fields equal the given values (ids compared 15/18-safe)."""
+        out = []
+        for row in self.tables[sobject].values():
+            if all(_eq(row.get(k), v) for k, v in where.items()):
+                out.append(row)
+        return out
+
+    def find_one(self, sobject: str, **where: Any) -> Row | None:
+        found = self.find(sobject, **where)
+        return found[0] if found else None
+
+    def rows(self, sobject: str) -> list[Row]:
+        """What a query sees: copies of the rows, with view fields computed."""
+        out = [copy.deepcopy(r) for r in self.tables[sobject].values()]
+        if sobject == "Profile":
+            for row in out:
+                owned = self.profile_permission_set(row["Id"])
+                for flag in PERMISSION_FLAGS:
+                    key = f"Permissions{flag}"
+                    row[key] = bool(owned and owned.get(key))
+        elif sobject == "ConnectedApplication":
+            for row in out:
+                app = self.metadata.get("ConnectedApp", {}).get(row["Name"], {})
+                oauth = app.get("oauthConfig") or {}
+                row["OptionsAllowAdminApprovedUsersOnly"] = bool(oauth.get("isAdminApproved"))
+                session = app.get("sessionPolicy") or {}
+                row["OptionsHasSessionLevelPolicy"] = session.get("sessionLevel") == "HIGH_ASSURANCE"
+        elif sobject == "Organization":
+            out = [self.organization_row()]
+        return out
+
+    def organization_row(self) -> Row:
+        return {
+            "Id": self.org_id,
+            "Name": self.name,
+            "InstanceName": self.instance_name,
+            "IsSandbox": self.is_sandbox,
+            "OrganizationType": self.organization_type,
+            "NamespacePrefix": None,
+            "LanguageLocaleKey": "en_US",
+            "TrialExpirationDate": None,
+            "CreatedDate": "2020-01-01T00:00:00.000+0000",
+            "LastModifiedDate": "2020-01-01T00:00:00.000+0000",
+            "SystemModstamp": "2020-01-01T00:00:00.000+0000",
+        }
+
+    # ---- lookups used by several protocols -------------------------------------------------
+
+    def user_by_username(self, username: str) -> Row | None:
+        lowered = username.lower()
+        for row in self.tables["User"].values():
+            if str(row.get("Username", "")).lower() == lowered:
+                return row
+        return None
+
+    def profile_by_name(self, name: str) -> Row | None:
+        return self.find_one("Profile", Name=name)
+
+    def profile_permission_set(self, profile_id: str) -> Row | None:
+        for row in self.tables["PermissionSet"].values():
+            if row.get("IsOwnedByProfile") and same_id(row.get("ProfileId"), profile_id):
+                return row
+        return None
+
+    def permission_set_by_name(self, name: str) -> Row | None:
+        for row in self.tables["PermissionSet"].values():
+            if not row.get("IsOwnedByProfile") and row.get("Name") == name:
+                return row
+        return None
+
+    def license_by_name(self, developer_name_or_label: str) -> Row | None:
+        for row in self.tables["PermissionSetLicense"].values():
+            if developer_name_or_label in (row.get("DeveloperName"), row.get("MasterLabel")):
+                return row
+        return None
+
+    def connected_application(self, app_name: str) -> Row | None:
+        return self.find_one("ConnectedApplication", Name=app_name)
+
+    # ---- sessions --------------------------------------------------------------------------
+
+    def new_session(self, user_id: str, app: str | None, scopes: tuple[str, ...],
+                    grant: str) -> Session:
+        token = f"{self.org_id[:15]}!{secrets.token_urlsafe(48)}"
+        issued = int(datetime.now(UTC).timestamp() * 1000)
+        session = Session(token, user_id, app, scopes, issued, grant)
+        self.sessions[token] = session
+        return session
+
+    def session_for(self, token: str) -> Session | None:
+        return self.sessions.get(token)
+
+    def expire_sessions(self) -> None:
+        """Invalidate every access token (what a session timeout or logout does)."""
+        self.sessions.clear()
+
+
+def _eq(stored: Any, wanted: Any) -> bool:
+    if isinstance(stored, str) and isinstance(wanted, str) and len(stored) in (15, 18) \
+            and len(wanted) in (15, 18) and stored[:3] == wanted[:3]:
+        return same_id(stored, wanted)
+    return bool(stored == wanted)
