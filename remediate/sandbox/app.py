@@ -335,7 +335,7 @@ def classify(path: str) -> Api:
 
 def _operation(request: Request, api: Api) -> str | None:
     if api == "soap":
-        match = re.search(rb"<(?:\w+:)?Body[^>]*>\s*<(?:\w+:)?(\w+)", request.body)
+        match = re.search(rb"<(?:[\w.-]+:)?Body[^>]*>\s*<(?:[\w.-]+:)?(\w+)", request.body)
         return match.group(1).decode() if match else None
     if api in ("rest", "tooling"):
         parts = [p for p in request.path.split("/") if p]
@@ -354,7 +354,7 @@ def _operation(request: Request, api: Api) -> str | None:
 
 
 def _soap_session(request: Request) -> str | None:
-    match = re.search(rb"<(?:\w+:)?sessionId>([^<]+)</", request.body)
+    match = re.search(rb"<(?:[\w.-]+:)?sessionId>([^<]+)</", request.body)
     return match.group(1).decode() if match else None
 
 
