@@ -1,9 +1,276 @@
-"""Placeholder: filled in by the soap handler work."""
+"""The Metadata API (SOAP 1.1) wire: envelope in, envelope out.
+
+``POST /services/Soap/m/{version}`` (also with a trailing slash or ``/{orgId}``). The request is
+parsed with lxml (no entities, no network), the session and caller checked, the body turned into
+plain values and handed to ``metadata.py``; the answer is written in Salesforce's shape
+(reference section 3): default namespace ``http://soap.sforce.com/2006/04/metadata``, records
+typed with ``xsi:type="<Type>"``, fields of each type in the WSDL's order (``fullName`` first,
+then alphabetical, which is how the WSDL lists them), and whole-call failures as SOAP faults
+with HTTP 500.
+"""
 
 from __future__ import annotations
 
-from remediate.sandbox.app import Context, Response
+import re
+from typing import Any
+
+from lxml import etree
+
+from remediate.sandbox import access, metadata
+from remediate.sandbox.app import Context, Response, soap_fault
+from remediate.sandbox.metadata import Component, MetadataFault, Result
+
+MD_NS = "http://soap.sforce.com/2006/04/metadata"
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+PATH = re.compile(r"^/services/Soap/m/(\d+\.\d+)(/[A-Za-z0-9]{15,18})?/?$")
+
+INVALID_SESSION = "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"
+#: [I] the text Salesforce is widely quoted with for a non-admin Metadata API caller.
+INSUFFICIENT_ACCESS = ("INSUFFICIENT_ACCESS: use of the Metadata API requires a user with the "
+                       "ModifyAllData or ModifyMetadata permissions")
+
+#: Fields that are lists (maxOccurs="unbounded" in the WSDL), per type, at any depth. A field
+#: here becomes a list even when it occurs once; any other field repeated in a request does too.
+LIST_FIELDS: dict[str, frozenset[str]] = {
+    "ConnectedApp": frozenset({"attributes", "ipRanges", "permissionSetName", "profileName",
+                               "scopes", "locations", "options"}),
+    "ExternalClientApplication": frozenset(),
+    "ExtlClntAppOauthSettings": frozenset({"customAttributes", "trustedIpRanges"}),
+    "ExtlClntAppGlobalOauthSettings": frozenset(),
+    "ExtlClntAppOauthConfigurablePolicies": frozenset({"customAttributes"}),
+    "ExtlClntAppConfigurablePolicies": frozenset(),
+    "Profile": frozenset({"userPermissions", "loginIpRanges", "applicationVisibilities",
+                          "classAccesses", "customPermissions", "fieldPermissions",
+                          "objectPermissions", "pageAccesses", "recordTypeVisibilities",
+                          "tabVisibilities", "layoutAssignments", "loginFlows"}),
+    "PermissionSet": frozenset({"userPermissions", "applicationVisibilities", "classAccesses",
+                                "customPermissions", "fieldPermissions", "objectPermissions",
+                                "pageAccesses", "recordTypeVisibilities", "tabSettings",
+                                "externalCredentialPrincipalAccesses"}),
+    "NamedCredential": frozenset({"namedCredentialParameters"}),
+    "RemoteSiteSetting": frozenset(),
+    "MyDomainSettings": frozenset(),
+}
+
+_WRITES = {"createMetadata": "create", "updateMetadata": "update", "upsertMetadata": "upsert"}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
+                          remove_pis=True, huge_tree=False)
 
 
-def handle(ctx: Context, **_: object) -> Response:
-    return Response.of_json(501, [{"errorCode": "NOT_IMPLEMENTED", "message": "soap"}])
+class _ClientFault(Exception):
+    """A request Salesforce would refuse before looking at it (soapenv:Client)."""
+
+
+def handle(ctx: Context) -> Response:
+    request = ctx.request
+    if request.method.upper() != "POST" or not PATH.match(request.path):
+        return Response(404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"})
+    try:
+        envelope = etree.fromstring(request.body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        return soap_fault("soapenv:Client", f"Unable to parse the request: {exc.msg}")
+    try:
+        header, operation = _split(envelope)
+    except _ClientFault as exc:
+        return soap_fault("soapenv:Client", str(exc))
+    org = ctx.org
+    token = _text(header, "SessionHeader", "sessionId") if header is not None else None
+    session = org.session_for(token) if (org is not None and token) else None
+    if org is None or session is None:
+        return soap_fault("sf:INVALID_SESSION_ID", INVALID_SESSION)
+    if not (access.is_admin(org, session.user_id)
+            or access.has_permission(org, session.user_id, "ModifyMetadata")):
+        return soap_fault("sf:INSUFFICIENT_ACCESS", INSUFFICIENT_ACCESS)
+    all_or_none = (_text(header, "AllOrNoneHeader", "allOrNone") or "").strip() == "true"
+    name = etree.QName(operation).localname
+    try:
+        return _envelope(_call(ctx, name, operation, all_or_none))
+    except MetadataFault as exc:
+        return soap_fault(f"sf:{exc.code}", str(exc))
+    except _ClientFault as exc:
+        return soap_fault("soapenv:Client", str(exc))
+
+
+def _call(ctx: Context, name: str, op: etree._Element, all_or_none: bool) -> etree._Element:
+    org = ctx.org
+    assert org is not None
+    response = etree.Element(f"{{{MD_NS}}}{name}Response", nsmap={None: MD_NS})
+    if name == "readMetadata":
+        type_name = _child_text(op, "type")
+        records = metadata.read(org, type_name, _children_text(op, "fullNames"))
+        result = etree.SubElement(response, _md("result"))
+        for record in records:
+            element = etree.SubElement(result, _md("records"))
+            element.set(f"{{{XSI_NS}}}type", type_name)
+            if record is not None:
+                _append_fields(element, _ordered(record))
+    elif name in _WRITES:
+        type_name, components = _components(op)
+        if components:
+            metadata.check_count(len(components))
+            metadata.kind_of(type_name)
+        ctx.mark_write()
+        results = metadata.save(org, type_name, components, _WRITES[name],  # type: ignore[arg-type]
+                                all_or_none) if components else []
+        _append_results(response, results, upsert=name == "upsertMetadata")
+    elif name == "deleteMetadata":
+        type_name = _child_text(op, "type")
+        names = _children_text(op, "fullNames")
+        metadata.kind_of(type_name)
+        metadata.check_count(len(names))
+        ctx.mark_write()
+        _append_results(response, metadata.delete(org, type_name, names, all_or_none),
+                        upsert=False)
+    elif name == "listMetadata":
+        types = [_child_text(q, "type") for q in op if etree.QName(q).localname == "queries"]
+        for props in metadata.list_metadata(org, types):
+            _append_fields(etree.SubElement(response, _md("result")), props)
+    elif name == "describeMetadata":
+        _append_fields(etree.SubElement(response, _md("result")), metadata.describe())
+    else:
+        raise _ClientFault(f"No operation available for request {{{MD_NS}}}{name}")
+    return response
+
+
+# ---- request ---------------------------------------------------------------------------------
+
+
+def _split(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element]:
+    if envelope.tag != f"{{{SOAP_NS}}}Envelope":
+        raise _ClientFault("Not a SOAP 1.1 envelope")
+    header = envelope.find(f"{{{SOAP_NS}}}Header")
+    body = envelope.find(f"{{{SOAP_NS}}}Body")
+    operations = [el for el in body if isinstance(el.tag, str)] if body is not None else []
+    if not operations:
+        raise _ClientFault("The SOAP body holds no operation")
+    return header, operations[0]
+
+
+def _md(local: str) -> str:
+    return f"{{{MD_NS}}}{local}"
+
+
+def _local_children(parent: etree._Element, local: str) -> list[etree._Element]:
+    return [el for el in parent if isinstance(el.tag, str) and etree.QName(el).localname == local]
+
+
+def _text(parent: etree._Element | None, *path: str) -> str | None:
+    node = parent
+    for local in path:
+        if node is None:
+            return None
+        found = _local_children(node, local)
+        node = found[0] if found else None
+    return None if node is None else (node.text or "")
+
+
+def _child_text(parent: etree._Element, local: str) -> str:
+    return (_text(parent, local) or "").strip()
+
+
+def _children_text(parent: etree._Element, local: str) -> list[str]:
+    return [(el.text or "").strip() for el in _local_children(parent, local)]
+
+
+def _components(op: etree._Element) -> tuple[str, list[Component]]:
+    """The ``metadata`` elements of a write call, as dicts, and their single type."""
+    elements = _local_children(op, "metadata")
+    types = []
+    for el in elements:
+        raw = el.get(f"{{{XSI_NS}}}type")
+        if not raw:
+            raise MetadataFault("INVALID_TYPE", "Must specify a {http://www.w3.org/2001/"
+                                                "XMLSchema-instance}type attribute value")
+        prefix, _, local = raw.rpartition(":")
+        if prefix and el.nsmap.get(prefix) not in (MD_NS, None):
+            metadata.kind_of(None)  # a type from another namespace is no metadata type
+        types.append(local)
+    distinct = sorted(set(types))
+    if len(distinct) > 1:
+        # Reference: one type per call. The fault code is the sandbox's choice (metadata.CHOICES).
+        raise MetadataFault("INVALID_TYPE", "Cannot mix metadata types in one call "
+                                            f"({', '.join(distinct)})")
+    type_name = distinct[0] if distinct else ""
+    if elements:
+        metadata.kind_of(type_name)
+    lists = LIST_FIELDS.get(type_name, frozenset())
+    components = []
+    for el in elements:
+        value = _to_value(el, lists)
+        components.append(value if isinstance(value, dict) else {})
+    return type_name, components
+
+
+def _to_value(el: etree._Element, lists: frozenset[str]) -> Any:
+    """XML to plain values: "true"/"false" -> bool, other text -> str, nil -> None."""
+    if el.get(f"{{{XSI_NS}}}nil") == "true":
+        return None
+    children = [c for c in el if isinstance(c.tag, str)]
+    if not children:
+        text = el.text or ""
+        if text in ("true", "false"):
+            return text == "true"
+        return text
+    out: dict[str, Any] = {}
+    for child in children:
+        key = etree.QName(child).localname
+        value = _to_value(child, lists)
+        if key in out:
+            if not isinstance(out[key], list):
+                out[key] = [out[key]]
+            out[key].append(value)
+        else:
+            out[key] = [value] if key in lists else value
+    return out
+
+
+# ---- response --------------------------------------------------------------------------------
+
+
+def _envelope(response: etree._Element) -> Response:
+    root = etree.Element(f"{{{SOAP_NS}}}Envelope",
+                         nsmap={"soapenv": SOAP_NS, None: MD_NS, "xsi": XSI_NS})
+    body = etree.SubElement(root, f"{{{SOAP_NS}}}Body")
+    body.append(response)
+    etree.cleanup_namespaces(root, top_nsmap={"soapenv": SOAP_NS, None: MD_NS, "xsi": XSI_NS})
+    return Response.of_xml(200, etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _ordered(value: Any) -> Any:
+    """Metadata records in WSDL order: fullName first, then fields alphabetically."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (k != "fullName", k))
+        return {k: _ordered(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def _append_fields(parent: etree._Element, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if key.startswith("_"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            child = etree.SubElement(parent, _md(key))
+            if isinstance(item, dict):
+                _append_fields(child, item)
+            elif isinstance(item, bool):
+                child.text = "true" if item else "false"
+            else:
+                child.text = str(item)
+
+
+def _append_results(parent: etree._Element, results: list[Result], upsert: bool) -> None:
+    for r in results:
+        fields: dict[str, Any] = {}
+        if upsert:
+            fields["created"] = r.created
+        fields["errors"] = [{"fields": e.fields, "message": e.message,
+                             "statusCode": e.status_code} for e in r.errors]
+        fields["fullName"] = r.full_name
+        fields["success"] = r.success
+        _append_fields(etree.SubElement(parent, _md("result")), fields)

@@ -1,0 +1,803 @@
+"""Metadata API semantics of the sandbox org: what each supported type means over the Org.
+
+``soap.py`` turns the SOAP envelope into plain values (components are nested dicts, booleans as
+``bool``, other leaves as ``str``, repeated fields as lists) and calls the functions at the end
+of this module; everything here is independent of XML.
+
+Storage follows ``state.py``: most types are kept as-is in ``org.metadata[type][fullName]``.
+Three are different:
+
+* ``ConnectedApp`` is stored without ``profileName``/``permissionSetName``; those are the
+  SetupEntityAccess rows of the app's ConnectedApplication row, derived on read and rewritten on
+  write (only for the element the request carries; an empty element clears it).
+* ``Profile`` and ``PermissionSet`` are views over the Profile / PermissionSet / LoginIpRange
+  rows, so REST and Metadata always agree.
+
+Keys starting with ``_`` (the ECA header's ``_id``) and secrets (``consumerSecret``) are never
+returned. Where the real behaviour is unknown, the choice is in ``CHOICES`` below (one place, so
+docs/sandbox.md can quote it).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from remediate.sandbox import access
+from remediate.sandbox.ids import same_id, to18
+from remediate.sandbox.schema import PERMISSION_FLAGS
+from remediate.sandbox.state import Org, Row
+
+Component = dict[str, Any]
+Mode = Literal["create", "update", "upsert"]
+
+#: Components (or names) per CRUD call, reference 3.2.
+MAX_COMPONENTS = 10
+#: Queries per listMetadata call, reference 3.2.
+MAX_LIST_QUERIES = 3
+
+#: Behaviours the reference does not settle; each is the sandbox's choice [I].
+CHOICES: dict[str, str] = {
+    "too_many": "more than 10 components/names (3 list queries) -> fault sf:EXCEEDED_ID_LIMIT",
+    "mixed_types": "components of several types in one call -> fault sf:INVALID_TYPE",
+    "not_admin": "session user neither admin nor ModifyMetadata -> fault sf:INSUFFICIENT_ACCESS",
+    "create_existing": "createMetadata of an existing name -> DUPLICATE_VALUE",
+    "missing": "update/delete of a missing name -> INVALID_CROSS_REFERENCE_KEY "
+               "'In field: fullName - no <Type> named <name> found'",
+    "bad_reference": "unknown profile/permission set/ECA/licence name -> "
+                     "INVALID_CROSS_REFERENCE_KEY 'In field: <field> - no <Type> named <x> found'",
+    "required": "missing required field -> REQUIRED_FIELD_MISSING 'Required field is missing: <f>'",
+    "profile_create": "creating or deleting a Profile -> INVALID_OPERATION",
+    "unknown_permission": "unknown userPermissions name -> INVALID_FIELD "
+                          "'Unknown user permission: <name>'",
+    "my_domain_name": "changing MyDomainSettings.myDomainName -> FIELD_INTEGRITY_EXCEPTION",
+    "consumer_key": "consumerKey/consumerSecret are kept from creation; values sent on update "
+                    "are ignored",
+    "view_updates": "Profile/PermissionSet/MyDomainSettings updates merge: absent fields keep "
+                    "their value; other types are replaced whole",
+    "all_or_none": "allOrNone=true and a failure -> nothing saved; components that would have "
+                   "succeeded report ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    "eca_delete": "deleting an ExternalClientApplication also deletes its settings/policies "
+                  "components and its SetupEntityAccess rows",
+    "permission_set_delete": "deleting a PermissionSet also deletes its assignments and "
+                             "SetupEntityAccess rows",
+    "write_counter": "every create/update/upsert/delete call that reaches the org counts as one "
+                     "write, whatever its per-component results",
+}
+
+RUN_AS_MESSAGE = "Enter a valid execution user for the OAuth client credentials flow."
+ROLLED_BACK_MESSAGE = ("Record rolled back because not all records were valid and the request "
+                       "was using AllOrNone header")
+#: listMetadata dates for components that have no row to take them from.
+DEFAULT_DATE = "2020-01-01T00:00:00.000Z"
+
+
+class MetadataFault(Exception):
+    """A whole-call failure: becomes a SOAP fault ``sf:<code>`` with ``<code>: <message>``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class SaveError:
+    status_code: str
+    message: str
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """SaveResult / UpsertResult / DeleteResult."""
+
+    full_name: str
+    errors: list[SaveError] = field(default_factory=list)
+    created: bool = False
+
+    @property
+    def success(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    directory: str
+    suffix: str
+    id_prefix: str  # for generated ids of components that have no row
+
+
+def _invalid_type() -> MetadataFault:
+    return MetadataFault("INVALID_TYPE", "This type of metadata is not available for this "
+                                         "organization")
+
+
+def _missing(type_name: str, name: str) -> SaveError:
+    return SaveError("INVALID_CROSS_REFERENCE_KEY",
+                     f"In field: fullName - no {type_name} named {name} found", ["fullName"])
+
+
+def _bad_ref(field_name: str, type_name: str, value: str) -> SaveError:
+    return SaveError("INVALID_CROSS_REFERENCE_KEY",
+                     f"In field: {field_name} - no {type_name} named {value} found", [field_name])
+
+
+def _required(field_name: str) -> SaveError:
+    return SaveError("REQUIRED_FIELD_MISSING", f"Required field is missing: {field_name}",
+                     [field_name])
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    """List field values without the empty placeholders an empty element parses to."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if v not in ("", None, {})]
+
+
+def _public(value: Any) -> Any:
+    """A deep copy without internal ``_`` keys."""
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_public(v) for v in value]
+    return value
+
+
+def _generated_id(prefix: str, type_name: str, name: str) -> str:
+    digest = hashlib.sha256(f"{type_name}:{name}".encode()).digest()
+    alphabet = string.digits + string.ascii_uppercase + string.ascii_lowercase
+    body = "".join(alphabet[b % 62] for b in digest[:12])
+    return to18(prefix + body)
+
+
+# ---- per-type behaviour ------------------------------------------------------------------------
+
+
+class Kind:
+    """One metadata type. Subclasses override what differs from 'stored as-is by fullName'."""
+
+    name: str = ""
+    required: tuple[str, ...] = ()
+    merge_on_update = False
+
+    def store(self, org: Org) -> dict[str, Component]:
+        return org.metadata.setdefault(self.name, {})
+
+    def names(self, org: Org) -> list[str]:
+        return list(self.store(org))
+
+    def exists(self, org: Org, name: str) -> bool:
+        return name in self.store(org)
+
+    def read(self, org: Org, name: str) -> Component | None:
+        comp = self.store(org).get(name)
+        return None if comp is None else _public(comp)
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        del creating
+        return [_required(f) for f in self.required if comp.get(f) in (None, "")]
+
+    def write(self, org: Org, comp: Component, creating: bool) -> None:
+        store = self.store(org)
+        old = store.get(comp["fullName"], {})
+        new = {**old, **comp} if (self.merge_on_update and not creating) else dict(comp)
+        for key, value in old.items():  # internal keys survive an update
+            if key.startswith("_"):
+                new.setdefault(key, value)
+        store[comp["fullName"]] = new
+
+    def remove(self, org: Org, name: str) -> list[SaveError]:
+        self.store(org).pop(name, None)
+        return []
+
+    def row(self, org: Org, name: str) -> Row | None:  # noqa: ARG002
+        """The sObject row behind the component, when there is one."""
+        return None
+
+    def record_id(self, org: Org, name: str) -> str:
+        row = self.row(org, name)
+        if row is not None:
+            return str(row["Id"])
+        return _generated_id(TYPES[self.name].id_prefix, self.name, name)
+
+
+class ConnectedAppKind(Kind):
+    name = "ConnectedApp"
+    required = ("label", "contactEmail")
+    _grant_fields = ("profileName", "permissionSetName")
+
+    def row(self, org: Org, name: str) -> Row | None:
+        return org.connected_application(name)
+
+    def read(self, org: Org, name: str) -> Component | None:
+        comp = super().read(org, name)
+        if comp is None:
+            return None
+        oauth = comp.get("oauthConfig")
+        if isinstance(oauth, dict):
+            oauth.pop("consumerSecret", None)
+        for key in self._grant_fields:
+            comp.pop(key, None)
+        row = self.row(org, name)
+        if row is not None:
+            profiles, sets = [], []
+            for parent in access.granting_parents(org, row["Id"]):
+                if parent.get("IsOwnedByProfile"):
+                    profile = org.get("Profile", parent.get("ProfileId"))
+                    if profile is not None:
+                        profiles.append(profile["Name"])
+                else:
+                    sets.append(parent["Name"])
+            if profiles:
+                comp["profileName"] = profiles
+            if sets:
+                comp["permissionSetName"] = sets
+        return comp
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        errors = super().validate(org, comp, creating)
+        run_as = _as_dict(comp.get("oauthConfig")).get("oauthClientCredentialUser")
+        if run_as and org.user_by_username(str(run_as)) is None:
+            errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION", RUN_AS_MESSAGE,
+                                    ["oauthClientCredentialUser"]))
+        for profile in _as_list(comp.get("profileName")):
+            if org.profile_by_name(str(profile)) is None:
+                errors.append(_bad_ref("profileName", "Profile", str(profile)))
+        for ps in _as_list(comp.get("permissionSetName")):
+            if org.permission_set_by_name(str(ps)) is None:
+                errors.append(_bad_ref("permissionSetName", "PermissionSet", str(ps)))
+        return errors
+
+    def write(self, org: Org, comp: Component, creating: bool) -> None:
+        name = comp["fullName"]
+        old_oauth = _as_dict(self.store(org).get(name, {}).get("oauthConfig"))
+        stored = {k: v for k, v in comp.items() if k not in self._grant_fields}
+        if isinstance(stored.get("oauthConfig"), dict):
+            oauth = dict(stored["oauthConfig"])
+            if old_oauth.get("consumerKey"):
+                oauth["consumerKey"] = old_oauth["consumerKey"]
+                oauth["consumerSecret"] = old_oauth.get("consumerSecret")
+            oauth.setdefault("consumerKey", _new_consumer_key())
+            if not oauth.get("consumerSecret"):
+                oauth["consumerSecret"] = secrets.token_hex(32)
+            stored["oauthConfig"] = oauth
+        super().write(org, stored, creating)
+        row = self.row(org, name)
+        if row is None:
+            row = org.insert("ConnectedApplication", {
+                "Name": name, "OptionsIsInternal": False,
+                "OptionsRefreshTokenValidityMetric": False, "StartUrl": comp.get("startUrl"),
+                "MobileStartUrl": comp.get("mobileStartUrl"), "RefreshTokenValidityPeriod": None})
+        else:
+            org.update("ConnectedApplication", row["Id"], {"StartUrl": comp.get("startUrl")})
+        if "profileName" in comp:
+            parents = []
+            for profile_name in _as_list(comp["profileName"]):
+                profile = org.profile_by_name(str(profile_name))
+                owned = org.profile_permission_set(profile["Id"]) if profile else None
+                if owned is not None:
+                    parents.append(owned["Id"])
+            _replace_grants(org, row["Id"], parents, profile_owned=True)
+        if "permissionSetName" in comp:
+            parents = []
+            for ps_name in _as_list(comp["permissionSetName"]):
+                ps = org.permission_set_by_name(str(ps_name))
+                if ps is not None:
+                    parents.append(ps["Id"])
+            _replace_grants(org, row["Id"], parents, profile_owned=False)
+
+    def remove(self, org: Org, name: str) -> list[SaveError]:
+        super().remove(org, name)
+        row = self.row(org, name)
+        if row is not None:
+            _replace_grants(org, row["Id"], [], profile_owned=None)
+            org.delete("ConnectedApplication", row["Id"])
+        return []
+
+
+def _new_consumer_key() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "3MVG9" + "".join(secrets.choice(alphabet) for _ in range(80))
+
+
+def _replace_grants(org: Org, entity_id: str, parent_ids: list[str],
+                    profile_owned: bool | None) -> None:
+    """Make the app's SetupEntityAccess rows of one kind of parent exactly ``parent_ids``.
+
+    ``profile_owned`` picks the rows considered (profile-owned parents, other permission sets,
+    or None for all); rows that stay are kept with their ids.
+    """
+    wanted = {pid[:15]: pid for pid in parent_ids}
+    for sea in list(org.tables["SetupEntityAccess"].values()):
+        if not same_id(sea.get("SetupEntityId"), entity_id):
+            continue
+        parent = org.get("PermissionSet", sea.get("ParentId"))
+        is_profile = bool(parent and parent.get("IsOwnedByProfile"))
+        if profile_owned is not None and is_profile != profile_owned:
+            continue
+        key = str(sea.get("ParentId"))[:15]
+        if key in wanted:
+            wanted.pop(key)
+        else:
+            org.delete("SetupEntityAccess", sea["Id"])
+    entity_type = "ConnectedApplication" if entity_id.startswith("0H4") \
+        else "ExternalClientApplication"
+    for pid in wanted.values():
+        org.insert("SetupEntityAccess", {"ParentId": pid, "SetupEntityId": entity_id,
+                                         "SetupEntityType": entity_type})
+
+
+class EcaHeaderKind(Kind):
+    name = "ExternalClientApplication"
+
+    def write(self, org: Org, comp: Component, creating: bool) -> None:
+        existing = self.store(org).get(comp["fullName"])
+        super().write(org, comp, creating)
+        if existing is None or "_id" not in existing:
+            self.store(org)[comp["fullName"]]["_id"] = org.ids.new("ExternalClientApplication")
+
+    def record_id(self, org: Org, name: str) -> str:
+        return str(self.store(org).get(name, {}).get("_id") or super().record_id(org, name))
+
+    def remove(self, org: Org, name: str) -> list[SaveError]:
+        header = self.store(org).pop(name, None)
+        for child in ECA_CHILDREN:
+            store = org.metadata.get(child, {})
+            for child_name in [n for n, c in store.items()
+                               if c.get("externalClientApplication") == name]:
+                del store[child_name]
+        if header is not None and header.get("_id"):
+            _replace_grants(org, header["_id"], [], profile_owned=None)
+        return []
+
+
+class EcaChildKind(Kind):
+    required = ("externalClientApplication",)
+    secret_fields: tuple[str, ...] = ()
+    run_as_field: str | None = None
+
+    def __init__(self, name: str, secret_fields: tuple[str, ...] = (),
+                 run_as_field: str | None = None) -> None:
+        self.name = name
+        self.secret_fields = secret_fields
+        self.run_as_field = run_as_field
+
+    def read(self, org: Org, name: str) -> Component | None:
+        comp = super().read(org, name)
+        if comp is not None:
+            for key in self.secret_fields:
+                comp.pop(key, None)
+        return comp
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        errors = super().validate(org, comp, creating)
+        header = comp.get("externalClientApplication")
+        if header and header not in org.metadata.get("ExternalClientApplication", {}):
+            errors.append(_bad_ref("externalClientApplication", "ExternalClientApplication",
+                                   str(header)))
+        if self.run_as_field:
+            run_as = comp.get(self.run_as_field)
+            if run_as and org.user_by_username(str(run_as)) is None:
+                errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION", RUN_AS_MESSAGE,
+                                        [self.run_as_field]))
+        return errors
+
+    def write(self, org: Org, comp: Component, creating: bool) -> None:
+        old = self.store(org).get(comp["fullName"], {})
+        comp = dict(comp)
+        if self.secret_fields:  # OAuth global settings: the key pair is kept from creation
+            for key in ("consumerKey", "consumerSecret"):
+                if old.get(key):
+                    comp[key] = old[key]
+            comp.setdefault("consumerKey", _new_consumer_key())
+            if not comp.get("consumerSecret"):
+                comp["consumerSecret"] = secrets.token_hex(32)
+        super().write(org, comp, creating)
+
+
+class MyDomainKind(Kind):
+    name = "MyDomainSettings"
+    merge_on_update = True
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        errors = super().validate(org, comp, creating)
+        current = self.store(org).get(comp["fullName"], {})
+        wanted = comp.get("myDomainName")
+        if wanted not in (None, "") and current and wanted != current.get("myDomainName"):
+            errors.append(SaveError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "The My Domain name can't be changed through the Metadata API. "
+                "Change it in Setup on the My Domain page.", ["myDomainName"]))
+        return errors
+
+
+def _user_permissions(ps: Row | None) -> list[dict[str, Any]]:
+    if ps is None:
+        return []
+    return [{"enabled": True, "name": flag} for flag in PERMISSION_FLAGS
+            if ps.get(f"Permissions{flag}")]
+
+
+def _permission_errors(comp: Component) -> list[SaveError]:
+    errors = []
+    for item in _as_list(comp.get("userPermissions")):
+        name = _as_dict(item).get("name")
+        if name not in PERMISSION_FLAGS:
+            errors.append(SaveError("INVALID_FIELD", f"Unknown user permission: {name}",
+                                    ["userPermissions"]))
+    return errors
+
+
+def _permission_values(comp: Component) -> dict[str, bool]:
+    out = {}
+    for item in _as_list(comp.get("userPermissions")):
+        entry = _as_dict(item)
+        out[f"Permissions{entry['name']}"] = entry.get("enabled") is True
+    return out
+
+
+class ProfileKind(Kind):
+    name = "Profile"
+
+    def row(self, org: Org, name: str) -> Row | None:
+        return org.profile_by_name(name)
+
+    def names(self, org: Org) -> list[str]:
+        return [str(r["Name"]) for r in org.tables["Profile"].values()]
+
+    def exists(self, org: Org, name: str) -> bool:
+        return self.row(org, name) is not None
+
+    def read(self, org: Org, name: str) -> Component | None:
+        profile = self.row(org, name)
+        if profile is None:
+            return None
+        comp: Component = {"fullName": profile["Name"], "custom": False}
+        if profile.get("Description"):
+            comp["description"] = profile["Description"]
+        ranges = []
+        for r in org.find("LoginIpRange", ProfileId=profile["Id"]):
+            item = {"startAddress": r["StartAddress"], "endAddress": r["EndAddress"]}
+            if r.get("Description"):
+                item["description"] = r["Description"]
+            ranges.append(item)
+        if ranges:
+            comp["loginIpRanges"] = ranges
+        lic = org.get("UserLicense", profile.get("UserLicenseId"))
+        if lic is not None:
+            comp["userLicense"] = lic["Name"]
+        perms = _user_permissions(org.profile_permission_set(profile["Id"]))
+        if perms:
+            comp["userPermissions"] = perms
+        return comp
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        if creating:
+            return [SaveError("INVALID_OPERATION",
+                              "The sandbox can't create profiles through the Metadata API; "
+                              "clone a profile in Setup.")]
+        errors = _permission_errors(comp)
+        for item in _as_list(comp.get("loginIpRanges")):
+            entry = _as_dict(item)
+            try:
+                start = ipaddress.ip_address(str(entry.get("startAddress")))
+                end = ipaddress.ip_address(str(entry.get("endAddress")))
+                valid = start.version == end.version and start <= end  # type: ignore[operator]
+            except ValueError:
+                valid = False
+            if not valid:
+                errors.append(SaveError(
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    f"Invalid IP address range: {entry.get('startAddress')} - "
+                    f"{entry.get('endAddress')}", ["loginIpRanges"]))
+        return errors
+
+    def write(self, org: Org, comp: Component, creating: bool) -> None:
+        del creating
+        profile = self.row(org, comp["fullName"])
+        assert profile is not None
+        owned = org.profile_permission_set(profile["Id"])
+        flags = _permission_values(comp)
+        if owned is not None and flags:
+            org.update("PermissionSet", owned["Id"], flags)
+        if "description" in comp:
+            org.update("Profile", profile["Id"], {"Description": comp["description"] or None})
+        if "loginIpRanges" in comp:
+            for r in org.find("LoginIpRange", ProfileId=profile["Id"]):
+                org.delete("LoginIpRange", r["Id"])
+            for item in _as_list(comp["loginIpRanges"]):
+                entry = _as_dict(item)
+                org.insert("LoginIpRange", {
+                    "ProfileId": profile["Id"], "StartAddress": entry["startAddress"],
+                    "EndAddress": entry["endAddress"],
+                    "Description": entry.get("description") or None})
+        org.update("Profile", profile["Id"], {})  # LastModifiedDate
+
+    def remove(self, org: Org, name: str) -> list[SaveError]:  # noqa: ARG002
+        return [SaveError("INVALID_OPERATION",
+                          "The sandbox can't delete profiles through the Metadata API.")]
+
+
+class PermissionSetKind(Kind):
+    name = "PermissionSet"
+
+    def row(self, org: Org, name: str) -> Row | None:
+        return org.permission_set_by_name(name)
+
+    def names(self, org: Org) -> list[str]:
+        return [str(r["Name"]) for r in org.tables["PermissionSet"].values()
+                if not r.get("IsOwnedByProfile")]
+
+    def exists(self, org: Org, name: str) -> bool:
+        return self.row(org, name) is not None
+
+    def read(self, org: Org, name: str) -> Component | None:
+        ps = self.row(org, name)
+        if ps is None:
+            return None
+        comp: Component = {"fullName": ps["Name"], "label": ps.get("Label") or ps["Name"],
+                           "hasActivationRequired": bool(ps.get("HasActivationRequired"))}
+        if ps.get("Description"):
+            comp["description"] = ps["Description"]
+        license_name = _license_label(org, ps.get("LicenseId"))
+        if license_name:
+            comp["license"] = license_name
+        perms = _user_permissions(ps)
+        if perms:
+            comp["userPermissions"] = perms
+        return comp
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        errors = []
+        if creating and not comp.get("label"):
+            errors.append(_required("label"))
+        lic = comp.get("license")
+        if lic and _license_id(org, str(lic)) is None:
+            errors.append(_bad_ref("license", "PermissionSetLicense", str(lic)))
+        return errors + _permission_errors(comp)
+
+    def write(self, org: Org, comp: Component, creating: bool) -> None:
+        values: Row = {}
+        if "label" in comp:
+            values["Label"] = comp["label"] or comp["fullName"]
+        if "description" in comp:
+            values["Description"] = comp["description"] or None
+        if "license" in comp:
+            values["LicenseId"] = _license_id(org, str(comp["license"])) if comp["license"] \
+                else None
+        if "hasActivationRequired" in comp:
+            values["HasActivationRequired"] = comp["hasActivationRequired"] is True
+        values.update(_permission_values(comp))
+        ps = self.row(org, comp["fullName"])
+        if ps is None or creating:
+            base: Row = {"Name": comp["fullName"], "Label": comp["fullName"], "Description": None,
+                         "IsCustom": True, "IsOwnedByProfile": False, "ProfileId": None,
+                         "PermissionSetGroupId": None, "LicenseId": None, "NamespacePrefix": None,
+                         "Type": "Regular", "HasActivationRequired": False,
+                         **{f"Permissions{f}": False for f in PERMISSION_FLAGS}}
+            org.insert("PermissionSet", {**base, **values})
+        else:
+            org.update("PermissionSet", ps["Id"], values)
+
+    def remove(self, org: Org, name: str) -> list[SaveError]:
+        ps = self.row(org, name)
+        if ps is not None:
+            for table, key in (("PermissionSetAssignment", "PermissionSetId"),
+                               ("SetupEntityAccess", "ParentId")):
+                for r in org.find(table, **{key: ps["Id"]}):
+                    org.delete(table, r["Id"])
+            org.delete("PermissionSet", ps["Id"])
+        return []
+
+
+def _license_id(org: Org, name: str) -> str | None:
+    psl = org.license_by_name(name)
+    if psl is not None:
+        return str(psl["Id"])
+    ul = org.find_one("UserLicense", Name=name)
+    return str(ul["Id"]) if ul is not None else None
+
+
+def _license_label(org: Org, license_id: str | None) -> str | None:
+    psl = org.get("PermissionSetLicense", license_id)
+    if psl is not None:
+        return str(psl["MasterLabel"])
+    ul = org.get("UserLicense", license_id)
+    return str(ul["Name"]) if ul is not None else None
+
+
+def _simple(name: str, required: tuple[str, ...] = ()) -> Kind:
+    kind = Kind()
+    kind.name = name
+    kind.required = required
+    return kind
+
+
+ECA_CHILDREN = ("ExtlClntAppOauthSettings", "ExtlClntAppGlobalOauthSettings",
+                "ExtlClntAppOauthConfigurablePolicies", "ExtlClntAppConfigurablePolicies")
+
+#: File layout of each supported type (reference 2.1, 2.2, 3.4) and the key prefix of the
+#: stable ids listMetadata makes up for components that have no row [I: prefixes].
+TYPES: dict[str, TypeInfo] = {
+    "ConnectedApp": TypeInfo("connectedApps", "connectedApp", "0H4"),
+    "ExternalClientApplication": TypeInfo("externalClientApps", "eca", "0xI"),
+    "ExtlClntAppOauthSettings": TypeInfo("extlClntAppOauthSettings", "ecaOauth", "0xS"),
+    "ExtlClntAppGlobalOauthSettings": TypeInfo("extlClntAppGlobalOauthSets", "ecaGlblOauth",
+                                               "0xG"),
+    "ExtlClntAppOauthConfigurablePolicies": TypeInfo("extlClntAppOauthPolicies", "ecaOauthPlcy",
+                                                     "0xP"),
+    "ExtlClntAppConfigurablePolicies": TypeInfo("extlClntAppPolicies", "ecaPlcy", "0xC"),
+    "Profile": TypeInfo("profiles", "profile", "00e"),
+    "PermissionSet": TypeInfo("permissionsets", "permissionset", "0PS"),
+    "NamedCredential": TypeInfo("namedCredentials", "namedCredential", "0XA"),
+    "RemoteSiteSetting": TypeInfo("remoteSiteSettings", "remoteSite", "0rp"),
+    "MyDomainSettings": TypeInfo("settings", "settings", "0Md"),
+}
+
+KINDS: dict[str, Kind] = {
+    "ConnectedApp": ConnectedAppKind(),
+    "ExternalClientApplication": EcaHeaderKind(),
+    "ExtlClntAppOauthSettings": EcaChildKind("ExtlClntAppOauthSettings"),
+    "ExtlClntAppGlobalOauthSettings": EcaChildKind("ExtlClntAppGlobalOauthSettings",
+                                                   secret_fields=("consumerSecret",)),
+    "ExtlClntAppOauthConfigurablePolicies": EcaChildKind(
+        "ExtlClntAppOauthConfigurablePolicies", run_as_field="clientCredentialsFlowUser"),
+    "ExtlClntAppConfigurablePolicies": EcaChildKind("ExtlClntAppConfigurablePolicies"),
+    "Profile": ProfileKind(),
+    "PermissionSet": PermissionSetKind(),
+    "NamedCredential": _simple("NamedCredential", ("label",)),
+    "RemoteSiteSetting": _simple("RemoteSiteSetting", ("url",)),
+    "MyDomainSettings": MyDomainKind(),
+}
+
+
+# ---- the calls ---------------------------------------------------------------------------------
+
+
+def kind_of(type_name: str | None) -> Kind:
+    """The supported type, or the INVALID_TYPE fault Salesforce answers for others."""
+    kind = KINDS.get(type_name or "")
+    if kind is None:
+        raise _invalid_type()
+    return kind
+
+
+def check_count(count: int, limit: int = MAX_COMPONENTS) -> None:
+    if count > limit:
+        raise MetadataFault("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than "
+                                                 f"{limit} records in this operation")
+
+
+def read(org: Org, type_name: str, names: list[str]) -> list[Component | None]:
+    """readMetadata: one entry per name, None where no such component exists."""
+    kind = kind_of(type_name)
+    check_count(len(names))
+    return [kind.read(org, name) for name in names]
+
+
+def save(org: Org, type_name: str, components: list[Component], mode: Mode,
+         all_or_none: bool = False) -> list[Result]:
+    """createMetadata / updateMetadata / upsertMetadata over components of one type."""
+    kind = kind_of(type_name)
+    check_count(len(components))
+    snapshot = _snapshot(org) if all_or_none else None
+    results = []
+    for comp in components:
+        name = str(comp.get("fullName") or "")
+        result = Result(name)
+        results.append(result)
+        if not name:
+            result.errors.append(_required("fullName"))
+            continue
+        exists = kind.exists(org, name)
+        if mode == "create" and exists:
+            result.errors.append(SaveError(
+                "DUPLICATE_VALUE", f"A {type_name} named {name} already exists", ["fullName"]))
+            continue
+        if mode == "update" and not exists:
+            result.errors.append(_missing(type_name, name))
+            continue
+        creating = not exists
+        result.errors.extend(kind.validate(org, comp, creating))
+        if result.errors:
+            continue
+        kind.write(org, comp, creating)
+        result.created = creating
+    return _settle(org, results, snapshot)
+
+
+def delete(org: Org, type_name: str, names: list[str], all_or_none: bool = False) -> list[Result]:
+    """deleteMetadata."""
+    kind = kind_of(type_name)
+    check_count(len(names))
+    snapshot = _snapshot(org) if all_or_none else None
+    results = []
+    for name in names:
+        result = Result(name)
+        results.append(result)
+        if not kind.exists(org, name):
+            result.errors.append(_missing(type_name, name))
+            continue
+        result.errors.extend(kind.remove(org, name))
+    return _settle(org, results, snapshot)
+
+
+def _snapshot(org: Org) -> tuple[dict[str, dict[str, Row]], dict[str, dict[str, Component]]]:
+    return copy.deepcopy(org.tables), copy.deepcopy(org.metadata)
+
+
+def _settle(org: Org, results: list[Result],
+            snapshot: tuple[dict[str, dict[str, Row]], dict[str, dict[str, Component]]] | None,
+            ) -> list[Result]:
+    """With allOrNone, a failure anywhere undoes every change of the call."""
+    if snapshot is None or all(r.success for r in results):
+        return results
+    tables, metadata = snapshot
+    for name, table in tables.items():
+        org.tables[name] = table
+    org.metadata.clear()
+    org.metadata.update(metadata)
+    for r in results:
+        if r.success:
+            r.created = False
+            r.errors.append(SaveError("ALL_OR_NONE_OPERATION_ROLLED_BACK", ROLLED_BACK_MESSAGE))
+    return results
+
+
+def _api_date(value: Any) -> str:
+    """Row timestamps (2026-01-01T00:00:00.000+0000) as xsd:dateTime."""
+    if not value:
+        return DEFAULT_DATE
+    text = str(value)
+    return text[:-5] + "Z" if text.endswith("+0000") else text
+
+
+def _admin(org: Org) -> Row | None:
+    users = sorted(org.tables["User"].values(), key=lambda u: str(u["Id"]))
+    for user in users:
+        if access.is_admin(org, user["Id"]):
+            return user
+    return users[0] if users else None
+
+
+def list_metadata(org: Org, types: list[str]) -> list[dict[str, Any]]:
+    """listMetadata: FileProperties for every component of the queried types."""
+    check_count(len(types), MAX_LIST_QUERIES)
+    kinds = [kind_of(t) for t in types]
+    admin = _admin(org)
+    admin_id = str(admin["Id"]) if admin else ""
+    admin_name = str(admin.get("Name") or admin.get("Username")) if admin else ""
+    out = []
+    for kind in kinds:
+        info = TYPES[kind.name]
+        for name in kind.names(org):
+            row = kind.row(org, name)
+            created = _api_date(row.get("CreatedDate")) if row else DEFAULT_DATE
+            modified = _api_date(row.get("LastModifiedDate")) if row else DEFAULT_DATE
+            out.append({
+                "createdById": admin_id, "createdByName": admin_name, "createdDate": created,
+                "fileName": f"{info.directory}/{name}.{info.suffix}", "fullName": name,
+                "id": kind.record_id(org, name), "lastModifiedById": admin_id,
+                "lastModifiedByName": admin_name, "lastModifiedDate": modified,
+                "manageableState": "unmanaged", "type": kind.name,
+            })
+    return out
+
+
+def describe() -> dict[str, Any]:
+    """describeMetadata: the types this sandbox serves."""
+    objects = [{"directoryName": info.directory, "inFolder": False, "metaFile": False,
+                "suffix": info.suffix, "xmlName": name} for name, info in TYPES.items()]
+    return {"metadataObjects": objects, "organizationNamespace": "",
+            "partialSaveAllowed": True, "testRequired": False}
