@@ -1,9 +1,1205 @@
-"""Placeholder: filled in by the rest handler work."""
+"""The sandbox org's REST and Tooling API (reference section 5; objects from section 4).
+
+``handle`` authenticates the request, parses ``/services/data/vNN.N[/tooling]/...`` into a
+``_Call`` and hands it to ``_route``. The composite resource builds a ``_Call`` per subrequest
+and goes through the same router, so a subrequest behaves exactly like the call on its own.
+
+Record changes go through three functions, ``_insert``, ``_update`` and ``_delete``, which
+single-record CRUD and ``composite/sobjects`` share. The org's business rules (duplicates,
+licences, profile-owned permission sets, references) live in ``_validate_insert``,
+``_validate_update`` and ``_validate_delete``; the side effects of a successful change (licence
+counts, installed packages, a new user's profile assignment) in ``_after_insert`` and
+``_after_delete``.
+
+Where the reference leaves Salesforce's behaviour open, the choice is a constant or a row in
+``CHOSEN`` below, so docs/sandbox.md can list them from one place.
+"""
 
 from __future__ import annotations
 
-from remediate.sandbox.app import Context, Response
+import copy
+import json
+import re
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from remediate.sandbox import access
+from remediate.sandbox.app import (
+    API_VERSIONS,
+    DAILY_API_MAX,
+    RELEASE_NAMES,
+    Context,
+    Response,
+    Sandbox,
+    rest_error,
+)
+from remediate.sandbox.ids import KEY_PREFIXES, is_valid_id, same_id
+from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS, SObject, lookup
+from remediate.sandbox.state import Org, Row, Session
+
+# ---- behaviour chosen where the reference is uncertain ------------------------------------
+
+#: One line per choice: what the sandbox does, and why. Mirrored in docs/sandbox.md.
+CHOSEN: dict[str, str] = {
+    "duplicate_assignment": "DUPLICATE_VALUE 'Duplicate PermissionSetAssignment. Assignee: <id>; "
+                            "Permission Set: <id>' (18-char ids, semicolon form of the sf CLI "
+                            "quote, reference 4.4)",
+    "duplicate_license_assignment": "DUPLICATE_VALUE 'Duplicate PermissionSetLicenseAssign. "
+                                    "Assignee: <id>; Permission Set License: <id>' (same shape "
+                                    "as the assignment duplicate)",
+    "license_missing": "FIELD_INTEGRITY_EXCEPTION \"The user license doesn't allow the "
+                       "permission: <first permission of the set>\" with fields "
+                       "[PermissionSetId] (the wording quoted in reference 4.5)",
+    "profile_owned_assign": "assigning or unassigning a profile-owned permission set: "
+                            "FIELD_INTEGRITY_EXCEPTION (the profile decides those assignments)",
+    "profile_owned_modify": "updating or deleting a profile-owned PermissionSet: "
+                            "INSUFFICIENT_ACCESS_OR_READONLY (reference 4.3: not modifiable)",
+    "license_exhausted": "PermissionSetLicenseAssign when UsedLicenses >= TotalLicenses: "
+                         "LICENSE_LIMIT_EXCEEDED 'License Limit Exceeded'",
+    "license_in_use": "deleting a PermissionSetLicenseAssign the user's permission sets still "
+                      "need: FIELD_INTEGRITY_EXCEPTION",
+    "permission_set_in_use": "deleting a PermissionSet that is still assigned: DELETE_FAILED",
+    "dml_needs_admin": "DML by a session without ManageUsers or ModifyAllData: HTTP 403 "
+                       "INSUFFICIENT_ACCESS 'insufficient access rights on object id' (one "
+                       "quote); as statusCode of the item inside composite/sobjects",
+    "not_createable": "insert/update/delete on an object that does not allow it: 400 "
+                      "INVALID_TYPE_FOR_OPERATION 'entity type cannot be inserted|updated|"
+                      "deleted'",
+    "read_only_field": "writing a read-only field: 400 INVALID_FIELD_FOR_INSERT_UPDATE "
+                       "'Unable to create/update fields: X. ...'",
+    "bad_id": "GET/PATCH/DELETE /sobjects/T/<id>: an id that is not well formed or has another "
+              "object's key prefix is 400 MALFORMED_ID '<T> ID: id value of incorrect type: "
+              "<id>'; a well-formed id of T that is not stored is 404 NOT_FOUND",
+    "setup_entity_on_profile_set": "SetupEntityAccess rows may have a profile-owned ParentId "
+                                   "(open question 6; this is how profile access to an app is "
+                                   "stored)",
+    "package_install": "Tooling PackageInstallRequest completes at once: Status 'SUCCESS' and "
+                       "an InstalledSubscriberPackage row; an unknown version key is 400 "
+                       "INVALID_CROSS_REFERENCE_KEY at insert",
+    "collections_limit": "composite/sobjects with more than 200 records: 400 "
+                         "EXCEEDED_ID_LIMIT 'record limit reached. cannot submit more than 200 "
+                         "records into this call'",
+    "composite_limit": "composite with more than 25 subrequests (or more than 5 query/"
+                       "collections ones): 400 LIMIT_EXCEEDED",
+    "composite_bad_reference": "a subrequest whose @{ref...} cannot be resolved: 400 "
+                               "PROCESSING_HALTED 'Invalid reference specified. ...'",
+    "session_scope": "a session whose scopes lack api/full: 401 INVALID_SESSION_ID 'This "
+                     "session is not valid for use with the REST API'; an inactive user's "
+                     "session is 401 'Session expired or invalid'",
+    "query_locator": "nextRecordsUrl is /services/data/vNN.N[/tooling]/query/<01g id>-<offset>; "
+                     "an unknown or used-up locator is 400 INVALID_QUERY_LOCATOR",
+    "login_history_rows": "LoginHistory is readable by every API user; without ManageUsers a "
+                          "session sees only its own user's rows (reference 4.7)",
+}
+
+NOT_FOUND_MESSAGE = "The requested resource does not exist"
+ROLLED_BACK = ("Record rolled back because not all records were valid and the request was "
+               "using AllOrNone header")
+HALTED = ("The transaction was rolled back since another operation in the same transaction "
+          "failed.")
+COLLECTION_MAX = 200
+COMPOSITE_MAX = 25
+COMPOSITE_QUERY_MAX = 5
+_AUDIT = frozenset({"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"})
+#: Fields nobody sets on insert, beyond Id and the audit fields.
+_READ_ONLY_ON_CREATE: dict[str, frozenset[str]] = {
+    "PermissionSet": frozenset({"IsOwnedByProfile", "ProfileId", "IsCustom", "Type",
+                                "NamespacePrefix", "PermissionSetGroupId"}),
+    "PermissionSetAssignment": frozenset({"IsActive", "IsRevoked"}),
+    "PermissionSetLicenseAssign": frozenset({"IsRevoked"}),
+    "User": frozenset({"Name", "UserType", "LastLoginDate"}),
+    "PackageInstallRequest": frozenset({"Status"}),
+}
+#: Values a new row gets when the body does not set them.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "PermissionSet": {"Description": None, "IsCustom": True, "IsOwnedByProfile": False,
+                      "ProfileId": None, "PermissionSetGroupId": None, "LicenseId": None,
+                      "NamespacePrefix": None, "HasActivationRequired": False,
+                      "Type": "Regular", **{f"Permissions{p}": False for p in PERMISSION_FLAGS}},
+    "PermissionSetAssignment": {"PermissionSetId": None, "PermissionSetGroupId": None,
+                                "ExpirationDate": None, "IsActive": True, "IsRevoked": False},
+    "PermissionSetLicenseAssign": {"IsRevoked": False},
+    "User": {"IsActive": True, "UserType": "Standard", "LastLoginDate": None,
+             "FirstName": None, "Alias": None, "TimeZoneSidKey": "GMT",
+             "LocaleSidKey": "en_US", "LanguageLocaleKey": "en_US",
+             "EmailEncodingKey": "UTF-8"},
+    "PackageInstallRequest": {"NameConflictResolution": "Block", "SecurityType": "None"},
+}
+#: UI labels of permission flags, for the licence error message.
+_PERMISSION_LABELS = {
+    "ApiEnabled": "API Enabled", "ApiUserOnly": "API Only User",
+    "ModifyAllData": "Modify All Data", "ViewSetup": "View Setup and Configuration",
+    "ManageUsers": "Manage Users", "ViewAllData": "View All Data",
+    "CustomizeApplication": "Customize Application", "ModifyMetadata": "Modify Metadata",
+}
+_SETUP_ENTITY_TYPES = frozenset({
+    "ApexClass", "ApexPage", "ConnectedApplication", "CustomEntityDefinition",
+    "CustomPermission", "ExternalClientApplication", "ExternalCredentialParameter",
+    "FlowDefinition", "OrgWideEmailAddress", "ServiceProvider", "TabSet", "BotDefinition",
+    "EmailRoutingAddress", "MessagingChannel", "StandardInvocableActionType",
+})
+_PREFIX_TO_OBJECT = {prefix: name for name, prefix in KEY_PREFIXES.items()}
+_PATH = re.compile(r"^/services/data/v(\d+\.\d+)(/tooling)?(?:/(.*))?$")
+_REFERENCE = re.compile(r"@\{([^}]+)\}")
 
 
-def handle(ctx: Context, **_: object) -> Response:
-    return Response.of_json(501, [{"errorCode": "NOT_IMPLEMENTED", "message": "rest"}])
+# ---- small types ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One error: the REST body item for single calls, the ``errors`` item in collections."""
+
+    status: int
+    code: str
+    message: str
+    fields: tuple[str, ...] = ()
+
+    def response(self) -> Response:
+        return rest_error(self.status, self.code, self.message, list(self.fields))
+
+    def item(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": list(self.fields)}
+
+
+def _not_found() -> Failure:
+    return Failure(404, "NOT_FOUND", NOT_FOUND_MESSAGE)
+
+
+def _cross_reference(field_name: str) -> Failure:
+    return Failure(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
+                   (field_name,))
+
+
+@dataclass
+class _Call:
+    """One REST/Tooling call after authentication (a whole request or a composite part)."""
+
+    ctx: Context
+    org: Org
+    session: Session
+    version: str
+    tooling: bool
+    method: str
+    parts: list[str]
+    params: dict[str, list[str]]
+    body: bytes
+    in_composite: bool = False
+
+    @property
+    def user_id(self) -> str:
+        return self.session.user_id
+
+    def param(self, name: str) -> str | None:
+        values = self.params.get(name)
+        return values[0] if values else None
+
+    @property
+    def base(self) -> str:
+        return f"/services/data/v{self.version}" + ("/tooling" if self.tooling else "")
+
+
+@dataclass
+class _Cursor:
+    records: list[dict[str, Any]]
+    total: int
+
+
+#: Open query cursors per sandbox: (org id, locator) -> remaining records.
+_CURSORS: weakref.WeakKeyDictionary[Sandbox, dict[tuple[str, str], _Cursor]] = \
+    weakref.WeakKeyDictionary()
+
+
+# ---- entry point ---------------------------------------------------------------------------
+
+
+def handle(ctx: Context, *, tooling: bool = False) -> Response:
+    request = ctx.request
+    path = request.path
+    if path.rstrip("/") == "/services/data" and request.method == "GET":
+        return Response.of_json(200, _versions())
+    match = _PATH.match(path)
+    if match is None:
+        return _not_found().response()
+    session_or_error = _authenticate(ctx)
+    if isinstance(session_or_error, Response):
+        return session_or_error
+    assert ctx.org is not None
+    version = match.group(1)
+    if version not in API_VERSIONS:
+        return _not_found().response()
+    call = _Call(ctx, ctx.org, session_or_error, version, tooling, request.method.upper(),
+                 _split(match.group(3)), request.query, request.body)
+    return _route(call)
+
+
+def _versions() -> list[dict[str, str]]:
+    return [{"label": RELEASE_NAMES[v], "url": f"/services/data/v{v}", "version": v}
+            for v in API_VERSIONS]
+
+
+def _split(rest: str | None) -> list[str]:
+    return [p for p in (rest or "").split("/") if p]
+
+
+def _authenticate(ctx: Context) -> Session | Response:
+    expired = rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+    token = ctx.request.bearer()
+    if not token or ctx.org is None:
+        return expired
+    session = ctx.org.session_for(token)
+    if session is None:
+        return expired
+    user = ctx.org.get("User", session.user_id)
+    if user is None or not user.get("IsActive"):
+        return expired
+    scopes = {s.lower() for s in session.scopes}
+    if scopes and not scopes & {"api", "full"}:
+        return rest_error(401, "INVALID_SESSION_ID",
+                          "This session is not valid for use with the REST API")
+    if not access.has_permission(ctx.org, session.user_id, "ApiEnabled"):
+        return rest_error(403, "API_CURRENTLY_DISABLED", "API is disabled for this User")
+    return session
+
+
+# ---- routing -------------------------------------------------------------------------------
+
+
+def _route(call: _Call) -> Response:
+    parts, method = call.parts, call.method
+    if not parts:
+        return _method(call, ("GET",)) or Response.of_json(200, _resources(call))
+    head = parts[0]
+    if head in ("query", "queryAll"):
+        if len(parts) == 1:
+            return _method(call, ("GET",)) or _query(call)
+        if len(parts) == 2:
+            return _method(call, ("GET",)) or _query_more(call, parts[1])
+    elif head == "sobjects":
+        if len(parts) == 1:
+            return _method(call, ("GET",)) or _describe_global(call)
+        if len(parts) == 2:
+            return _method(call, ("GET", "POST")) or (
+                _create(call, parts[1]) if method == "POST" else _object_info(call, parts[1]))
+        if len(parts) == 3 and parts[2] == "describe":
+            return _method(call, ("GET",)) or _describe(call, parts[1])
+        if len(parts) == 3:
+            return _method(call, ("GET", "PATCH", "DELETE")) or _record(call, parts[1], parts[2])
+    elif head == "composite" and not call.tooling:
+        if len(parts) == 1:
+            return _method(call, ("POST",)) or _composite(call)
+        if parts[1] == "sobjects" and len(parts) == 2:
+            return _method(call, ("POST", "PATCH", "DELETE")) or _collections(call)
+        if parts[1] == "sobjects" and len(parts) == 3:
+            return _method(call, ("GET",)) or _collections_get(call, parts[2])
+    elif head == "limits" and len(parts) == 1 and not call.tooling:
+        return _method(call, ("GET",)) or Response.of_json(200, _limits(call.org))
+    return _not_found().response()
+
+
+def _method(call: _Call, allowed: tuple[str, ...]) -> Response | None:
+    if call.method in allowed or (call.method == "HEAD" and "GET" in allowed):
+        return None
+    return rest_error(405, "METHOD_NOT_ALLOWED",
+                      f"HTTP Method '{call.method}' not allowed. Allowed are "
+                      f"{','.join(allowed)}")
+
+
+def _resources(call: _Call) -> dict[str, str]:
+    names = ["query", "queryAll", "sobjects"] if call.tooling else \
+        ["query", "queryAll", "sobjects", "composite", "limits", "tooling"]
+    return {name: f"{call.base}/{name}" for name in names}
+
+
+# ---- visibility ----------------------------------------------------------------------------
+
+
+def _sees_setup(org: Org, user_id: str) -> bool:
+    return access.is_admin(org, user_id) or access.has_permission(org, user_id, "ViewSetup")
+
+
+def _visible_object(call: _Call, obj: SObject) -> bool:
+    """Whether this session can see the object through this API at all."""
+    if obj.api == "tooling" and not call.tooling:
+        return False
+    if obj.name == "LoginHistory":  # every user may read their own rows (reference 4.7)
+        return True
+    return not obj.setup or _sees_setup(call.org, call.user_id)
+
+
+def _visible_fn(call: _Call) -> Callable[[str], bool]:
+    def visible(name: str) -> bool:
+        obj = lookup(name)
+        return obj is None or _visible_object(call, obj)
+    return visible
+
+
+def _resolve_type(call: _Call, name: str) -> SObject | None:
+    obj = lookup(name)
+    if obj is None or not _visible_object(call, obj):
+        return None
+    return obj
+
+
+def _row_filter(call: _Call, sobject: str) -> Callable[[Row], bool] | None:
+    """Row-level scoping: LoginHistory of other users needs Manage Users."""
+    if sobject == "LoginHistory" and not access.has_permission(call.org, call.user_id,
+                                                               "ManageUsers"):
+        uid = call.user_id
+        return lambda row: same_id(row.get("UserId"), uid)
+    return None
+
+
+class _ScopedOrg:
+    """The org as one session's queries see it: rows it may not read are left out."""
+
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self._org = call.org
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._org, name)
+
+    def rows(self, sobject: str) -> list[Row]:
+        rows = self._org.rows(sobject)
+        keep = _row_filter(self._call, sobject)
+        return rows if keep is None else [r for r in rows if keep(r)]
+
+
+# ---- query ---------------------------------------------------------------------------------
+
+
+def _query(call: _Call) -> Response:
+    from remediate.sandbox import soql
+
+    text = call.param("q")
+    if not text or not text.strip():
+        return rest_error(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+    try:
+        result = soql.run(text, cast(Org, _ScopedOrg(call)), version=call.version,
+                          tooling=call.tooling, visible=_visible_fn(call))
+    except soql.SoqlError as exc:
+        return rest_error(400, exc.code, exc.message)
+    if result.is_count:
+        return Response.of_json(200, {"totalSize": result.total_size, "done": True,
+                                      "records": []})
+    return Response.of_json(200, _page(call, list(result.records), result.total_size))
+
+
+def _page(call: _Call, records: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    size = max(1, call.ctx.sandbox.page_size)
+    if len(records) <= size:
+        return {"totalSize": total, "done": True, "records": records}
+    locator = call.org.ids.new("QueryLocator")
+    cursors = _CURSORS.setdefault(call.ctx.sandbox, {})
+    cursors[(call.org.org_id, locator)] = _Cursor(records, total)
+    return {"totalSize": total, "done": False,
+            "nextRecordsUrl": f"{call.base}/query/{locator}-{size}", "records": records[:size]}
+
+
+def _query_more(call: _Call, token: str) -> Response:
+    locator, _, offset_text = token.partition("-")
+    cursors = _CURSORS.get(call.ctx.sandbox, {})
+    cursor = cursors.get((call.org.org_id, locator))
+    if cursor is None or not offset_text.isdigit():
+        return rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+    offset = int(offset_text)
+    size = max(1, call.ctx.sandbox.page_size)
+    page = cursor.records[offset:offset + size]
+    body: dict[str, Any] = {"totalSize": cursor.total, "done": True, "records": page}
+    if offset + size < len(cursor.records):
+        body["done"] = False
+        body["nextRecordsUrl"] = f"{call.base}/query/{locator}-{offset + size}"
+    else:
+        del cursors[(call.org.org_id, locator)]
+    return Response.of_json(200, body)
+
+
+# ---- describe and limits -------------------------------------------------------------------
+
+
+def _object_summary(call: _Call, obj: SObject) -> dict[str, Any]:
+    url = f"{call.base}/sobjects/{obj.name}"
+    return {"name": obj.name, "label": obj.name, "custom": False, "queryable": True,
+            "retrieveable": True, "createable": obj.createable, "updateable": obj.updateable,
+            "deletable": obj.deletable, "keyPrefix": KEY_PREFIXES.get(obj.name),
+            "urls": {"sobject": url, "describe": f"{url}/describe",
+                     "rowTemplate": f"{url}/{{ID}}"}}
+
+
+def _describe_global(call: _Call) -> Response:
+    objects = [_object_summary(call, obj) for obj in OBJECTS.values()
+               if _visible_object(call, obj)]
+    return Response.of_json(200, {"encoding": "UTF-8", "maxBatchSize": COLLECTION_MAX,
+                                  "sobjects": objects})
+
+
+def _object_info(call: _Call, name: str) -> Response:
+    obj = _resolve_type(call, name)
+    if obj is None:
+        return _not_found().response()
+    return Response.of_json(200, {"objectDescribe": _object_summary(call, obj),
+                                  "recentItems": []})
+
+
+def _describe(call: _Call, name: str) -> Response:
+    obj = _resolve_type(call, name)
+    if obj is None:
+        return _not_found().response()
+    refs = {r.field: r for r in obj.references}
+    fields = []
+    read_only = _AUDIT | _READ_ONLY_ON_CREATE.get(obj.name, frozenset())
+    for fname, ftype in obj.fields.items():
+        ref = refs.get(fname)
+        fields.append({
+            "name": fname, "label": fname, "type": ftype,
+            "filterable": obj.filterable is None or fname in obj.filterable,
+            "createable": obj.createable and fname not in read_only,
+            "updateable": obj.updateable and fname in obj.updateable_fields,
+            "nillable": fname not in obj.required_on_create and fname != "Id",
+            "referenceTo": [ref.target] if ref else [],
+            "relationshipName": ref.relationship if ref else None,
+        })
+    body = _object_summary(call, obj)
+    body["fields"] = fields
+    body["childRelationships"] = [
+        {"relationshipName": c.name, "childSObject": c.child, "field": c.field}
+        for c in obj.children]
+    return Response.of_json(200, body)
+
+
+def _limits(org: Org) -> dict[str, dict[str, int]]:
+    return {
+        "DailyApiRequests": {"Max": DAILY_API_MAX,
+                             "Remaining": max(0, DAILY_API_MAX - org.api_usage)},
+        "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+        "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+        "DataStorageMB": {"Max": 1024, "Remaining": 1024},
+    }
+
+
+# ---- records -------------------------------------------------------------------------------
+
+
+def _shape(call: _Call, obj: SObject, row: Row, only: list[str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"attributes": {"type": obj.name,
+                                          "url": f"{call.base}/sobjects/{obj.name}/{row['Id']}"}}
+    for fname in only if only is not None else list(obj.fields):
+        out[fname] = row.get(fname)
+    return out
+
+
+def _view(call: _Call, obj: SObject, record_id: str) -> Row | None:
+    """The row as queries see it (view fields computed), or None."""
+    keep = _row_filter(call, obj.name)
+    for row in call.org.rows(obj.name):
+        if same_id(row.get("Id"), record_id) and (keep is None or keep(row)):
+            return row
+    return None
+
+
+def _check_id(obj: SObject, record_id: str) -> Failure | None:
+    prefix = KEY_PREFIXES.get(obj.name)
+    if not is_valid_id(record_id) or (prefix is not None and record_id[:3] != prefix):
+        return Failure(400, "MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: "
+                                            f"{record_id}", ("Id",))
+    return None
+
+
+def _field_list(obj: SObject, text: str | None) -> list[str] | Failure | None:
+    if text is None:
+        return None
+    out = []
+    for raw in text.split(","):
+        name = obj.field_name(raw.strip())
+        if name is None:
+            return Failure(400, "INVALID_FIELD",
+                           f"No such column '{raw.strip()}' on sobject of type {obj.name}")
+        out.append(name)
+    return out
+
+
+def _record(call: _Call, type_name: str, record_id: str) -> Response:
+    obj = _resolve_type(call, type_name)
+    if obj is None:
+        return _not_found().response()
+    bad = _check_id(obj, record_id)
+    if call.method == "GET":
+        if bad is not None:
+            return bad.response()
+        only = _field_list(obj, call.param("fields"))
+        if isinstance(only, Failure):
+            return only.response()
+        row = _view(call, obj, record_id)
+        if row is None:
+            return _not_found().response()
+        return Response.of_json(200, _shape(call, obj, row, only))
+    call.ctx.mark_write()
+    if bad is not None:
+        return bad.response()
+    if call.method == "DELETE":
+        failure = _delete(call, obj, record_id)
+    else:
+        values = _json_object(call.body)
+        if isinstance(values, Failure):
+            return values.response()
+        failure = _update(call, obj, record_id, values)
+    return failure.response() if failure is not None else Response(204)
+
+
+def _create(call: _Call, type_name: str) -> Response:
+    obj = _resolve_type(call, type_name)
+    if obj is None:
+        return _not_found().response()
+    call.ctx.mark_write()
+    values = _json_object(call.body)
+    if isinstance(values, Failure):
+        return values.response()
+    values.pop("attributes", None)
+    result = _insert(call, obj, values)
+    if isinstance(result, Failure):
+        return result.response()
+    return Response.of_json(201, {"id": result, "success": True, "errors": []})
+
+
+def _json_object(body: bytes) -> dict[str, Any] | Failure:
+    parsed = _json(body)
+    if not isinstance(parsed, dict):
+        return Failure(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+    return parsed
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        return None
+
+
+# ---- DML shared by CRUD and collections ----------------------------------------------------
+
+
+def _may_write(call: _Call) -> Failure | None:
+    org, uid = call.org, call.user_id
+    if access.has_permission(org, uid, "ManageUsers") or \
+            access.has_permission(org, uid, "ModifyAllData"):
+        return None
+    return Failure(403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")
+
+
+def _normalise(obj: SObject, values: dict[str, Any]) -> dict[str, Any] | Failure:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = obj.field_name(key)
+        if name is None:
+            return Failure(400, "INVALID_FIELD",
+                           f"No such column '{key}' on sobject of type {obj.name}", (key,))
+        out[name] = value
+    return out
+
+
+def _read_only(fields: list[str]) -> Failure:
+    return Failure(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                   f"Unable to create/update fields: {', '.join(fields)}. Please check the "
+                   "security settings of this field and verify that it is read write for your "
+                   "profile or permission set.", tuple(fields))
+
+
+def _insert(call: _Call, obj: SObject, values: dict[str, Any]) -> str | Failure:
+    if not obj.createable:
+        return Failure(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be inserted")
+    denied = _may_write(call)
+    if denied is not None:
+        return denied
+    row = _normalise(obj, values)
+    if isinstance(row, Failure):
+        return row
+    if "Id" in row:
+        return Failure(400, "INVALID_FIELD", "cannot specify Id in an insert call", ("Id",))
+    locked = sorted(f for f in row
+                    if f in _AUDIT or f in _READ_ONLY_ON_CREATE.get(obj.name, frozenset()))
+    if locked:
+        return _read_only(locked)
+    missing = [f for f in obj.required_on_create if row.get(f) in (None, "")]
+    if missing:
+        return Failure(400, "REQUIRED_FIELD_MISSING",
+                       f"Required fields are missing: [{', '.join(missing)}]", tuple(missing))
+    failure = _validate_insert(call.org, obj.name, row)
+    if failure is not None:
+        return failure
+    stored = call.org.insert(obj.name, {**_DEFAULTS.get(obj.name, {}), **row})
+    _after_insert(call.org, obj.name, stored)
+    return str(stored["Id"])
+
+
+def _update(call: _Call, obj: SObject, record_id: str, values: dict[str, Any]) -> Failure | None:
+    if not obj.updateable:
+        return Failure(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be updated")
+    denied = _may_write(call)
+    if denied is not None:
+        return denied
+    changes = _normalise(obj, values)
+    if isinstance(changes, Failure):
+        return changes
+    current = call.org.get(obj.name, record_id)
+    if current is None:
+        return _not_found()
+    if "Id" in changes and same_id(str(changes["Id"]), current["Id"]):
+        del changes["Id"]
+    locked = sorted(f for f in changes if f not in obj.updateable_fields)
+    if locked:
+        return _read_only(locked)
+    failure = _validate_update(call.org, obj.name, current, changes)
+    if failure is not None:
+        return failure
+    before = dict(current)
+    call.org.update(obj.name, current["Id"], changes)
+    _after_update(call.org, obj.name, before, current)
+    return None
+
+
+def _delete(call: _Call, obj: SObject, record_id: str) -> Failure | None:
+    if not obj.deletable:
+        return Failure(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be deleted")
+    denied = _may_write(call)
+    if denied is not None:
+        return denied
+    current = call.org.get(obj.name, record_id)
+    if current is None:
+        return _not_found()
+    failure = _validate_delete(call.org, obj.name, current)
+    if failure is not None:
+        return failure
+    call.org.delete(obj.name, current["Id"])
+    _after_delete(call.org, obj.name, current)
+    return None
+
+
+# ---- business rules ------------------------------------------------------------------------
+
+
+def _validate_insert(org: Org, sobject: str, row: Row) -> Failure | None:
+    """The org's rules for a new row (fields already canonical, required ones present)."""
+    if sobject == "PermissionSetAssignment":
+        return _check_assignment(org, row)
+    if sobject == "PermissionSetLicenseAssign":
+        user = org.get("User", row["AssigneeId"])
+        if user is None:
+            return _cross_reference("AssigneeId")
+        psl = org.get("PermissionSetLicense", row["PermissionSetLicenseId"])
+        if psl is None:
+            return _cross_reference("PermissionSetLicenseId")
+        if access.holds_license(org, user["Id"], psl["Id"]):
+            return Failure(400, "DUPLICATE_VALUE",
+                           f"Duplicate PermissionSetLicenseAssign. Assignee: {user['Id']}; "
+                           f"Permission Set License: {psl['Id']}")
+        if int(psl.get("UsedLicenses") or 0) >= int(psl.get("TotalLicenses") or 0):
+            return Failure(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+        return None
+    if sobject == "SetupEntityAccess":
+        return _check_setup_entity_access(org, row)
+    if sobject == "PermissionSet":
+        if row.get("LicenseId") and not _license_exists(org, str(row["LicenseId"])):
+            return _cross_reference("LicenseId")
+        for other in org.tables["PermissionSet"].values():
+            if not other.get("IsOwnedByProfile") and other.get("Name") == row["Name"]:
+                return Failure(400, "DUPLICATE_VALUE",
+                               f"duplicate value found: Name duplicates value on record with "
+                               f"id: {other['Id']}", ("Name",))
+        return None
+    if sobject == "User":
+        if org.get("Profile", str(row["ProfileId"])) is None:
+            return _cross_reference("ProfileId")
+        if org.user_by_username(str(row["Username"])) is not None:
+            return Failure(400, "DUPLICATE_USERNAME",
+                           "Duplicate Username.<br>Another user has already selected this "
+                           "username.<br>Please select another.", ("Username",))
+        return None
+    if sobject == "PackageInstallRequest":
+        key = str(row["SubscriberPackageVersionKey"])
+        if org.get("SubscriberPackageVersion", key) is None:
+            return _cross_reference("SubscriberPackageVersionKey")
+        return None
+    return None
+
+
+def _check_assignment(org: Org, row: Row) -> Failure | None:
+    user = org.get("User", row["AssigneeId"])
+    if user is None:
+        return _cross_reference("AssigneeId")
+    if row.get("PermissionSetGroupId"):
+        return _cross_reference("PermissionSetGroupId")  # no permission set groups modelled
+    if not row.get("PermissionSetId"):
+        return Failure(400, "REQUIRED_FIELD_MISSING",
+                       "Required fields are missing: [PermissionSetId]", ("PermissionSetId",))
+    ps = org.get("PermissionSet", str(row["PermissionSetId"]))
+    if ps is None:
+        return _cross_reference("PermissionSetId")
+    if ps.get("IsOwnedByProfile"):
+        return _profile_owned_assignment()
+    for existing in org.tables["PermissionSetAssignment"].values():
+        if same_id(existing.get("AssigneeId"), user["Id"]) and \
+                same_id(existing.get("PermissionSetId"), ps["Id"]):
+            return Failure(400, "DUPLICATE_VALUE",
+                           f"Duplicate PermissionSetAssignment. Assignee: {user['Id']}; "
+                           f"Permission Set: {ps['Id']}")
+    license_id = ps.get("LicenseId")
+    if license_id and not _user_has_license(org, user, str(license_id)):
+        flags = [p for p in PERMISSION_FLAGS if ps.get(f"Permissions{p}")]
+        what = _PERMISSION_LABELS[flags[0]] if flags else str(ps.get("Label") or ps["Name"])
+        return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
+                       f"The user license doesn't allow the permission: {what}",
+                       ("PermissionSetId",))
+    return None
+
+
+def _profile_owned_assignment() -> Failure:
+    return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
+                   "You can't assign or unassign a permission set that is owned by a profile. "
+                   "Change the user's profile instead.", ("PermissionSetId",))
+
+
+def _license_exists(org: Org, license_id: str) -> bool:
+    return org.get("PermissionSetLicense", license_id) is not None or \
+        org.get("UserLicense", license_id) is not None
+
+
+def _user_has_license(org: Org, user: Row, license_id: str) -> bool:
+    """A permission set's LicenseId is a permission set licence the user holds, or the user
+    licence of the user's profile (reference 4.4)."""
+    if org.get("PermissionSetLicense", license_id) is not None:
+        return access.holds_license(org, user["Id"], license_id)
+    profile = org.get("Profile", user.get("ProfileId"))
+    return profile is not None and same_id(profile.get("UserLicenseId"), license_id)
+
+
+def _check_setup_entity_access(org: Org, row: Row) -> Failure | None:
+    if org.get("PermissionSet", str(row["ParentId"])) is None:
+        return _cross_reference("ParentId")
+    entity_id = str(row["SetupEntityId"])
+    derived = _setup_entity_type(org, entity_id)
+    if derived is None:
+        return _cross_reference("SetupEntityId")
+    given = row.get("SetupEntityType")
+    if given is not None and given not in _SETUP_ENTITY_TYPES:
+        return Failure(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                       f"bad value for restricted picklist field: {given}", ("SetupEntityType",))
+    if given is not None and given != derived:
+        return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
+                       f"SetupEntityType {given} does not match the entity {entity_id}",
+                       ("SetupEntityType",))
+    row["SetupEntityType"] = derived
+    for existing in org.tables["SetupEntityAccess"].values():
+        if same_id(existing.get("ParentId"), str(row["ParentId"])) and \
+                same_id(existing.get("SetupEntityId"), entity_id):
+            return Failure(400, "DUPLICATE_VALUE",
+                           f"duplicate value found: SetupEntityId duplicates value on record "
+                           f"with id: {existing['Id']}", ("SetupEntityId",))
+    return None
+
+
+def _setup_entity_type(org: Org, entity_id: str) -> str | None:
+    """The SetupEntityType of an id the org knows, from its key prefix."""
+    if not is_valid_id(entity_id):
+        return None
+    if org.get("ConnectedApplication", entity_id) is not None:
+        return "ConnectedApplication"
+    for eca in org.metadata.get("ExternalClientApplication", {}).values():
+        if same_id(eca.get("_id"), entity_id):
+            return "ExternalClientApplication"
+    return None
+
+
+def _validate_update(org: Org, sobject: str, current: Row, changes: Row) -> Failure | None:
+    if sobject == "PermissionSet":
+        if current.get("IsOwnedByProfile"):
+            return _profile_owned_set()
+        if changes.get("LicenseId") and not _license_exists(org, str(changes["LicenseId"])):
+            return _cross_reference("LicenseId")
+    if sobject == "PermissionSetAssignment":
+        ps = org.get("PermissionSet", current.get("PermissionSetId"))
+        if ps is not None and ps.get("IsOwnedByProfile"):
+            return _profile_owned_assignment()
+    if sobject == "User" and "ProfileId" in changes and \
+            org.get("Profile", changes["ProfileId"]) is None:
+        return _cross_reference("ProfileId")
+    return None
+
+
+def _profile_owned_set() -> Failure:
+    return Failure(400, "INSUFFICIENT_ACCESS_OR_READONLY",
+                   "You can't modify a permission set that is owned by a profile. Edit the "
+                   "profile instead.")
+
+
+def _validate_delete(org: Org, sobject: str, current: Row) -> Failure | None:
+    if sobject == "PermissionSet":
+        if current.get("IsOwnedByProfile"):
+            return _profile_owned_set()
+        if org.find("PermissionSetAssignment", PermissionSetId=current["Id"]):
+            return Failure(400, "DELETE_FAILED",
+                           "You can't delete a permission set that is assigned to users.")
+    if sobject == "PermissionSetAssignment":
+        ps = org.get("PermissionSet", current.get("PermissionSetId"))
+        if ps is not None and ps.get("IsOwnedByProfile"):
+            return _profile_owned_assignment()
+    if sobject == "PermissionSetLicenseAssign":
+        for ps in access.assigned_permission_sets(org, str(current["AssigneeId"])):
+            if same_id(ps.get("LicenseId"), current["PermissionSetLicenseId"]):
+                return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
+                               f"The user is assigned permission set {ps['Name']}, which needs "
+                               "this permission set license.")
+    return None
+
+
+def _after_insert(org: Org, sobject: str, row: Row) -> None:
+    if sobject == "PermissionSetLicenseAssign":
+        psl = org.get("PermissionSetLicense", row["PermissionSetLicenseId"])
+        if psl is not None:
+            psl["UsedLicenses"] = int(psl.get("UsedLicenses") or 0) + 1
+    elif sobject == "User":
+        names = [row.get("FirstName"), row.get("LastName")]
+        row["Name"] = " ".join(str(n) for n in names if n)
+        _assign_profile_set(org, row)
+    elif sobject == "PackageInstallRequest":
+        version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
+        assert version is not None  # checked by _validate_insert
+        row["Status"] = "SUCCESS"
+        installed = org.find_one("InstalledSubscriberPackage",
+                                 SubscriberPackageId=version["SubscriberPackageId"])
+        if installed is None:
+            org.insert("InstalledSubscriberPackage", {
+                "SubscriberPackageId": version["SubscriberPackageId"],
+                "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
+        else:
+            installed["SubscriberPackageVersionId"] = version["Id"]
+
+
+def _after_update(org: Org, sobject: str, before: Row, after: Row) -> None:
+    if sobject == "User":
+        names = [after.get("FirstName"), after.get("LastName")]
+        after["Name"] = " ".join(str(n) for n in names if n)
+        if not same_id(before.get("ProfileId"), after.get("ProfileId")):
+            old = org.profile_permission_set(str(before.get("ProfileId")))
+            if old is not None:
+                for assignment in org.find("PermissionSetAssignment", AssigneeId=after["Id"],
+                                           PermissionSetId=old["Id"]):
+                    org.delete("PermissionSetAssignment", assignment["Id"])
+            _assign_profile_set(org, after)
+
+
+def _assign_profile_set(org: Org, user: Row) -> None:
+    owned = org.profile_permission_set(str(user["ProfileId"]))
+    if owned is not None:
+        org.insert("PermissionSetAssignment", {
+            **_DEFAULTS["PermissionSetAssignment"], "AssigneeId": user["Id"],
+            "PermissionSetId": owned["Id"]})
+
+
+def _after_delete(org: Org, sobject: str, row: Row) -> None:
+    if sobject == "PermissionSetLicenseAssign":
+        psl = org.get("PermissionSetLicense", row["PermissionSetLicenseId"])
+        if psl is not None:
+            psl["UsedLicenses"] = max(0, int(psl.get("UsedLicenses") or 0) - 1)
+    elif sobject == "PermissionSet":
+        for sea in org.find("SetupEntityAccess", ParentId=row["Id"]):
+            org.delete("SetupEntityAccess", sea["Id"])
+
+
+# ---- transactions --------------------------------------------------------------------------
+
+
+def _snapshot(org: Org) -> dict[str, dict[str, Row]]:
+    return copy.deepcopy(org.tables)
+
+
+def _restore(org: Org, snapshot: dict[str, dict[str, Row]]) -> None:
+    for name, table in org.tables.items():
+        table.clear()
+        table.update(snapshot.get(name, {}))
+
+
+# ---- sObject collections -------------------------------------------------------------------
+
+
+def _bool_param(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() == "true"
+
+
+def _collections(call: _Call) -> Response:
+    call.ctx.mark_write()
+    if call.method == "DELETE":
+        ids = [i for i in (call.param("ids") or "").split(",") if i]
+        all_or_none = _bool_param(call.param("allOrNone") or "false")
+        if len(ids) > COLLECTION_MAX:
+            return _too_many()
+        return _run_collection(call, ids, all_or_none, _delete_one)
+    payload = _json(call.body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+        return rest_error(400, "JSON_PARSER_ERROR",
+                          "The request body must be an object with a records array")
+    records = payload["records"]
+    if len(records) > COLLECTION_MAX:
+        return _too_many()
+    all_or_none = _bool_param(payload.get("allOrNone", False))
+    worker = _insert_one if call.method == "POST" else _update_one
+    return _run_collection(call, records, all_or_none, worker)
+
+
+def _too_many() -> Response:
+    return rest_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than "
+                                                f"{COLLECTION_MAX} records into this call")
+
+
+_Outcome = tuple[str | None, Failure | None]
+
+
+def _run_collection(call: _Call, items: list[Any], all_or_none: bool,
+                    worker: Callable[[_Call, Any], _Outcome]) -> Response:
+    snapshot = _snapshot(call.org) if all_or_none else None
+    outcomes = [worker(call, item) for item in items]
+    failed = any(f is not None for _, f in outcomes)
+    results: list[dict[str, Any]] = []
+    for record_id, failure in outcomes:
+        if failure is not None:
+            result: dict[str, Any] = {"success": False, "errors": [failure.item()]}
+            if record_id is not None:
+                result = {"id": record_id, **result}
+            results.append(result)
+        elif failed and all_or_none:
+            results.append({"id": record_id, "success": False, "errors": [
+                {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": ROLLED_BACK,
+                 "fields": []}]})
+        else:
+            results.append({"id": record_id, "success": True, "errors": []})
+    if failed and snapshot is not None:
+        _restore(call.org, snapshot)
+    return Response.of_json(200, results)
+
+
+def _item_type(call: _Call, item: Any) -> SObject | Failure:
+    if not isinstance(item, dict):
+        return Failure(400, "JSON_PARSER_ERROR", "Each record must be a JSON object")
+    attributes = item.get("attributes")
+    type_name = attributes.get("type") if isinstance(attributes, dict) else None
+    if not type_name:
+        return Failure(400, "INVALID_TYPE", "Must specify a type in the attributes of each "
+                                            "record")
+    obj = _resolve_type(call, str(type_name))
+    if obj is None:
+        return Failure(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
+    return obj
+
+
+def _insert_one(call: _Call, item: Any) -> _Outcome:
+    obj = _item_type(call, item)
+    if isinstance(obj, Failure):
+        return None, obj
+    values = {k: v for k, v in item.items() if k != "attributes"}
+    result = _insert(call, obj, values)
+    return (None, result) if isinstance(result, Failure) else (result, None)
+
+
+def _update_one(call: _Call, item: Any) -> _Outcome:
+    obj = _item_type(call, item)
+    if isinstance(obj, Failure):
+        return None, obj
+    values = {k: v for k, v in item.items() if k != "attributes"}
+    record_id = next((str(v) for k, v in values.items() if k.lower() == "id"), None)
+    if not record_id:
+        return None, Failure(400, "MISSING_ARGUMENT", "Id not specified in an update call",
+                             ("Id",))
+    values = {k: v for k, v in values.items() if k.lower() != "id"}
+    bad = _check_id(obj, record_id)
+    if bad is not None:
+        return record_id, bad
+    return record_id, _update(call, obj, record_id, values)
+
+
+def _delete_one(call: _Call, record_id: Any) -> _Outcome:
+    rid = str(record_id)
+    name = _PREFIX_TO_OBJECT.get(rid[:3]) if is_valid_id(rid) else None
+    obj = _resolve_type(call, name) if name else None
+    if obj is None:
+        return rid, Failure(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+    if call.org.get(obj.name, rid) is None:
+        return rid, Failure(400, "ENTITY_IS_DELETED", "entity is deleted")
+    return rid, _delete(call, obj, rid)
+
+
+def _collections_get(call: _Call, type_name: str) -> Response:
+    obj = _resolve_type(call, type_name)
+    if obj is None:
+        return _not_found().response()
+    only = _field_list(obj, call.param("fields"))
+    if isinstance(only, Failure):
+        return only.response()
+    if only is None:
+        return rest_error(400, "MISSING_ARGUMENT", "fields parameter is required")
+    out: list[dict[str, Any] | None] = []
+    for rid in (call.param("ids") or "").split(","):
+        if not rid:
+            continue
+        bad = _check_id(obj, rid)
+        if bad is not None:
+            return bad.response()
+        row = _view(call, obj, rid)
+        out.append(_shape(call, obj, row, only) if row is not None else None)
+    return Response.of_json(200, out)
+
+
+# ---- composite -----------------------------------------------------------------------------
+
+
+@dataclass
+class _SubResult:
+    reference_id: str
+    status: int
+    body: Any
+    wrote: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"body": self.body, "httpHeaders": self.headers,
+                "httpStatusCode": self.status, "referenceId": self.reference_id}
+
+
+def _composite(call: _Call) -> Response:
+    payload = _json(call.body)
+    if call.in_composite:
+        return rest_error(400, "INVALID_API_INPUT", "A composite request cannot be nested")
+    if not isinstance(payload, dict) or not isinstance(payload.get("compositeRequest"), list):
+        return rest_error(400, "JSON_PARSER_ERROR",
+                          "The request body must be an object with a compositeRequest array")
+    subs: list[Any] = payload["compositeRequest"]
+    if len(subs) > COMPOSITE_MAX:
+        return rest_error(400, "LIMIT_EXCEEDED", f"Limit Exceeded: a composite request may have "
+                                                 f"at most {COMPOSITE_MAX} subrequests")
+    heavy = sum(1 for s in subs if isinstance(s, dict) and _is_query_or_collection(s.get("url")))
+    if heavy > COMPOSITE_QUERY_MAX:
+        return rest_error(400, "LIMIT_EXCEEDED",
+                          f"Limit Exceeded: a composite request may have at most "
+                          f"{COMPOSITE_QUERY_MAX} query or sObject Collections subrequests")
+    for sub in subs:
+        if not isinstance(sub, dict) or not all(sub.get(k) for k in ("method", "url",
+                                                                     "referenceId")):
+            return rest_error(400, "JSON_PARSER_ERROR",
+                              "Each subrequest needs method, url and referenceId")
+    all_or_none = _bool_param(payload.get("allOrNone", False))
+    snapshot = _snapshot(call.org) if all_or_none else None
+    done: list[_SubResult] = []
+    bodies: dict[str, Any] = {}
+    halted = False
+    for sub in subs:
+        ref = str(sub["referenceId"])
+        if halted:
+            done.append(_SubResult(ref, 400, [{"errorCode": "PROCESSING_HALTED",
+                                               "message": HALTED}]))
+            continue
+        result = _run_subrequest(call, sub, bodies)
+        done.append(result)
+        if result.status < 300:
+            bodies[ref] = result.body
+        elif all_or_none:
+            halted = True
+    if halted and snapshot is not None:
+        _restore(call.org, snapshot)
+        for result in done:
+            if result.status < 300:
+                result.status = 400
+                result.body = [{"errorCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                "message": ROLLED_BACK}]
+    return Response.of_json(200, {"compositeResponse": [r.as_json() for r in done]})
+
+
+def _is_query_or_collection(url: Any) -> bool:
+    parts = _split(urlsplit(str(url or "")).path)
+    rest = parts[3:]
+    return bool(rest) and (rest[0] in ("query", "queryAll") or rest[:2] == ["composite",
+                                                                           "sobjects"])
+
+
+def _run_subrequest(call: _Call, sub: dict[str, Any], bodies: dict[str, Any]) -> _SubResult:
+    ref = str(sub["referenceId"])
+    try:
+        url = _substitute(str(sub["url"]), bodies)
+        body = _substitute_tree(sub.get("body"), bodies)
+    except _UnresolvedReference as exc:
+        return _SubResult(ref, 400, [{"errorCode": "PROCESSING_HALTED",
+                                      "message": f"Invalid reference specified. No value for "
+                                                 f"{exc.expression} found in {exc.ref}."}])
+    split = urlsplit(url)
+    match = _PATH.match(split.path)
+    if match is None:
+        return _SubResult(ref, 404, [{"errorCode": "NOT_FOUND", "message": NOT_FOUND_MESSAGE}])
+    version = match.group(1)
+    if version not in API_VERSIONS:
+        return _SubResult(ref, 404, [{"errorCode": "NOT_FOUND", "message": NOT_FOUND_MESSAGE}])
+    inner = _Call(call.ctx, call.org, call.session, version, match.group(2) is not None,
+                  str(sub["method"]).upper(), _split(match.group(3)),
+                  parse_qs(split.query, keep_blank_values=True),
+                  json.dumps(body).encode() if body is not None else b"", in_composite=True)
+    response = _route(inner)
+    parsed = json.loads(response.body) if response.body else None
+    headers = {}
+    if response.status == 201 and isinstance(parsed, dict) and parsed.get("id"):
+        type_name = inner.parts[1] if len(inner.parts) > 1 else ""
+        headers["Location"] = f"{inner.base}/sobjects/{type_name}/{parsed['id']}"
+    return _SubResult(ref, response.status, parsed, headers=headers)
+
+
+class _UnresolvedReference(Exception):
+    def __init__(self, expression: str, ref: str) -> None:
+        super().__init__(expression)
+        self.expression = expression
+        self.ref = ref
+
+
+def _lookup_reference(expression: str, bodies: dict[str, Any]) -> Any:
+    """Resolve ``ref.path[0].Field`` against the bodies of earlier subrequests."""
+    tokens = re.findall(r"[^.\[\]]+|\[\d+\]", expression)
+    if not tokens or tokens[0] not in bodies:
+        raise _UnresolvedReference(expression, tokens[0] if tokens else expression)
+    value: Any = bodies[tokens[0]]
+    for token in tokens[1:]:
+        if token.startswith("["):
+            index = int(token[1:-1])
+            if not isinstance(value, list) or index >= len(value):
+                raise _UnresolvedReference(expression, tokens[0])
+            value = value[index]
+        else:
+            if not isinstance(value, dict) or token not in value:
+                raise _UnresolvedReference(expression, tokens[0])
+            value = value[token]
+    return value
+
+
+def _substitute(text: str, bodies: dict[str, Any]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        value = _lookup_reference(match.group(1), bodies)
+        return str(value) if not isinstance(value, bool) else str(value).lower()
+    return _REFERENCE.sub(replace, text)
+
+
+def _substitute_tree(node: Any, bodies: dict[str, Any]) -> Any:
+    if isinstance(node, str):
+        whole = _REFERENCE.fullmatch(node)
+        if whole is not None:  # keep the referenced value's JSON type
+            return _lookup_reference(whole.group(1), bodies)
+        return _substitute(node, bodies)
+    if isinstance(node, list):
+        return [_substitute_tree(v, bodies) for v in node]
+    if isinstance(node, dict):
+        return {k: _substitute_tree(v, bodies) for k, v in node.items()}
+    return node
+
+
+def iter_choices() -> Iterator[tuple[str, str]]:
+    """The behaviours chosen where the reference is uncertain (for docs/sandbox.md)."""
+    yield from CHOSEN.items()
