@@ -1,0 +1,106 @@
+"""The error tree. Every error the CLI can meet is one of these, and each branch has an exit code.
+
+    RemediateError                     exit 1   a failure: the run could not do its job
+    ├── UsageError                     exit 64  the input is wrong: flags, playbook, config
+    │   ├── PlaybookError                       a playbook that does not load or bind
+    │   └── ConfigError                         remediate.toml / environment / unknown org
+    ├── SafetyRefusal                  exit 3   remediate refused to change the org
+    │   ├── StalePlan                           the org or playbooks changed since the plan
+    │   ├── NotApproved                         the diff was shown and not approved
+    │   ├── TooManyChanges                      the plan exceeds the org's change threshold
+    │   └── ProductionGuard                     a production org not marked as allowed
+    ├── SalesforceError                exit 1   the org answered with an error
+    │   ├── AuthenticationError                 remediate's own login failed
+    │   ├── ConnectionFailure                   the org could not be reached
+    │   └── NotFound                            a user, permission set, app... named by a playbook
+    ├── ApplyFailed                    exit 1   apply stopped part-way (the journal says where)
+    └── VerificationFailed             exit 4   after apply, drift remains or a token request fails
+
+Drift found by ``audit``/``plan`` is not an error: those commands exit 2, like
+``terraform plan -detailed-exitcode``. Messages name what is wrong and where, and never carry a
+secret.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_DRIFT = 2
+EXIT_REFUSED = 3
+EXIT_VERIFY_FAILED = 4
+EXIT_USAGE = 64
+EXIT_INTERRUPTED = 130
+
+
+class RemediateError(Exception):
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(RemediateError):
+    exit_code = EXIT_USAGE
+
+
+class PlaybookError(UsageError):
+    pass
+
+
+class ConfigError(UsageError):
+    pass
+
+
+class SafetyRefusal(RemediateError):
+    exit_code = EXIT_REFUSED
+
+
+class StalePlan(SafetyRefusal):
+    pass
+
+
+class NotApproved(SafetyRefusal):
+    pass
+
+
+class TooManyChanges(SafetyRefusal):
+    pass
+
+
+class ProductionGuard(SafetyRefusal):
+    pass
+
+
+class SalesforceError(RemediateError):
+    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class AuthenticationError(SalesforceError):
+    pass
+
+
+class ConnectionFailure(SalesforceError):
+    pass
+
+
+class NotFound(SalesforceError):
+    pass
+
+
+class ApplyFailed(RemediateError):
+    def __init__(self, message: str, *, applied: list[str], not_applied: list[str],
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.applied = applied
+        self.not_applied = not_applied
+
+
+class VerificationFailed(RemediateError):
+    exit_code = EXIT_VERIFY_FAILED

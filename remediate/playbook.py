@@ -1,0 +1,293 @@
+"""Playbooks: declarative YAML baselines, one per integration, made of idempotent steps.
+
+::
+
+    apiVersion: remediate/v1
+    kind: Playbook
+    name: copilot-for-sales
+    description: ...
+    variables:
+      integration_user:
+        description: Username of the integration (Run As) user
+      app:
+        default: Copilot_for_Sales
+    steps:
+      - id: client-credentials-on
+        kind: app.client_credentials
+        with: {app: "${app}", enabled: true}
+
+Values of the form ``${name}`` are bound per org (remediate.toml gives each org's values); a
+value that is exactly one reference keeps the variable's type, one embedded in a longer string
+is interpolated. Every model forbids unknown keys; every error names the file, the line and the
+field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from remediate.errors import PlaybookError
+from remediate.plan import canonical_json
+from remediate.steps.base import Params, StepKind, kinds
+
+API_VERSION = "remediate/v1"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Variable(_Strict):
+    description: str = ""
+    default: Any = None
+    required: bool = True
+
+
+class StepSpec(_Strict):
+    id: str = Field(description="Unique within the playbook; lower-case words joined by '-'.")
+    kind: str = Field(description="A step kind; `remediate kinds` lists them.")
+    cause: str | None = Field(None, description="Failure catalogue cause this step prevents.")
+    description: str = ""
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("step ids are lower-case letters, digits and '-'")
+        return value
+
+
+class Playbook(_Strict):
+    apiVersion: str = Field(description=f"Always {API_VERSION!r}.")  # noqa: N815
+    kind: str = Field("Playbook", pattern="^Playbook$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    integration: str | None = Field(None, description="Display name of the integration.")
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    steps: list[StepSpec]
+
+    @field_validator("apiVersion")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value != API_VERSION:
+            raise ValueError(f"unsupported apiVersion {value!r}; this remediate reads "
+                             f"{API_VERSION!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class BoundStep:
+    playbook: str
+    id: str
+    kind: StepKind[Any]
+    cause: str | None
+    params: Params
+    description: str
+
+
+@dataclass(frozen=True)
+class LoadedPlaybook:
+    path: Path
+    model: Playbook
+    text: str
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def load(path: Path) -> LoadedPlaybook:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookError(f"{path}: cannot read the playbook ({exc.strerror})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlaybookError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise PlaybookError(f"{path}: a playbook is a YAML mapping with apiVersion, name, steps")
+    try:
+        model = Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise _error(path, node, exc) from None
+    _check(path, node, model)
+    return LoadedPlaybook(path, model, text)
+
+
+def _check(path: Path, node: Any, model: Playbook) -> None:
+    registry = kinds()
+    seen: set[str] = set()
+    for i, step in enumerate(model.steps):
+        where = f"{path}:{_line(node, ('steps', i))}: steps[{i}] ({step.id})"
+        if step.id in seen:
+            raise PlaybookError(f"{where}: duplicate step id {step.id!r}")
+        seen.add(step.id)
+        if step.kind not in registry:
+            raise PlaybookError(f"{where}: unknown step kind {step.kind!r} "
+                                f"(known: {', '.join(sorted(registry))})")
+        for name in _references(step.with_):
+            if name not in model.variables:
+                raise PlaybookError(f"{where}: uses ${{{name}}}, which is not declared "
+                                    "under variables")
+
+
+def _references(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return _VAR.findall(value)
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _references(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _references(v)]
+    return []
+
+
+def _line(node: Any, loc: tuple[Any, ...]) -> int:
+    """1-based line of the YAML node at ``loc`` (or of the nearest parent that exists)."""
+    best = node.start_mark.line + 1 if node is not None else 1
+    cur = node
+    for part in loc:
+        nxt = None
+        if isinstance(cur, yaml.MappingNode):
+            for key, value in cur.value:
+                if key.value == part or (part == "with_" and key.value == "with"):
+                    nxt = value if not isinstance(value, yaml.ScalarNode) else value
+                    best = key.start_mark.line + 1
+                    break
+        elif isinstance(cur, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(cur.value):
+            nxt = cur.value[part]
+            best = nxt.start_mark.line + 1
+        if nxt is None:
+            break
+        cur = nxt
+    return best
+
+
+def _error(path: Path, node: Any, exc: ValidationError) -> PlaybookError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
+    dotted = dotted.replace(".[", "[").replace("with_", "with")
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "required key missing"
+    return PlaybookError(f"{path}:{_line(node, loc)}: {dotted or '(top level)'}: {msg}")
+
+
+# ---- binding ------------------------------------------------------------------------------
+
+
+def bind(pb: LoadedPlaybook, values: dict[str, Any]) -> list[BoundStep]:
+    """Steps with variables replaced and parameters validated by their kind."""
+    model = pb.model
+    unknown = sorted(set(values) - set(model.variables))
+    if unknown:
+        raise PlaybookError(f"{pb.path}: the org configuration sets variable {unknown[0]!r}, "
+                            f"which playbook {model.name!r} does not declare")
+    resolved: dict[str, Any] = {}
+    for name, var in model.variables.items():
+        if name in values:
+            resolved[name] = values[name]
+        elif var.default is not None or not var.required:
+            resolved[name] = var.default
+        else:
+            raise PlaybookError(f"{pb.path}: variable {name!r} of playbook {model.name!r} has "
+                                "no value: set it for this org in remediate.toml "
+                                f"([orgs.<name>.playbooks.{model.name}] {name} = ...)")
+    registry = kinds()
+    out = []
+    node = yaml.compose(pb.text, Loader=yaml.SafeLoader)
+    for i, step in enumerate(model.steps):
+        kind = registry[step.kind]
+        raw = _substitute(step.with_, resolved)
+        try:
+            params = kind.params.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(with)"
+            msg = "unknown parameter" if first["type"] == "extra_forbidden" else first["msg"]
+            line = _line(node, ("steps", i, "with_", *first["loc"]))
+            raise PlaybookError(f"{pb.path}:{line}: steps[{i}] ({step.id}): with.{field}: "
+                                f"{msg}") from None
+        cause = step.cause or (kind.causes[0] if kind.causes else None)
+        out.append(BoundStep(model.name, step.id, kind, cause, params, step.description))
+    return out
+
+
+def _substitute(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        whole = _VAR.fullmatch(value)
+        if whole:
+            return values[whole.group(1)]
+        return _VAR.sub(lambda m: str(values[m.group(1)]), value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, values) for v in value]
+    return value
+
+
+def digest(steps: list[BoundStep]) -> str:
+    """Identifies the bound playbooks a plan was made from (a changed variable changes it)."""
+    payload = [{"playbook": s.playbook, "id": s.id, "kind": s.kind.name,
+                "params": s.params.model_dump(mode="json")} for s in steps]
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the playbook format, with each step kind's parameters."""
+    schema = Playbook.model_json_schema(by_alias=True)
+    schema["$id"] = "https://remediate.invalid/schema/playbook-v1.json"
+    schema["title"] = "remediate playbook"
+    schema["x-step-kinds"] = {
+        name: {"summary": kind.summary, "causes": list(kind.causes),
+               "parameters": kind.params.model_json_schema()}
+        for name, kind in sorted(kinds().items())
+    }
+    return schema
+
+
+def builtin_dir() -> Path:
+    """The playbooks shipped with remediate (playbooks/ in the source tree)."""
+    from importlib import resources
+
+    packaged = Path(str(resources.files("remediate") / "data" / "playbooks"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "playbooks"
+
+
+def resolve(name_or_path: str, base: Path | None = None) -> Path:
+    """A playbook by path, or by the name of a shipped one (``copilot-for-sales``)."""
+    path = Path(name_or_path)
+    if base is not None and not path.is_absolute():
+        candidate = base / path
+        if candidate.exists():
+            return candidate
+    if path.exists():
+        return path
+    shipped = builtin_dir() / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return shipped
+    raise PlaybookError(f"no playbook {name_or_path!r}: not a file, and not a shipped playbook "
+                        f"({', '.join(sorted(p.stem for p in builtin_dir().glob('*.yaml')))})")

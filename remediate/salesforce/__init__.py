@@ -1,0 +1,1 @@
+"""The Salesforce gateway: the only package that imports simple-salesforce and zeep."""

@@ -1,0 +1,172 @@
+"""Configuration: remediate.toml, overridden by REMEDIATE_* environment variables.
+
+::
+
+    journal = "~/.local/state/remediate/journal.jsonl"   # optional
+
+    [orgs.prod]
+    login_url = "https://acme.my.salesforce.com"
+    auth = "jwt"                      # sf_cli | jwt | client_credentials | access_token
+    username = "remediate@acme.com"   # jwt
+    client_id = "3MVG9..."            # jwt, client_credentials (the admin app's consumer key)
+    private_key_file = "~/.keys/remediate.pem"          # jwt
+    client_secret_env = "ACME_REMEDIATE_SECRET"         # client_credentials
+    access_token_env = "ACME_TOKEN"                     # access_token (+ instance_url)
+    sf_alias = "acme-prod"                              # sf_cli
+    ca_bundle = "/etc/ssl/acme-ca.pem"                  # optional
+    production = true          # allow apply to a production org (IsSandbox = false)
+
+    [orgs.prod.playbooks.copilot-for-sales]            # playbook name or path -> variables
+    integration_user = "copilot@acme.com"
+
+    [orgs.prod.verify.copilot-for-sales]               # the integration's own credentials
+    flow = "client_credentials"
+    client_id_env = "COPILOT_CLIENT_ID"
+    client_secret_env = "COPILOT_CLIENT_SECRET"
+
+Secrets never sit in this file: it names the environment variables (or the key file, or the
+Salesforce CLI alias) that hold them. Environment variables override the file with
+``REMEDIATE_`` and ``__`` between levels: ``REMEDIATE_ORGS__PROD__LOGIN_URL=...``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from remediate.errors import ConfigError
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "remediate"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "remediate"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VerifyLogin(_Strict):
+    """Where an integration's own credentials live, for ``verify``'s token request."""
+
+    flow: Literal["client_credentials", "jwt_bearer"] = "client_credentials"
+    client_id_env: str | None = None
+    client_id: str | None = None  # a consumer key is not a secret; the env form is optional
+    client_secret_env: str | None = None
+    username: str | None = None
+    private_key_file: Path | None = None
+
+
+class OrgConfig(_Strict):
+    login_url: str
+    auth: Literal["sf_cli", "jwt", "client_credentials", "access_token", "sandbox"]
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    username: str | None = None
+    private_key_file: Path | None = None
+    access_token_env: str | None = None
+    instance_url: str | None = None
+    sf_alias: str | None = None
+    ca_bundle: Path | None = None
+    api_version: str = "59.0"
+    timeout_s: float = 30.0
+    production: bool = False
+    playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    verify: dict[str, VerifyLogin] = Field(default_factory=dict)
+    scenario: str | None = None  # auth = "sandbox" only
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REMEDIATE_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    journal: Path | None = None
+    log_format: Literal["auto", "console", "json"] = "auto"
+    orgs: dict[str, OrgConfig] = Field(default_factory=dict)
+
+    _toml_path: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(os.path.expanduser(str(self.journal))) if self.journal else \
+            state_dir() / "journal.jsonl"
+
+
+def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
+    """Settings from ``path`` (or ./remediate.toml when present) and the environment.
+
+    Returns the settings and warnings (a config file others can read is one).
+    """
+    warnings: list[str] = []
+    if path is None:
+        env = os.environ.get("REMEDIATE_CONFIG")
+        path = Path(env) if env else Path("remediate.toml")
+        if not path.exists():
+            path = None
+    elif not path.exists():
+        raise ConfigError(f"{path}: configuration file not found")
+    if path is not None:
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH) and _mentions_secret(path):
+            warnings.append(f"{path} looks like it holds a secret and is readable by other "
+                            "users; keep secrets in environment variables, or chmod 600 it")
+    Settings._toml_path = path
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{path or 'environment'}: {where}: {msg}") from None
+    except ValueError as exc:  # TOML syntax
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    finally:
+        Settings._toml_path = None
+    return settings, warnings
+
+
+def _mentions_secret(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").lower()
+    except OSError:
+        return False
+    return any(word in text for word in ("secret =", "password =", "token =",
+                                         "-----begin"))
+
+
+def secret_from_env(name: str | None, *, what: str) -> SecretStr:
+    if not name:
+        raise ConfigError(f"{what}: no environment variable is named for it")
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    return SecretStr(value)

@@ -1,0 +1,260 @@
+"""What a step kind is, and the read requests and inventory it works with.
+
+A step kind is pure except at one edge: it *names* what it needs to read (``reads``), gets those
+reads back from an ``Inventory`` the engine fetched in as few round trips as the APIs allow, and
+computes the changes between what is and what its parameters say (``diff``). Applying is the
+engine's job: a change carries a ``Write`` (plain data), so check mode and apply mode cannot
+disagree. ``capture`` turns what is into parameters, for ``snapshot``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from remediate.errors import NotFound
+from remediate.plan import Change
+
+# ---- read requests (hashable, so the engine can gather and de-duplicate them) --------------
+
+
+@dataclass(frozen=True)
+class UserRead:
+    username: str
+
+
+@dataclass(frozen=True)
+class PermissionSetRead:
+    name: str
+
+
+@dataclass(frozen=True)
+class LicenseRead:
+    developer_name: str
+
+
+@dataclass(frozen=True)
+class ProfileRead:
+    name: str
+
+
+@dataclass(frozen=True)
+class MetadataRead:
+    type: str
+    full_name: str
+
+
+@dataclass(frozen=True)
+class PackageRead:
+    namespace: str
+
+
+@dataclass(frozen=True)
+class OrgRead:
+    pass
+
+
+Read = UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead | OrgRead
+
+# ---- what the reads return ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssignedSet:
+    id: str  # the PermissionSetAssignment id
+    permission_set_id: str
+    name: str
+    api_enabled: bool
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: str
+    username: str
+    active: bool
+    profile_id: str
+    profile_name: str
+    profile_api_enabled: bool
+    permission_sets: tuple[AssignedSet, ...] = ()
+    licenses: tuple[str, ...] = ()  # PermissionSetLicense DeveloperNames
+
+    def has_set(self, name: str) -> bool:
+        return any(ps.name == name for ps in self.permission_sets)
+
+    @property
+    def api_enabled(self) -> bool:
+        return self.profile_api_enabled or any(ps.api_enabled for ps in self.permission_sets)
+
+
+@dataclass(frozen=True)
+class PermissionSetInfo:
+    id: str
+    name: str
+    label: str
+    license: str | None  # DeveloperName of its PermissionSetLicense
+    api_enabled: bool
+
+
+@dataclass(frozen=True)
+class LicenseInfo:
+    id: str
+    developer_name: str
+    label: str
+    total: int | None
+    used: int | None
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    id: str
+    name: str
+    api_enabled: bool
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    namespace: str
+    name: str
+    version_id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    org_id: str
+    name: str
+    is_sandbox: bool
+    instance_name: str
+    my_domain_url: str  # https://acme.my.salesforce.com
+
+
+@dataclass
+class Inventory:
+    """The answers to every read of a run, keyed by the read. ``None``: not found."""
+
+    results: dict[Any, Any] = field(default_factory=dict)
+
+    def get(self, read: Read) -> Any:
+        if read not in self.results:
+            raise KeyError(f"{read!r} was not read; the step must list it in reads()")
+        return self.results[read]
+
+    @property
+    def org(self) -> OrgInfo:
+        info = self.get(OrgRead())
+        assert isinstance(info, OrgInfo)
+        return info
+
+    def user(self, username: str, *, where: str) -> UserInfo:
+        info = self.get(UserRead(username))
+        if info is None:
+            raise NotFound(f"{where}: no user with username {username!r} in the org",
+                           hint="check the playbook variable that names the integration user")
+        assert isinstance(info, UserInfo)
+        return info
+
+    def permission_set(self, name: str, *, where: str) -> PermissionSetInfo:
+        info = self.get(PermissionSetRead(name))
+        if info is None:
+            raise NotFound(f"{where}: no permission set with API name {name!r} in the org",
+                           hint="permission sets are named by API name (Name), not label")
+        assert isinstance(info, PermissionSetInfo)
+        return info
+
+    def license(self, developer_name: str, *, where: str) -> LicenseInfo:
+        info = self.get(LicenseRead(developer_name))
+        if info is None:
+            raise NotFound(f"{where}: no permission set license {developer_name!r} in the org",
+                           hint="licences are named by DeveloperName, e.g. "
+                                "SalesforceAPIIntegrationPsl")
+        assert isinstance(info, LicenseInfo)
+        return info
+
+    def profile(self, name: str, *, where: str) -> ProfileInfo:
+        info = self.get(ProfileRead(name))
+        if info is None:
+            raise NotFound(f"{where}: no profile named {name!r} in the org")
+        assert isinstance(info, ProfileInfo)
+        return info
+
+    def metadata(self, type_: str, full_name: str) -> dict[str, Any] | None:
+        value = self.get(MetadataRead(type_, full_name))
+        return value if value is None else dict(value)
+
+
+# ---- step kinds ---------------------------------------------------------------------------
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=Params)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    playbook: str
+    step: str
+    cause: str | None
+
+    @property
+    def where(self) -> str:
+        return f"playbook {self.playbook!r}, step {self.step!r}"
+
+    def change(self, kind: str, **fields: Any) -> Change:
+        return Change(playbook=self.playbook, step=self.step, kind=kind, cause=self.cause,
+                      **fields)
+
+
+class StepKind(Generic[P]):
+    """Base of every step kind. Subclasses set the class attributes and the three methods."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    causes: ClassVar[tuple[str, ...]]
+    permissions: ClassVar[tuple[str, ...]]  # Salesforce permissions the applying user needs
+    params: ClassVar[type[Params]]
+    example: ClassVar[dict[str, Any]]  # parameters of a working example (contract-tested)
+
+    def reads(self, p: P) -> Iterable[Read]:
+        raise NotImplementedError
+
+    def diff(self, p: P, inv: Inventory, ctx: StepContext) -> list[Change]:
+        raise NotImplementedError
+
+    def capture(self, p: P, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
+        """Parameters that describe the org as it is now (for ``snapshot``)."""
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, StepKind[Any]] = {}
+
+
+def register(cls: type[StepKind[Any]]) -> type[StepKind[Any]]:
+    if cls.name in REGISTRY:
+        raise ValueError(f"step kind {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def kinds() -> dict[str, StepKind[Any]]:
+    """Every step kind, importing the step modules on first use."""
+    from remediate.steps import apps, org, users  # noqa: F401  (they register themselves)
+
+    return REGISTRY
+
+
+def get_path(data: dict[str, Any] | None, path: str) -> Any:
+    cur: Any = data
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+Normalise = Callable[[Any], Any]
