@@ -201,7 +201,7 @@ class Kind:
         self.store(org).pop(name, None)
         return []
 
-    def row(self, org: Org, name: str) -> Row | None:  # noqa: ARG002
+    def row(self, org: Org, name: str) -> Row | None:
         """The sObject row behind the component, when there is one."""
         return None
 
@@ -524,7 +524,7 @@ class ProfileKind(Kind):
                     "Description": entry.get("description") or None})
         org.update("Profile", profile["Id"], {})  # LastModifiedDate
 
-    def remove(self, org: Org, name: str) -> list[SaveError]:  # noqa: ARG002
+    def remove(self, org: Org, name: str) -> list[SaveError]:
         return [SaveError("INVALID_OPERATION",
                           "The sandbox can't delete profiles through the Metadata API.")]
 
