@@ -250,7 +250,8 @@ def test_dropped_connection_after_the_write_still_counts_the_write(
 @pytest.mark.skipif(_placeholder("rest"), reason="rest.py is still a placeholder (501)")
 def test_after_fault_on_permission_set_assignment_leaves_the_row_in_place(
         sandbox: Sandbox, org: Org, client: Client) -> None:
-    user = org.user_by_username("jo.sales@acme.example.com")
+    # the Workato user holds the licence this permission set needs, so the insert is allowed
+    user = org.user_by_username("workato.integration@acme.example.com")
     permset = org.permission_set_by_name("Copilot_for_Sales_Integration")
     assert user is not None and permset is not None
     before = len(org.find("PermissionSetAssignment", AssigneeId=user["Id"],
