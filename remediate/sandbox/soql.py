@@ -470,12 +470,14 @@ class _Parser:
         if tok.kind == "number":
             self.advance()
             return Literal("number", float(tok.text) if "." in tok.text else int(tok.text))
-        if tok.kind == "datetime":
+        if tok.kind in ("datetime", "date"):
+            try:
+                value = datetime.fromisoformat(tok.text) if tok.kind == "datetime" \
+                    else date.fromisoformat(tok.text)
+            except ValueError:
+                raise _malformed(f"invalid {tok.kind} literal: '{tok.text}'") from None
             self.advance()
-            return Literal("datetime", datetime.fromisoformat(tok.text))
-        if tok.kind == "date":
-            self.advance()
-            return Literal("date", date.fromisoformat(tok.text))
+            return Literal(tok.kind, value)
         if tok.kind == "ident":
             word = tok.text.upper()
             if word in ("TRUE", "FALSE"):

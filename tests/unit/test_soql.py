@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from remediate.sandbox import scenario, soql
 from remediate.sandbox.state import Org
@@ -481,6 +483,12 @@ def test_unterminated_string_is_malformed(org: Org) -> None:
     assert "unterminated string" in err.message
 
 
+@pytest.mark.parametrize("literal", ["2026-13-01T00:00:00Z", "2026-02-30"])
+def test_impossible_date_literal_is_malformed(org: Org, literal: str) -> None:
+    err = error(f"SELECT Id FROM User WHERE CreatedDate > {literal}", org)
+    assert (err.code, err.message[:8]) == ("MALFORMED_QUERY", "invalid ")
+
+
 def test_unsupported_aggregate_function_is_malformed_and_named(org: Org) -> None:
     err = error("SELECT MAX(LastLoginDate) FROM User", org)
     assert err.code == "MALFORMED_QUERY"
@@ -564,3 +572,20 @@ def test_error_carries_code_and_message_attributes(org: Org) -> None:
     err = error("SELECT Id FROM Foo", org)
     assert isinstance(err, Exception)
     assert str(err).startswith("INVALID_TYPE: sObject type 'Foo'")
+
+
+_FRAGMENTS = ["SELECT", "Id", "Name", "Profile.Name", "COUNT()", "FROM", "User", "WHERE", "AND",
+              "OR", "NOT", "IN", "LIKE", "=", "<", "!=", "(", ")", ",", "'a%'", "'x", "true",
+              "null", "5", "2026-11-23T10:00:00Z", "2026-11-23", "TODAY", "LAST_N_DAYS", ":",
+              "ORDER", "BY", "DESC", "NULLS", "LAST", "LIMIT", "OFFSET", "\\", "~", "LoginHistory",
+              "Status", "(SELECT Id FROM PermissionSetAssignments)"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=14))
+def test_any_token_soup_either_answers_or_raises_soql_error(org: Org, words: list[str]) -> None:
+    try:
+        soql.run("SELECT Id FROM User WHERE " + " ".join(words), org)
+        soql.run(" ".join(words), org)
+    except soql.SoqlError as exc:
+        assert exc.code in {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"}
