@@ -313,6 +313,30 @@ def test_unmodified_metadata_client_reads_over_https(sandbox: Sandbox) -> None:
     assert app.fullName == "Copilot_for_Sales"
 
 
+needs_oauth = pytest.mark.skipif(_placeholder("oauth"), reason="oauth.py is still a placeholder")
+
+
+@needs_oauth
+@needs_rest
+def test_client_credentials_over_https_hand_back_the_servers_own_url(sandbox: Sandbox) -> None:
+    copilot = scenarios.load("healthy").integration("copilot-for-sales")
+    with serve_in_thread(sandbox) as srv:
+        token = requests.post(f"{srv.url}/services/oauth2/token",
+                              data={"grant_type": "client_credentials",
+                                    "client_id": copilot.client_id,
+                                    "client_secret": copilot.client_secret},
+                              verify=str(srv.ca_bundle), timeout=10)
+        assert token.status_code == 200
+        assert token.json()["instance_url"] == srv.url
+        query = requests.get(f"{token.json()['instance_url']}/services/data/v59.0/query",
+                             params={"q": "SELECT Id, Name FROM Organization"},
+                             headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                             verify=str(srv.ca_bundle), timeout=10)
+    assert query.status_code == 200
+    assert query.json()["records"][0]["Name"] == "Acme Corporation"
+    assert (sandbox.counts["oauth"], sandbox.counts["rest"]) == (1, 1)
+
+
 # ---- the startup session ------------------------------------------------------------------
 
 
