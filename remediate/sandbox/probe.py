@@ -10,6 +10,7 @@ The source address travels in ``X-Sandbox-Client-IP``, a header only the sandbox
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 
 import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from remediate.sandbox.oauth import CLIENT_IP_HEADER, JWT_GRANT
 from remediate.sandbox.scenario import IntegrationSpec
@@ -41,6 +44,12 @@ class ApiOutcome:
     status: int
     error_code: str | None = None
     message: str | None = None
+
+
+@functools.lru_cache(maxsize=16)
+def signing_key(pem: str) -> PrivateKeyTypes:
+    """The parsed private key; parsing validates the RSA key, which is slow, so do it once."""
+    return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
 def _base(url: str) -> str:
@@ -73,7 +82,8 @@ def request_token(session: requests.Session, integration: IntegrationSpec, *,
                              "for the JWT bearer flow")
         claims = {"iss": integration.client_id, "sub": integration.username, "aud": base,
                   "exp": str(int(time.time()) + JWT_LIFETIME_S)}
-        assertion = jwt.encode(claims, integration.private_key, algorithm="RS256")
+        assertion = jwt.encode(claims, signing_key(integration.private_key),  # type: ignore[arg-type]
+                               algorithm="RS256")
         data = {"grant_type": JWT_GRANT, "assertion": assertion}
     response = session.post(f"{base}/services/oauth2/token", data=data, headers=headers,
                             timeout=timeout)

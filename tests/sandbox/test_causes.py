@@ -6,6 +6,8 @@ source address, in process through the requests adapter.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from remediate.sandbox import probe
@@ -38,8 +40,11 @@ CASES = [
 ]
 
 
+_load = functools.lru_cache(maxsize=None)(scenarios.load)  # specs are read, never changed
+
+
 def _probe(scenario_name: str, integration_name: str) -> tuple[Sandbox, probe.TokenOutcome]:
-    spec = scenarios.load(scenario_name)
+    spec = _load(scenario_name)
     sandbox = Sandbox([scenarios.build_org(spec)])
     outcome = probe.request_token(session_for(sandbox), spec.integration(integration_name),
                                   my_domain_url=sandbox.org.my_domain_url)
@@ -125,3 +130,13 @@ def test_wrong_login_url_failure_is_logged_in_the_org_as_restricted_domain() -> 
     rows = list(sandbox.org.tables["LoginHistory"].values())
     assert [(r["Status"], r["LoginUrl"]) for r in rows] == [
         ("Restricted domain", "login.salesforce.com")]
+
+
+def test_app_not_installed_failure_is_logged_against_the_jwt_subject() -> None:
+    sandbox, _ = _probe("c9-app-not-installed", "workato")
+    org = sandbox.org
+    user = org.user_by_username("workato.integration@acme.example.com")
+    assert user is not None
+    (row,) = org.tables["LoginHistory"].values()
+    assert (row["UserId"], row["Status"], row["Application"]) == (
+        user["Id"], "Package for this consumer is not installed in your organization", None)

@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce import Salesforce, SalesforceAuthenticationFailed
 
+from remediate.sandbox import probe
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.adapter import session_for
-from remediate.sandbox.app import Sandbox
+from remediate.sandbox.app import CaseInsensitiveDict, Request, Response, Sandbox
 from remediate.sandbox.oauth import CLIENT_IP_HEADER, JWT_GRANT
 from remediate.sandbox.scenario import IntegrationSpec
 from remediate.sandbox.state import Org
@@ -29,7 +30,7 @@ ADMIN_SECRET = "sandbox-admin-app-secret-0001"
 WORKATO_IP = "203.0.113.20"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def spec() -> scenarios.Scenario:
     return scenarios.load("healthy")
 
@@ -57,7 +58,8 @@ def _assertion(integration: IntegrationSpec, *, aud: str = MY_DOMAIN,
                exp: Any = None, key: str | None = None, sub: str | None = None) -> str:
     claims = {"iss": integration.client_id, "sub": sub or integration.username, "aud": aud,
               "exp": exp if exp is not None else int(time.time()) + 180}
-    return jwt.encode(claims, key or integration.private_key or "", algorithm="RS256")
+    return jwt.encode(claims, key or probe.signing_key(integration.private_key or ""),
+                      algorithm="RS256")
 
 
 def _jwt(http: requests.Session, assertion: str, base: str = MY_DOMAIN,
@@ -432,3 +434,31 @@ def test_simple_salesforce_reports_the_token_error_as_authentication_failed(
     with pytest.raises(SalesforceAuthenticationFailed, match="invalid client credentials"):
         Salesforce(consumer_key=copilot.client_id, consumer_secret="wrong", domain="acme.my",
                    session=session_for(sandbox))
+
+
+# ---- the HTTPS server's own host -------------------------------------------------------------
+
+
+def _direct(sandbox: Sandbox, method: str, url: str, body: bytes = b"",
+            headers: dict[str, str] | None = None) -> Response:
+    return sandbox.handle(Request(method, url, CaseInsensitiveDict(headers or {}), body))
+
+
+def test_token_on_the_server_host_points_instance_url_and_custom_domain_at_the_server(
+        sandbox: Sandbox, copilot: IntegrationSpec, workato: IntegrationSpec) -> None:
+    sandbox.server_host = "127.0.0.1:8443"
+    server = "https://127.0.0.1:8443"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = _direct(sandbox, "POST", f"{server}/services/oauth2/token",
+                     b"grant_type=client_credentials",
+                     {**form, **_basic(copilot.client_id, copilot.client_secret or "")})
+    assert answer.status == 200, answer.body
+    assert answer.json()["instance_url"] == server
+    info = _direct(sandbox, "GET", f"{server}/services/oauth2/userinfo",
+                   headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+    assert info.json()["urls"]["custom_domain"] == server
+    assertion = _assertion(workato, aud=server)
+    jwt_answer = _direct(sandbox, "POST", f"{server}/services/oauth2/token",
+                         f"grant_type={JWT_GRANT}&assertion={assertion}".encode(),
+                         {**form, CLIENT_IP_HEADER: WORKATO_IP})
+    assert jwt_answer.status == 200, jwt_answer.body

@@ -8,7 +8,8 @@ import pytest
 
 from remediate.sandbox import scenario as scenarios
 
-SHIPPED = sorted(scenarios.available())
+DESCRIPTIONS = scenarios.available()  # loads every scenario once
+SHIPPED = sorted(DESCRIPTIONS)
 CAUSE_SCENARIOS = [n for n in SHIPPED if re.match(r"^(eca-)?c\d+-", n)]
 
 
@@ -29,7 +30,7 @@ def test_shipped_scenario_loads_and_builds_an_org(name: str) -> None:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_available_gives_a_one_line_description(name: str) -> None:
-    description = scenarios.available()[name]
+    description = DESCRIPTIONS[name]
     assert description.strip() and "\n" not in description
 
 
