@@ -86,7 +86,7 @@ CHOSEN: dict[str, str] = {
                        "collections ones): 400 LIMIT_EXCEEDED",
     "composite_bad_reference": "a subrequest whose @{ref...} cannot be resolved: 400 "
                                "PROCESSING_HALTED 'Invalid reference specified. ...'",
-    "session_scope": "a session whose scopes lack api/full: 401 INVALID_SESSION_ID 'This "
+    "session_scope": "an app's session whose scopes lack api/full: 401 INVALID_SESSION_ID 'This "
                      "session is not valid for use with the REST API'; an inactive user's "
                      "session is 401 'Session expired or invalid'",
     "query_locator": "nextRecordsUrl is /services/data/vNN.N[/tooling]/query/<01g id>-<offset>; "
@@ -257,7 +257,7 @@ def _authenticate(ctx: Context) -> Session | Response:
     if user is None or not user.get("IsActive"):
         return expired
     scopes = {s.lower() for s in session.scopes}
-    if scopes and not scopes & {"api", "full"}:
+    if session.app is not None and not scopes & {"api", "full"}:
         return rest_error(401, "INVALID_SESSION_ID",
                           "This session is not valid for use with the REST API")
     if not access.has_permission(ctx.org, session.user_id, "ApiEnabled"):
@@ -1062,7 +1062,6 @@ class _SubResult:
     reference_id: str
     status: int
     body: Any
-    wrote: bool = False
     headers: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:

@@ -146,6 +146,16 @@ def test_oauth_scheme_is_accepted_like_bearer(admin: Client) -> None:
     assert response.status_code == 200
 
 
+def test_app_session_without_api_scope_is_not_valid_for_rest(http: requests.Session,
+                                                             org: Org) -> None:
+    token = org.new_session(uid(org, COPILOT), "Copilot_for_Sales", ("id", "refresh_token"),
+                            "test").token
+    response = Client(http, org, token).get("limits/")
+    assert response.status_code == 401
+    assert error(response) == {"errorCode": "INVALID_SESSION_ID",
+                               "message": "This session is not valid for use with the REST API"}
+
+
 def test_inactive_users_session_is_invalid(http: requests.Session, org: Org) -> None:
     jo = client_for(http, org, JO)
     org.update("User", uid(org, JO), {"IsActive": False})
