@@ -46,6 +46,7 @@ from remediate.sandbox.app import (
     CaseInsensitiveDict,
     Request,
     Sandbox,
+    rest_error,
 )
 
 log = logging.getLogger("remediate.sandbox.server")
@@ -53,6 +54,8 @@ log = logging.getLogger("remediate.sandbox.server")
 HOST = "127.0.0.1"
 #: Seconds an idle keep-alive connection stays open before the server closes it.
 IDLE_TIMEOUT_S = 30.0
+#: What the server answers (HTTP 500) when the sandbox itself fails on a request.
+UNKNOWN_EXCEPTION_MESSAGE = "An unexpected error occurred in the sandbox org."
 
 # ---- certificates -------------------------------------------------------------------------
 
@@ -165,14 +168,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        sandbox = self.server.sandbox
-        answer = sandbox.handle(Request(
+        request = Request(
             method=self.command,
             url=f"{self.server.base_url}{_origin_form(self.path)}",
             headers=CaseInsensitiveDict(dict(self.headers.items())),
             body=body,
             client_ip=self.client_address[0],
-        ))
+        )
+        try:
+            answer = self.server.sandbox.handle(request)
+        except Exception:
+            # A bug in the sandbox: answer the way Salesforce answers its own failures, and say
+            # so on stderr (a warning-level record reaches stderr even without --verbose).
+            log.exception("sandbox failed on %s %s", request.method, request.path)
+            answer = rest_error(500, "UNKNOWN_EXCEPTION", UNKNOWN_EXCEPTION_MESSAGE)
         if answer.drop:
             self._drop()
             return

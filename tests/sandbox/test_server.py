@@ -263,6 +263,19 @@ def test_each_request_reaches_the_sandbox_as_it_was_sent(sandbox: Sandbox,
     assert seen[1].body == b"part one, part two"
 
 
+def test_a_failing_sandbox_answers_500_unknown_exception(sandbox: Sandbox,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(request: Request) -> Response:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(sandbox, "handle", broken)
+    with serve_in_thread(sandbox) as srv:
+        response = requests.get(f"{srv.url}/services/data/v59.0/limits",
+                                verify=str(srv.ca_bundle), timeout=10)
+    assert response.status_code == 500
+    assert response.json()[0]["errorCode"] == "UNKNOWN_EXCEPTION"
+
+
 def test_keep_alive_connection_serves_several_requests(sandbox: Sandbox) -> None:
     with serve_in_thread(sandbox) as srv, requests.Session() as s:
         s.verify = str(srv.ca_bundle)
