@@ -184,6 +184,20 @@ class Gateway:
             raise map_exception(exc, what=what) from None
         return sf
 
+    @property
+    def mdapi(self) -> Any:
+        """simple-salesforce's Metadata client, on this gateway's session.
+
+        simple-salesforce builds its zeep client on zeep's own requests session; pointing the
+        transport at ours gives metadata calls the same CA bundle, timeouts and (for the
+        sandbox) transport adapter as every other call.
+        """
+        md = self.sf.mdapi
+        transport = md._client.transport
+        if transport.session is not self._session:
+            transport.session = self._session
+        return md
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         @_retry_transient
         def attempt() -> T:
@@ -361,7 +375,7 @@ class Gateway:
         from zeep.helpers import serialize_object
 
         def call() -> Any:
-            return getattr(self.sf.mdapi, type_).read(names)
+            return getattr(self.mdapi, type_).read(names)
 
         result = self._call(f"reading {type_} metadata", call)
         items = result if isinstance(result, list) else [result]
@@ -422,7 +436,7 @@ class Gateway:
             chunk = components[start:start + METADATA_PER_CALL]
 
             def call(c: list[dict[str, Any]] = chunk) -> None:
-                factory = getattr(self.sf.mdapi, type_)
+                factory = getattr(self.mdapi, type_)
                 factory.upsert([factory(**_for_zeep(comp)) for comp in c])
 
             try:

@@ -81,7 +81,7 @@ class PackageInstalled(StepKind[PackageParams]):
 class LoginUrlParams(Params):
     integration: str
     flow: Literal["client_credentials", "jwt_bearer"] = "client_credentials"
-    login_url: str  # what the external system is configured with
+    login_url: str | None = None  # what the external system is configured with; None: unknown
 
 
 def host_of(url: str) -> str:
@@ -104,6 +104,8 @@ class LoginUrl(StepKind[LoginUrlParams]):
 
     def diff(self, p: LoginUrlParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         my_domain = inv.org.my_domain_url
+        if p.login_url is None:
+            return []
         host = host_of(p.login_url)
         if host == host_of(my_domain):
             return []

@@ -1,0 +1,94 @@
+"""From what a user saw (an OAuth error, an integration's message, a Login History row) to the
+cause in the failure catalogue. Pure: a table of patterns, matched case-insensitively.
+
+Several messages point at more than one cause ("user is not admin approved" is C3, C4, C5 or
+C6 depending on which link of the grant is missing); the engine narrows the candidates with what
+the audit finds drifting.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CAUSES: dict[str, str] = {
+    "C1": "\"Enable Client Credentials Flow\" is off on the app",
+    "C2": "The app has no Run As user, or the wrong one",
+    "C3": "The app is limited to admin-approved users and the integration user was not granted it",
+    "C4": "The integration user has the wrong profile",
+    "C5": "The integration user lacks a required permission set",
+    "C6": "The integration user lacks a permission set licence",
+    "C7": "API Enabled is missing for the integration user",
+    "C8": "The integration user is inactive",
+    "C9": "The connected app or its managed package is not installed",
+    "C10": "The integration signs in through login.salesforce.com, test.salesforce.com or an old "
+           "instance URL instead of the org's My Domain",
+    "C11": "IP restrictions block the integration",
+    "C12": "Someone changed the working configuration",
+}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    pattern: str
+    causes: tuple[str, ...]
+    explanation: str
+
+
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern(r"request not supported on this domain|restricted domain", ("C10",),
+            "client credentials only work against the org's My Domain host"),
+    Pattern(r"client credentials flow (is )?(not enabled|disabled)", ("C1",),
+            "the app's client credentials flow is switched off"),
+    Pattern(r"no client credentials user enabled", ("C2",),
+            "the app has no Run As (execution) user"),
+    Pattern(r"not admin approved|invalid_app_access|OAUTH_APP_ACCESS_DENIED",
+            ("C3", "C5", "C6", "C4"),
+            "the app only admits admin-approved users, and this user holds no grant to it"),
+    Pattern(r"user hasn't approved this consumer", ("C3",),
+            "the app is not pre-authorized for the user (admin-approved access missing)"),
+    Pattern(r"inactive user|user is inactive|inactive_user", ("C8",),
+            "the integration user is deactivated"),
+    Pattern(r"ip restricted|restricted ip|ip address not allowed", ("C11",),
+            "the integration's address is outside the profile's login IP ranges"),
+    Pattern(r"client identifier invalid|invalid_client_id|app_not_found|not installed in (this|your)"
+            r" org", ("C9",),
+            "the org does not know the app the integration uses"),
+    Pattern(r"API_CURRENTLY_DISABLED|api is disabled for this user|api-only user", ("C7",),
+            "the user's profile and permission sets do not grant API Enabled"),
+    Pattern(r"server-to-server authentication failed|couldn't get access token",
+            ("C1", "C2", "C3", "C5", "C6", "C8", "C10"),
+            "Copilot for Sales could not get a token; the audit tells which link is broken"),
+    Pattern(r"connection failed|action failed due to server error",
+            ("C9", "C3", "C4", "C7", "C8", "C11", "C10"),
+            "Workato could not connect; the audit tells which link is broken"),
+)
+
+NOT_A_CAUSE: tuple[tuple[str, str], ...] = (
+    (r"invalid client credentials|invalid_client\b",
+     "the integration's consumer secret is wrong: copy it again from the app into the "
+     "integration's connection settings"),
+    (r"audience is invalid|audience validation failed",
+     "the JWT 'aud' claim must be https://login.salesforce.com, https://test.salesforce.com "
+     "or the org's My Domain URL"),
+    (r"invalid assertion",
+     "the JWT is not signed with the key whose certificate is on the app, or its subject is "
+     "not a user of the org"),
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    causes: tuple[str, ...]
+    explanation: str
+    not_a_cause: str | None = None
+
+
+def match(text: str) -> Match | None:
+    for p in PATTERNS:
+        if re.search(p.pattern, text, re.IGNORECASE):
+            return Match(p.causes, p.explanation)
+    for pattern, advice in NOT_A_CAUSE:
+        if re.search(pattern, text, re.IGNORECASE):
+            return Match((), advice, not_a_cause=advice)
+    return None

@@ -1,0 +1,379 @@
+"""detect -> diff -> plan; approve -> apply -> verify. The only module that sequences a run.
+
+Every command starts with ``assess``: gather the reads of every bound step, fetch them through
+the gateway in one batch, let each step diff its slice, and build the plan. ``apply`` assesses
+again, refuses a stale plan, and writes in dependency order, one batch per API request,
+journalling each batch before the next.
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from remediate import diagnose as diagnosis
+from remediate.errors import (
+    ApplyFailed,
+    NotApproved,
+    ProductionGuard,
+    RemediateError,
+    StalePlan,
+)
+from remediate.journal import Journal, change_record, new_run_id
+from remediate.orgs import OrgHandle
+from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordWrite
+from remediate.salesforce.gateway import TokenResult
+from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, get_path
+
+Status = Literal["ok", "drift", "manual"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    playbook: str
+    step: str
+    kind: str
+    cause: str | None
+    description: str
+    changes: tuple[Change, ...]
+
+    @property
+    def status(self) -> Status:
+        if not self.changes:
+            return "ok"
+        return "drift" if any(c.automatic for c in self.changes) else "manual"
+
+
+@dataclass
+class Assessment:
+    org: OrgInfo
+    findings: list[Finding]
+    plan: Plan
+    inventory: Inventory
+
+    @property
+    def drift(self) -> bool:
+        return not self.plan.empty
+
+
+def assess(handle: OrgHandle) -> Assessment:
+    reads: set[Read] = {OrgRead()}
+    for step in handle.steps:
+        reads.update(step.kind.reads(step.params))
+    inv = handle.gateway.fetch(reads)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str, str]] = set()
+    all_changes: list[Change] = []
+    for step in handle.steps:
+        ctx = StepContext(step.playbook, step.id, step.cause)
+        changes = []
+        for change in step.kind.diff(step.params, inv, ctx):
+            key = (change.target, change.field,
+                   change.write.model_dump_json() if change.write else change.manual or "")
+            if key in seen:
+                continue  # another step already asks for exactly this change
+            seen.add(key)
+            changes.append(change)
+        all_changes.extend(changes)
+        findings.append(Finding(step.playbook, step.id, step.kind.name, step.cause,
+                                step.description or step.kind.summary, tuple(changes)))
+    org = inv.org
+    plan = Plan.build(org=handle.name, org_id=org.org_id, instance_url=org.my_domain_url,
+                      playbooks_digest=handle.digest, changes=all_changes)
+    return Assessment(org, findings, plan, inv)
+
+
+# ---- apply -------------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    plan: Plan
+    applied: list[Change] = field(default_factory=list)
+    manual: list[Change] = field(default_factory=list)
+    wrote: bool = False
+
+
+def approval(how: Literal["prompt", "flag", "policy"]) -> Approval:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Approval(by=user, how=how, at=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def check_plan(saved: Plan, current: Assessment, handle: OrgHandle) -> None:
+    """Refuse a saved plan that no longer describes the org (Terraform's stale-plan rule)."""
+    if saved.org != handle.name:
+        raise StalePlan(f"the plan was made for org {saved.org!r}, not {handle.name!r}")
+    if saved.org_id[:15] != current.org.org_id[:15]:
+        raise StalePlan(f"the plan was made for org id {saved.org_id}, but {handle.name!r} is "
+                        f"{current.org.org_id}")
+    if saved.playbooks_digest != current.plan.playbooks_digest:
+        raise StalePlan("the playbooks or their variables changed since the plan was made; "
+                        "run 'remediate plan' again")
+    if saved.checksum != current.plan.checksum:
+        raise StalePlan("the org changed since the plan was made (checksum "
+                        f"{saved.checksum[:12]} != {current.plan.checksum[:12]}); nothing was "
+                        "written. Run 'remediate plan' again and review the new diff")
+
+
+def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool) -> None:
+    if org.is_sandbox or handle.config.production or allow_production or handle.builtin:
+        return
+    raise ProductionGuard(f"org {handle.name!r} is a production org (Organization.IsSandbox is "
+                          "false) and is not marked 'production = true' in remediate.toml; "
+                          "pass --allow-production to apply anyway")
+
+
+def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
+          journal: Journal) -> ApplyResult:
+    plan = current.plan
+    run_id = new_run_id()
+    result = ApplyResult(run_id, plan, manual=plan.manual)
+    todo = plan.automatic
+    if not todo:
+        return result
+    if approved is None:
+        raise NotApproved("the changes were not approved; nothing was written")
+    journal.append("apply.start", run_id=run_id, org=handle.name, org_id=current.org.org_id,
+                   checksum=plan.checksum, approval=approved.model_dump(),
+                   changes=[change_record(c) for c in todo])
+    pending = list(todo)
+    try:
+        for batch in batches(todo):
+            try:
+                _write(handle, current.inventory, batch)
+            except RemediateError as err:
+                journal.append("batch", run_id=run_id, result="failed", error=err.message,
+                               changes=[change_record(c) for c in batch])
+                raise
+            result.wrote = True
+            journal.append("batch", run_id=run_id, result="applied",
+                           changes=[change_record(c) for c in batch])
+            result.applied.extend(batch)
+            pending = [c for c in pending if c not in batch]
+    except RemediateError as err:
+        journal.append("apply.end", run_id=run_id, status="failed",
+                       applied=len(result.applied), not_applied=len(pending))
+        raise ApplyFailed(
+            f"apply stopped: {err.message}",
+            applied=[c.label() for c in result.applied],
+            not_applied=[c.label() for c in pending],
+            hint=f"the journal ({journal.path}) records run {run_id}; run 'remediate plan' to "
+                 "see what is left") from None
+    journal.append("apply.end", run_id=run_id, status="applied", applied=len(result.applied))
+    return result
+
+
+def batches(changes: list[Change]) -> list[list[Change]]:
+    """One batch per write request, in dependency order (changes are already phase-sorted)."""
+    out: list[list[Change]] = []
+    groups: dict[tuple[int, str, str], list[Change]] = {}
+    for c in changes:
+        w = c.write
+        if isinstance(w, RecordWrite):
+            key = (c.phase, w.api, f"{w.sobject}:{'update' if w.record_id else 'insert'}")
+        else:
+            assert isinstance(w, MetadataWrite)
+            key = (c.phase, "metadata", w.type)
+        groups.setdefault(key, []).append(c)
+    for key in sorted(groups):
+        out.append(groups[key])
+    return out
+
+
+def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> None:
+    gw = handle.gateway
+    first = batch[0].write
+    if isinstance(first, RecordWrite):
+        if first.api == "tooling":
+            for c in batch:
+                assert isinstance(c.write, RecordWrite)
+                gw.tooling_insert(c.write.sobject, dict(c.write.fields))
+        elif first.record_id is None:
+            gw.insert_rows(first.sobject, [dict(c.write.fields) for c in batch
+                                           if isinstance(c.write, RecordWrite)])
+        else:
+            merged: dict[str, dict[str, Any]] = {}
+            for c in batch:
+                assert isinstance(c.write, RecordWrite) and c.write.record_id
+                merged.setdefault(c.write.record_id, {"Id": c.write.record_id}).update(
+                    c.write.fields)
+            gw.update_rows(first.sobject, list(merged.values()))
+        return
+    assert isinstance(first, MetadataWrite)
+    components: dict[str, dict[str, Any]] = {}
+    for c in batch:
+        w = c.write
+        assert isinstance(w, MetadataWrite)
+        if w.full_name not in components:
+            current = inv.metadata(w.type, w.full_name)
+            components[w.full_name] = copy.deepcopy(current) if current else \
+                {"fullName": w.full_name}
+        _apply_path(components[w.full_name], w)
+    gw.upsert_metadata(first.type, list(components.values()))
+
+
+def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
+    parts = w.path.split(".")
+    cur = component
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    leaf = parts[-1]
+    if w.mode == "set":
+        cur[leaf] = w.value
+        return
+    existing = cur.get(leaf)
+    items = [] if existing is None else (list(existing) if isinstance(existing, list)
+                                         else [existing])
+    for item in w.value:
+        if item not in items:
+            items.append(item)
+    cur[leaf] = items
+
+
+# ---- verify ------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    assessment: Assessment
+    tokens: list[tuple[str, TokenResult]]
+
+    @property
+    def ok(self) -> bool:
+        return self.assessment.plan.empty and all(t.ok for _, t in self.tokens)
+
+
+def verify(handle: OrgHandle) -> VerifyResult:
+    current = assess(handle)
+    selected = {s.playbook for s in handle.steps}
+    tokens = []
+    for login in handle.logins:
+        if handle.builtin and _playbook_for(login.name) not in selected:
+            continue
+        tokens.append((login.name, handle.gateway.request_token(login,
+                                                                current.org.my_domain_url)))
+    return VerifyResult(current, tokens)
+
+
+def _playbook_for(integration: str) -> str:
+    return integration
+
+
+# ---- diagnose ----------------------------------------------------------------------------
+
+
+@dataclass
+class Diagnosis:
+    evidence: list[str]
+    causes: list[str]
+    explanation: str
+    confirmed: list[Finding]
+    advice: str | None = None
+
+
+def diagnose(handle: OrgHandle, error_text: str | None) -> Diagnosis:
+    current = assess(handle)
+    evidence: list[str] = []
+    texts: list[str] = []
+    if error_text:
+        evidence.append(f"error: {error_text}")
+        texts.append(error_text)
+    else:
+        for row in _failed_logins(handle, current):
+            line = (f"Login History {row.get('LoginTime')}: {row.get('Status')} "
+                    f"(user {row.get('_username')}, {row.get('LoginUrl')}, "
+                    f"{row.get('Application')})")
+            evidence.append(line)
+            texts.append(str(row.get("Status") or ""))
+    causes: list[str] = []
+    explanation = ""
+    advice = None
+    for text in texts:
+        m = diagnosis.match(text)
+        if m is None:
+            continue
+        advice = advice or m.not_a_cause
+        explanation = explanation or m.explanation
+        for cause in m.causes:
+            if cause not in causes:
+                causes.append(cause)
+    drifting = [f for f in current.findings if f.status != "ok"]
+    if causes:
+        confirmed = [f for f in drifting if f.cause in causes]
+    else:
+        confirmed = drifting
+    if not causes and confirmed:
+        causes = sorted({f.cause for f in confirmed if f.cause}, key=_cause_order)
+    return Diagnosis(evidence, causes, explanation, confirmed, advice)
+
+
+def _cause_order(cause: str) -> int:
+    return int(cause[1:]) if cause[1:].isdigit() else 99
+
+
+def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any]]:
+    usernames = sorted({str(getattr(s.params, "username")) for s in handle.steps
+                        if hasattr(s.params, "username")})
+    users = {}
+    for name in usernames:
+        info = current.inventory.results.get(_user_read(name))
+        if info is not None:
+            users[info.id] = name
+    if not users:
+        return []
+    ids = ", ".join(f"'{i}'" for i in sorted(users))
+    rows = handle.gateway.query(
+        "SELECT UserId, LoginTime, Status, LoginUrl, Application, LoginType FROM LoginHistory "
+        f"WHERE UserId IN ({ids}) ORDER BY LoginTime DESC LIMIT 50")
+    failed = []
+    for row in rows:
+        if str(row.get("Status")) == "Success":
+            continue
+        row["_username"] = next((n for i, n in users.items() if i[:15] == str(row["UserId"])[:15]),
+                                row.get("UserId"))
+        failed.append(row)
+    return failed[:10]
+
+
+def _user_read(name: str) -> Any:
+    from remediate.steps.base import UserRead
+
+    return UserRead(name)
+
+
+# ---- snapshot ----------------------------------------------------------------------------
+
+
+def snapshot(handle: OrgHandle, name: str) -> dict[str, Any]:
+    """A playbook that pins what the org is now, for every step bound to it (cause C12)."""
+    current = assess(handle)
+    steps = []
+    for step in handle.steps:
+        ctx = StepContext(step.playbook, step.id, "C12")
+        params = step.kind.capture(step.params, current.inventory, ctx)
+        steps.append({"id": f"{step.playbook}-{step.id}", "kind": step.kind.name, "cause": "C12",
+                      "description": f"As captured from {handle.name} "
+                                     f"({current.org.org_id}); was {step.playbook}/{step.id}",
+                      "with": params})
+    return {
+        "apiVersion": "remediate/v1", "kind": "Playbook", "name": name,
+        "description": (f"Baseline captured from org {handle.name} ({current.org.org_id}) at "
+                        f"{datetime.now(UTC).isoformat(timespec='seconds')}. Drift from it is an "
+                        "unintended change (C12)."),
+        "variables": {}, "steps": steps,
+    }
+
+
+def metadata_value(inv: Inventory, type_: str, name: str, path: str) -> Any:
+    return get_path(inv.metadata(type_, name), path)

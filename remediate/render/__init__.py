@@ -1,0 +1,40 @@
+"""Renderers: the same result data as text (for people), JSON (for tools) or Markdown (for
+tickets and pull requests). Picked from a mapping; no logic beyond presentation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediate.engine import Assessment, Finding
+from remediate.plan import Change, Plan
+
+
+def change_data(c: Change) -> dict[str, Any]:
+    return {"target": c.target, "field": c.field, "before": c.before, "after": c.after,
+            "automatic": c.automatic, **({"manual": c.manual} if c.manual else {})}
+
+
+def finding_data(f: Finding) -> dict[str, Any]:
+    return {"playbook": f.playbook, "step": f.step, "kind": f.kind, "cause": f.cause,
+            "status": f.status, "description": f.description,
+            "changes": [change_data(c) for c in f.changes]}
+
+
+def assessment_data(a: Assessment, org_name: str) -> dict[str, Any]:
+    return {"org": org_name, "org_id": a.org.org_id, "my_domain": a.org.my_domain_url,
+            "drift": a.drift, "checksum": a.plan.checksum,
+            "summary": summary(a.findings),
+            "findings": [finding_data(f) for f in a.findings]}
+
+
+def plan_data(p: Plan) -> dict[str, Any]:
+    return {"org": p.org, "org_id": p.org_id, "checksum": p.checksum,
+            "changes": [{"playbook": c.playbook, "step": c.step, "kind": c.kind,
+                         "cause": c.cause, **change_data(c)} for c in p.changes]}
+
+
+def summary(findings: list[Finding]) -> dict[str, int]:
+    out = {"ok": 0, "drift": 0, "manual": 0}
+    for f in findings:
+        out[f.status] += 1
+    return out

@@ -1,0 +1,131 @@
+"""Human-readable output, Terraform-style: + for additions, ~ for changes, ! for manual steps."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from remediate.diagnose import CAUSES
+from remediate.engine import ApplyResult, Assessment, Diagnosis, VerifyResult
+from remediate.plan import Change, Plan
+from remediate.render import summary
+
+
+def _v(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def change_lines(c: Change, indent: str = "    ") -> list[str]:
+    if not c.automatic:
+        return [f"{indent}! {c.target}: {c.field}", f"{indent}    needs a person: {c.manual}"]
+    mark = "+" if c.before in (None, False, "not assigned", []) else "~"
+    return [f"{indent}{mark} {c.target}: {c.field}: {_v(c.before)} -> {_v(c.after)}"]
+
+
+def audit(a: Assessment, org_name: str) -> str:
+    lines = [f"Org {org_name} ({a.org.org_id}, {a.org.my_domain_url})", ""]
+    current = None
+    for f in a.findings:
+        if f.playbook != current:
+            current = f.playbook
+            lines.append(f"Playbook {current}")
+        mark = {"ok": "ok    ", "drift": "DRIFT ", "manual": "MANUAL"}[f.status]
+        cause = f" [{f.cause}]" if f.cause else ""
+        lines.append(f"  {mark} {f.step}{cause}")
+        for c in f.changes:
+            lines.extend(change_lines(c, "      "))
+    s = summary(a.findings)
+    lines += ["", f"{s['ok']} ok, {s['drift']} drifted, {s['manual']} need a person."]
+    if a.drift:
+        lines.append("Run 'remediate plan' to see the changes, 'remediate apply' to make them.")
+    return "\n".join(lines)
+
+
+def plan(p: Plan) -> str:
+    lines = [f"Plan for org {p.org} ({p.org_id}), checksum {p.checksum[:16]}"]
+    if p.empty:
+        return "\n".join([*lines, "", "No changes. The org matches its playbooks."])
+    auto, manual = p.automatic, p.manual
+    if auto:
+        lines += ["", f"remediate will make {len(auto)} change(s), in this order:"]
+        for c in auto:
+            lines.extend(change_lines(c))
+            lines.append(f"        ({c.playbook}/{c.step}{', ' + c.cause if c.cause else ''})")
+    if manual:
+        lines += ["", f"{len(manual)} change(s) need a person (remediate will not make them):"]
+        for c in manual:
+            lines.extend(change_lines(c))
+    return "\n".join(lines)
+
+
+def applied(r: ApplyResult) -> str:
+    if not r.applied:
+        out = "Nothing to apply: the org already matches its playbooks."
+        if r.manual:
+            out += f" {len(r.manual)} change(s) still need a person (see 'remediate plan')."
+        return out
+    lines = [f"Applied {len(r.applied)} change(s) (run {r.run_id}):"]
+    for c in r.applied:
+        lines.extend(change_lines(c))
+    if r.manual:
+        lines.append(f"{len(r.manual)} change(s) still need a person:")
+        for c in r.manual:
+            lines.extend(change_lines(c))
+    return "\n".join(lines)
+
+
+def verified(v: VerifyResult) -> str:
+    p = v.assessment.plan
+    lines = []
+    if p.empty:
+        lines.append("Re-read: the org matches its playbooks.")
+    else:
+        lines.append(f"Re-read: {len(p.changes)} difference(s) remain:")
+        for c in p.changes:
+            lines.extend(change_lines(c))
+    for name, t in v.tokens:
+        if t.ok:
+            lines.append(f"Token request for {name}: ok (signed in at {t.instance_url}, API call "
+                         f"HTTP {t.api_status}).")
+        elif t.status != 200:
+            lines.append(f"Token request for {name}: FAILED: {t.error}: {t.error_description}")
+        else:
+            lines.append(f"Token request for {name}: signed in, but the API call failed: HTTP "
+                         f"{t.api_status} {t.api_error}")
+    if not v.tokens:
+        lines.append("No integration credentials are configured, so no token request was made.")
+    lines.append("Verified." if v.ok else "NOT verified.")
+    return "\n".join(lines)
+
+
+def diagnosed(d: Diagnosis) -> str:
+    lines = []
+    if d.evidence:
+        lines.append("Evidence:")
+        lines.extend(f"  {e}" for e in d.evidence)
+    else:
+        lines.append("No error text was given and the integration users have no failed logins "
+                     "in Login History.")
+    if d.advice:
+        lines += ["", f"Not a configuration drift: {d.advice}."]
+    if d.causes:
+        lines += ["", "Likely cause(s):"]
+        for cause in d.causes:
+            lines.append(f"  {cause}: {CAUSES.get(cause, '')}")
+    if d.explanation:
+        lines.append(f"  ({d.explanation})")
+    if d.confirmed:
+        lines += ["", "Confirmed by the audit; these steps fix it:"]
+        for f in d.confirmed:
+            lines.append(f"  {f.playbook}/{f.step} [{f.cause}] ({f.status})")
+            for c in f.changes:
+                lines.extend(change_lines(c, "      "))
+        lines += ["", "Run 'remediate plan' and 'remediate apply' to fix it."]
+    elif d.causes:
+        lines += ["", "The audit finds no drift for these causes: check the integration's own "
+                      "settings (URL, credentials), or whether the org changed meanwhile."]
+    return "\n".join(lines)
