@@ -260,7 +260,7 @@ def _authenticate(ctx: Context) -> Session | Response:
     if session.app is not None and not scopes & {"api", "full"}:
         return rest_error(401, "INVALID_SESSION_ID",
                           "This session is not valid for use with the REST API")
-    if False:
+    if not access.has_permission(ctx.org, session.user_id, "ApiEnabled"):
         return rest_error(403, "API_CURRENTLY_DISABLED", "API is disabled for this User")
     return session
 
