@@ -235,7 +235,9 @@ def _envelope(response: etree._Element) -> Response:
     body = etree.SubElement(root, f"{{{SOAP_NS}}}Body")
     body.append(response)
     etree.cleanup_namespaces(root, top_nsmap={"soapenv": SOAP_NS, None: MD_NS, "xsi": XSI_NS})
-    return Response.of_xml(200, etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    declaration = b'<?xml version="1.0" encoding="UTF-8"?>'
+    return Response.of_xml(200, declaration + etree.tostring(root, xml_declaration=False,
+                                                             encoding="UTF-8"))
 
 
 def _ordered(value: Any) -> Any:

@@ -10,6 +10,7 @@ The client itself is the library's, unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -360,6 +361,18 @@ def test_missing_component_reads_back_as_empty_typed_record(
     assert b'xmlns="http://soap.sforce.com/2006/04/metadata"' in response.content
 
 
+def test_external_entities_in_a_request_are_not_resolved(
+        http: requests.Session, org: Org, tmp_path: Path) -> None:
+    # Were the entity resolved, the name would read "Workato" and a full record come back.
+    (tmp_path / "name.txt").write_text("Workato", encoding="utf-8")
+    body = _envelope("readMetadata", "<met:type>ConnectedApp</met:type>"
+                                     "<met:fullNames>&name;</met:fullNames>", _token(org))
+    doctype = f'<!DOCTYPE x [<!ENTITY name SYSTEM "{(tmp_path / "name.txt").as_uri()}">]>'
+    response = _post(http, org, doctype.encode() + body.split(b"?>", 1)[1])
+    assert response.status_code == 200
+    assert b'<records xsi:type="ConnectedApp"/>' in response.content
+
+
 def test_endpoint_accepts_org_id_suffix_and_no_trailing_slash(
         http: requests.Session, org: Org) -> None:
     body = _envelope("readMetadata", "<met:type>ConnectedApp</met:type>"
@@ -549,6 +562,16 @@ def test_eca_child_needs_an_existing_header(sf: Salesforce) -> None:
                                         "ExternalClientApplication named Ghost found"):
         md.ExtlClntAppConfigurablePolicies.create([md.ExtlClntAppConfigurablePolicies(
             fullName="Ghost_plcy", externalClientApplication="Ghost", isEnabled=True)])
+
+
+def test_eca_header_delete_removes_its_settings_and_policies(eca_sf: Salesforce) -> None:
+    org = eca_sf.sandbox.org  # type: ignore[attr-defined]
+    eca_sf.mdapi.ExternalClientApplication.delete(["Copilot_for_Sales"])
+    for type_name in ("ExternalClientApplication", "ExtlClntAppOauthSettings",
+                      "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies",
+                      "ExtlClntAppConfigurablePolicies"):
+        assert not any(c.get("externalClientApplication", c["fullName"]) == "Copilot_for_Sales"
+                       for c in org.metadata.get(type_name, {}).values()), type_name
 
 
 def test_eca_header_create_assigns_an_id(sf: Salesforce, org: Org) -> None:
