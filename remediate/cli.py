@@ -384,6 +384,8 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
 
 
 def main() -> None:
+    STATE.settings = None
+    STATE.config = None
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else EXIT_OK)

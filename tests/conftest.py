@@ -55,3 +55,14 @@ def admin_sf(sandbox: Sandbox, org: Org) -> Salesforce:
     sf = Salesforce(session_id=admin_token(org), instance_url=org.my_domain_url,
                     session=session_for(sandbox))
     return attach(sf, sandbox)
+
+
+@pytest.fixture(autouse=True)
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built-in sandbox orgs and the journal live in the user's cache/state dirs: never touch
+    the real ones from a test."""
+    base = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
+    monkeypatch.delenv("REMEDIATE_CONFIG", raising=False)

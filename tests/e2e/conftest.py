@@ -1,0 +1,1 @@
+"""End-to-end tests: the CLI in process, against built-in sandbox orgs (see cliharness.py)."""
