@@ -28,6 +28,7 @@ def dump(org: Org, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "tables": org.tables,
         "metadata": org.metadata,
         "passwords": org.passwords,
+        "package_apps": org.package_apps,
         "extra": extra or {},
     }
 
@@ -42,6 +43,7 @@ def restore(data: dict[str, Any]) -> tuple[Org, dict[str, Any]]:
         org.tables.setdefault(name, {}).update(rows)
     org.metadata = data["metadata"]
     org.passwords = data["passwords"]
+    org.package_apps = data.get("package_apps") or {}
     return org, dict(data.get("extra") or {})
 
 

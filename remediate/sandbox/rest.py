@@ -877,6 +877,9 @@ def _after_insert(org: Org, sobject: str, row: Row) -> None:
                 "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
         else:
             installed["SubscriberPackageVersionId"] = version["Id"]
+        from remediate.sandbox.scenario import install_package_apps
+
+        install_package_apps(org, version["SubscriberPackageId"])
 
 
 def _after_update(org: Org, sobject: str, before: Row, after: Row) -> None:

@@ -93,6 +93,7 @@ class ConnectedAppSpec(_Strict):
     refresh_token_policy: str = "zero"
     certificate: str | None = None  # PEM, enables JWT bearer
     high_assurance: bool = False
+    package: str | None = None  # namespace of the package that brings the app
 
 
 class ExternalClientAppSpec(_Strict):
@@ -377,12 +378,20 @@ def _seed(org: Org, sc: Scenario) -> None:  # noqa: C901 - one pass over each se
             org.insert("PermissionSetAssignment", {"AssigneeId": user["Id"],
                                                    "PermissionSetId": owned["Id"],
                                                    "IsActive": True, "IsRevoked": False})
+    for pkg in sc.packages:
+        _seed_package(org, pkg)
     for app in sc.connected_apps:
+        package = _package_row(org, app.package) if app.package else None
+        if app.package and package is None:
+            raise ScenarioError(f"connected_apps.{app.name}.package: no package with namespace "
+                                f"{app.package!r}")
+        if package is not None and org.find_one("InstalledSubscriberPackage",
+                                                 SubscriberPackageId=package["Id"]) is None:
+            org.package_apps.setdefault(package["Id"], []).append(app.model_dump())
+            continue
         _seed_connected_app(org, app)
     for eca in sc.external_client_apps:
         _seed_eca(org, eca)
-    for pkg in sc.packages:
-        _seed_package(org, pkg)
     for nc in sc.named_credentials:
         org.metadata.setdefault("NamedCredential", {})[nc.name] = {
             "fullName": nc.name, "label": nc.label or nc.name, "endpoint": nc.endpoint,
@@ -500,6 +509,21 @@ def _seed_eca(org: Org, eca: ExternalClientAppSpec) -> None:
     md.setdefault("ExtlClntAppConfigurablePolicies", {})[f"{eca.name}_plcy"] = {
         "fullName": f"{eca.name}_plcy", "externalClientApplication": eca.name, "label": label,
         "isEnabled": True, "isOauthPluginEnabled": True}
+
+
+def _package_row(org: Org, namespace: str) -> dict[str, Any] | None:
+    return org.find_one("SubscriberPackage", NamespacePrefix=namespace)
+
+
+def install_package_apps(org: Org, package_id: str) -> list[str]:
+    """Create the connected apps a package brings, when the package is installed."""
+    created = []
+    for spec in org.package_apps.pop(package_id, []):
+        app = ConnectedAppSpec.model_validate(spec)
+        if org.connected_application(app.name) is None:
+            _seed_connected_app(org, app)
+            created.append(app.name)
+    return created
 
 
 def _seed_package(org: Org, pkg: PackageSpec) -> None:

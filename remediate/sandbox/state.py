@@ -68,6 +68,9 @@ class Org:
     #: Source IP the sandbox assumes for a request that does not say (see docs/sandbox.md).
     default_client_ip: str = "198.51.100.7"
     api_usage: int = 0  # REST and Tooling calls today (Sforce-Limit-Info, /limits)
+    #: Connected apps a not-yet-installed package brings: SubscriberPackage id -> app specs
+    #: (``scenario.ConnectedAppSpec`` dumps). Installing the package creates them.
+    package_apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     # ---- hosts -----------------------------------------------------------------------------
 
