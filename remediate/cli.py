@@ -8,7 +8,7 @@ Results go to stdout, logs and errors to stderr. Exit codes (README, "Exit codes
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from remediate.settings import Settings
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
@@ -405,12 +405,14 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # the last line of defence: one line, never a traceback
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             sys.exit(EXIT_INTERRUPTED)
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, typer.TyperException):
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            else:
+                typer.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
         from remediate.logging import redact_text
 

@@ -176,8 +176,9 @@ def batches(changes: list[Change]) -> list[list[Change]]:
     groups: dict[tuple[int, str, str], list[Change]] = {}
     for c in changes:
         w = c.write
+        key: tuple[int, str, str]
         if isinstance(w, RecordWrite):
-            key = (c.phase, w.api, f"{w.sobject}:{'update' if w.record_id else 'insert'}")
+            key = (c.phase, str(w.api), f"{w.sobject}:{'update' if w.record_id else 'insert'}")
         else:
             assert isinstance(w, MetadataWrite)
             key = (c.phase, "metadata", w.type)
@@ -309,10 +310,7 @@ def diagnose(handle: OrgHandle, error_text: str | None) -> Diagnosis:
             if cause not in causes:
                 causes.append(cause)
     drifting = [f for f in current.findings if f.status != "ok"]
-    if causes:
-        confirmed = [f for f in drifting if f.cause in causes]
-    else:
-        confirmed = drifting
+    confirmed = [f for f in drifting if f.cause in causes] if causes else drifting
     if not causes and confirmed:
         causes = sorted({f.cause for f in confirmed if f.cause}, key=_cause_order)
     return Diagnosis(evidence, causes, explanation, confirmed, advice)
@@ -323,7 +321,7 @@ def _cause_order(cause: str) -> int:
 
 
 def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any]]:
-    usernames = sorted({str(getattr(s.params, "username")) for s in handle.steps
+    usernames = sorted({str(s.params.username) for s in handle.steps
                         if hasattr(s.params, "username")})
     users = {}
     for name in usernames:

@@ -68,7 +68,7 @@ class StepSpec(_Strict):
 
 
 class Playbook(_Strict):
-    apiVersion: str = Field(description=f"Always {API_VERSION!r}.")  # noqa: N815
+    apiVersion: str = Field(description=f"Always {API_VERSION!r}.")
     kind: str = Field("Playbook", pattern="^Playbook$")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -168,7 +168,7 @@ def _line(node: Any, loc: tuple[Any, ...]) -> int:
         if isinstance(cur, yaml.MappingNode):
             for key, value in cur.value:
                 if key.value == part or (part == "with_" and key.value == "with"):
-                    nxt = value if not isinstance(value, yaml.ScalarNode) else value
+                    nxt = value
                     best = key.start_mark.line + 1
                     break
         elif isinstance(cur, yaml.SequenceNode) and isinstance(part, int) \

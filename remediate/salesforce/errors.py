@@ -32,6 +32,8 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
     import requests
     from simple_salesforce.exceptions import (
         SalesforceAuthenticationFailed,
+    )
+    from simple_salesforce.exceptions import (
         SalesforceError as VendorError,
     )
 

@@ -19,6 +19,7 @@ import base64
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -68,7 +69,7 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self.default_timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
         return super().request(method, url, *args, **kwargs)
@@ -155,7 +156,7 @@ class Gateway:
         return self._sf
 
     def _connect(self) -> Any:
-        from simple_salesforce import Salesforce
+        from simple_salesforce.api import Salesforce
 
         c = self._creds
         host = (urlsplit(c.login_url).hostname or "").lower()
@@ -331,8 +332,9 @@ class Gateway:
             records = list(result.get("records", []))
             next_url = result.get("nextRecordsUrl")
             while next_url:
-                page = self._call("reading the next page of a query",
-                                  lambda u=next_url: self.sf.query_more(u, identifier_is_url=True))
+                page: dict[str, Any] = self._call(
+                    "reading the next page of a query",
+                    partial(self.sf.query_more, next_url, identifier_is_url=True))
                 records.extend(page.get("records", []))
                 next_url = page.get("nextRecordsUrl")
             done(records)
@@ -381,7 +383,7 @@ class Gateway:
         items = result if isinstance(result, list) else [result]
         out: list[dict[str, Any] | None] = []
         for item in items:
-            data = _plain(serialize_object(item))
+            data = _plain(serialize_object(item))  # type: ignore[no-untyped-call]
             out.append(data if isinstance(data, dict) and data.get("fullName") else None)
         return out
 
@@ -393,26 +395,24 @@ class Gateway:
 
     def insert_rows(self, sobject: str, rows: list[dict[str, Any]]) -> list[str]:
         """Insert rows all-or-none; returns the new ids."""
+        return self._collection(sobject, rows, "POST", "inserting")
+
+    def update_rows(self, sobject: str, rows: list[dict[str, Any]]) -> None:
+        """Update rows (each with its Id) all-or-none."""
+        self._collection(sobject, rows, "PATCH", "updating")
+
+    def _collection(self, sobject: str, rows: list[dict[str, Any]], method: str,
+                    doing: str) -> list[str]:
         ids: list[str] = []
         for start in range(0, len(rows), ROWS_PER_CALL):
             chunk = rows[start:start + ROWS_PER_CALL]
             body = {"allOrNone": True,
                     "records": [{"attributes": {"type": sobject}, **r} for r in chunk]}
-            answer = self._call(f"inserting {len(chunk)} {sobject} row(s)",
-                                lambda b=body: self.sf.restful("composite/sobjects",
-                                                               method="POST", json=b))
+            answer = self._call(f"{doing} {len(chunk)} {sobject} row(s)",
+                                partial(self.sf.restful, "composite/sobjects", method=method,
+                                        json=body))
             ids.extend(self._collection_ids(sobject, answer))
         return ids
-
-    def update_rows(self, sobject: str, rows: list[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), ROWS_PER_CALL):
-            chunk = rows[start:start + ROWS_PER_CALL]
-            body = {"allOrNone": True,
-                    "records": [{"attributes": {"type": sobject}, **r} for r in chunk]}
-            answer = self._call(f"updating {len(chunk)} {sobject} row(s)",
-                                lambda b=body: self.sf.restful("composite/sobjects",
-                                                               method="PATCH", json=b))
-            self._collection_ids(sobject, answer)
 
     def _collection_ids(self, sobject: str, answer: Any) -> list[str]:
         failures = [r for r in answer if not r.get("success")]

@@ -24,14 +24,14 @@ class SandboxAdapter(BaseAdapter):
         super().__init__()
         self.sandbox = sandbox
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False,  # noqa: ARG002
-             timeout: Any = None, verify: Any = True, cert: Any = None,  # noqa: ARG002
-             proxies: Any = None) -> requests.Response:  # noqa: ARG002
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode("utf-8")
         elif not isinstance(body, bytes):  # a generator or file: read it whole
-            body = b"".join(body)  # type: ignore[arg-type]
+            body = b"".join(body)
         answer = self.sandbox.handle(Request(
             method=request.method or "GET",
             url=request.url or "",

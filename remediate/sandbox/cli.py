@@ -28,7 +28,7 @@ def serve_command(
     port: int = typer.Option(0, min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one."),
     latency_ms: int = typer.Option(0, "--latency-ms", min=0,
                                    help="Delay added to every request, in milliseconds."),
-    fault: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+    fault: list[str] = typer.Option(
         [], "--fault", metavar="SPEC",
         help="Inject a fault, e.g. http_503:api=rest,calls=1+3 or "
              "drop_connection:path=/services/data/.*/query,after=true. Repeatable."),

@@ -309,7 +309,7 @@ def build_org(scenario: Scenario, pod: int = 0, my_domain: str | None = None) ->
     return org
 
 
-def _seed(org: Org, sc: Scenario) -> None:  # noqa: C901 - one pass over each section
+def _seed(org: Org, sc: Scenario) -> None:
     licenses: dict[str, str] = {}
     for name in sorted({p.user_license for p in sc.profiles}):
         row = org.insert("UserLicense", {"Name": name, "MasterLabel": name,
@@ -345,9 +345,10 @@ def _seed(org: Org, sc: Scenario) -> None:  # noqa: C901 - one pass over each se
             "HasActivationRequired": False,
             **_perm_flags(ps.permissions, f"permission_sets.{ps.name}.permissions")})
     for u in sc.users:
-        profile = org.profile_by_name(u.profile)
-        if profile is None:
+        user_profile = org.profile_by_name(u.profile)
+        if user_profile is None:
             raise ScenarioError(f"users.{u.username}.profile: no profile {u.profile!r}")
+        profile = user_profile
         user = org.insert("User", {
             "Username": u.username, "LastName": u.last_name, "FirstName": u.first_name,
             "Name": " ".join(x for x in (u.first_name, u.last_name) if x),
