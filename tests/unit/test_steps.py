@@ -1,0 +1,214 @@
+"""Step kinds are pure: diff and capture on plain inventory data, no org involved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from remediate.errors import NotFound
+from remediate.plan import MetadataWrite, RecordWrite
+from remediate.steps.base import (
+    AssignedSet,
+    Inventory,
+    LicenseInfo,
+    LicenseRead,
+    MetadataRead,
+    OrgInfo,
+    OrgRead,
+    PackageRead,
+    PermissionSetInfo,
+    PermissionSetRead,
+    ProfileInfo,
+    ProfileRead,
+    StepContext,
+    UserInfo,
+    UserRead,
+    kinds,
+)
+
+CTX = StepContext("pb", "step", "C0")
+USER = "int@acme.com"
+
+
+def user(**kw: Any) -> UserInfo:
+    base: dict[str, Any] = dict(id="005A", username=USER, active=True, profile_id="00eA",
+                                profile_name="Integration", profile_api_enabled=False)
+    base.update(kw)
+    return UserInfo(**base)
+
+
+def inventory(extra: dict[Any, Any] | None = None) -> Inventory:
+    results: dict[Any, Any] = {
+        OrgRead(): OrgInfo("00DA", "Acme", False, "USA1", "https://acme.my.salesforce.com"),
+        UserRead(USER): user(),
+        PermissionSetRead("PS"): PermissionSetInfo("0PSA", "PS", "PS", None, True),
+        PermissionSetRead("NoApi"): PermissionSetInfo("0PSB", "NoApi", "NoApi", None, False),
+        LicenseRead("Psl"): LicenseInfo("0PLA", "Psl", "Licence", 10, 1),
+        ProfileRead("Integration"): ProfileInfo("00eA", "Integration", False),
+        ProfileRead("Other"): ProfileInfo("00eB", "Other", False),
+        PackageRead("ns"): None,
+        MetadataRead("ConnectedApp", "App"): {
+            "fullName": "App",
+            "oauthConfig": {"isClientCredentialEnabled": False, "isAdminApproved": True,
+                            "oauthClientCredentialUser": "old@acme.com"},
+            "oauthPolicy": {"ipRelaxation": "ENFORCE"}, "permissionSetName": ["Other_PS"]},
+        MetadataRead("ConnectedApp", "Gone"): None,
+        MetadataRead("Profile", "Integration"): {
+            "fullName": "Integration",
+            "loginIpRanges": [{"startAddress": "10.0.0.0", "endAddress": "10.0.0.255"}]},
+        MetadataRead("RemoteSiteSetting", "Self"): {"fullName": "Self",
+                                                     "url": "https://usa1.salesforce.com/x"},
+    }
+    results[UserRead("nobody@x")] = None
+    results[PermissionSetRead("Nope")] = None
+    results.update(extra or {})
+    return Inventory(results)
+
+
+def diff(kind: str, **params: Any) -> list[Any]:
+    k = kinds()[kind]
+    return k.diff(k.params.model_validate(params), inventory(), CTX)
+
+
+def test_every_kind_has_an_example_that_validates_and_describes_itself() -> None:
+    for name, kind in kinds().items():
+        assert kind.params.model_validate(kind.example), name
+        assert kind.summary and kind.causes, name
+        assert isinstance(kind.permissions, tuple), name
+
+
+def test_client_credentials_off_becomes_a_metadata_set_to_true() -> None:
+    [c] = diff("app.client_credentials", app="App")
+    assert (c.before, c.after) == (False, True)
+    assert c.write == MetadataWrite(type="ConnectedApp", full_name="App",
+                                    path="oauthConfig.isClientCredentialEnabled", value=True)
+
+
+def test_missing_app_is_a_manual_change_not_an_error() -> None:
+    [c] = diff("app.client_credentials", app="Gone")
+    assert not c.automatic and "not in this org" in (c.manual or "")
+
+
+def test_run_as_user_compares_usernames_case_insensitively() -> None:
+    k = kinds()["app.run_as_user"]
+    inv = inventory({UserRead("OLD@acme.com"): user(username="old@acme.com")})
+    params = k.params.model_validate({"app": "App", "username": "OLD@acme.com"})
+    assert k.diff(params, inv, CTX) == []
+    [c] = diff("app.run_as_user", app="App", username=USER)
+    assert (c.before, c.after) == ("old@acme.com", USER)
+
+
+def test_run_as_user_that_does_not_exist_is_not_found() -> None:
+    with pytest.raises(NotFound, match="no user with username 'nobody@x'"):
+        diff("app.run_as_user", app="App", username="nobody@x")
+
+
+def test_access_adds_the_permission_set_to_the_granted_list() -> None:
+    [c] = diff("app.access", app="App", via="permission_set", permission_set="PS")
+    assert c.after == ["Other_PS", "PS"]
+    assert c.write == MetadataWrite(type="ConnectedApp", full_name="App",
+                                    path="permissionSetName", value=["PS"], mode="add")
+
+
+def test_access_through_a_profile_that_is_not_named_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="via: profile needs 'profile'"):
+        kinds()["app.access"].params.model_validate({"app": "App", "via": "profile"})
+
+
+def test_wrong_profile_becomes_a_user_update() -> None:
+    [c] = diff("user.profile", username=USER, profile="Other")
+    assert c.write == RecordWrite(sobject="User", record_id="005A", fields={"ProfileId": "00eB"})
+    assert diff("user.profile", username=USER, profile="Integration") == []
+
+
+def test_missing_permission_set_becomes_an_assignment_insert() -> None:
+    [c] = diff("user.permission_set", username=USER, permission_set="PS")
+    assert c.write == RecordWrite(sobject="PermissionSetAssignment",
+                                  fields={"AssigneeId": "005A", "PermissionSetId": "0PSA"})
+
+
+def test_unknown_permission_set_is_not_found() -> None:
+    with pytest.raises(NotFound, match="no permission set with API name 'Nope'"):
+        diff("user.permission_set", username=USER, permission_set="Nope")
+
+
+def test_licence_is_assigned_when_missing_and_left_alone_when_held() -> None:
+    [c] = diff("user.license", username=USER, license="Psl")
+    assert c.write is not None and c.write.sobject == "PermissionSetLicenseAssign"  # type: ignore[union-attr]
+    k = kinds()["user.license"]
+    inv = inventory({UserRead(USER): user(licenses=("Psl",))})
+    assert k.diff(k.params.model_validate({"username": USER, "license": "Psl"}), inv, CTX) == []
+
+
+def test_api_enabled_through_a_set_that_lacks_it_needs_a_person() -> None:
+    [c] = diff("user.api_enabled", username=USER, permission_set="NoApi")
+    assert not c.automatic and "does not grant API Enabled" in (c.manual or "")
+
+
+def test_api_enabled_already_held_through_any_set_is_ok() -> None:
+    k = kinds()["user.api_enabled"]
+    held = user(permission_sets=(AssignedSet("0PaA", "0PSZ", "Z", True),))
+    inv = inventory({UserRead(USER): held})
+    assert k.diff(k.params.model_validate({"username": USER, "permission_set": "PS"}), inv,
+                  CTX) == []
+
+
+def test_inactive_user_is_reactivated_only_when_allowed() -> None:
+    k = kinds()["user.active"]
+    inv = inventory({UserRead(USER): user(active=False)})
+    [manual] = k.diff(k.params.model_validate({"username": USER}), inv, CTX)
+    assert not manual.automatic
+    [auto] = k.diff(k.params.model_validate({"username": USER, "allow_reactivation": True}),
+                    inv, CTX)
+    assert auto.write == RecordWrite(sobject="User", record_id="005A",
+                                     fields={"IsActive": True})
+
+
+def test_missing_package_is_installed_only_with_a_version_id() -> None:
+    [manual] = diff("package.installed", namespace="ns")
+    assert not manual.automatic
+    [auto] = diff("package.installed", namespace="ns", version_id="04tA")
+    assert auto.write is not None and auto.write.api == "tooling"
+
+
+@pytest.mark.parametrize(("url", "flow", "drift"), [
+    ("https://acme.my.salesforce.com", "client_credentials", False),
+    ("https://login.salesforce.com", "client_credentials", True),
+    ("https://usa1.salesforce.com", "client_credentials", True),
+    ("https://login.salesforce.com", "jwt_bearer", False),
+    ("https://usa1.salesforce.com", "jwt_bearer", True),
+])
+def test_login_url_must_be_the_my_domain_for_client_credentials(url: str, flow: str,
+                                                                drift: bool) -> None:
+    found = diff("org.login_url", integration="X", flow=flow, login_url=url)
+    assert bool(found) is drift
+    assert all(not c.automatic for c in found)
+
+
+def test_stored_url_is_rebased_on_the_my_domain_keeping_its_path() -> None:
+    [c] = diff("org.stored_urls", remote_sites=["Self"])
+    assert c.after == "https://acme.my.salesforce.com/x"
+
+
+def test_login_ip_ranges_adds_only_the_missing_range() -> None:
+    [c] = diff("profile.login_ip_ranges", profile="Integration",
+               ranges=[{"start": "10.0.0.0", "end": "10.0.0.255"},
+                       {"start": "203.0.113.0", "end": "203.0.113.255"}])
+    assert c.write is not None
+    assert c.write.value == [{"startAddress": "203.0.113.0",  # type: ignore[union-attr]
+                              "endAddress": "203.0.113.255"}]
+
+
+def test_ip_relaxation_maps_to_the_eca_spelling() -> None:
+    k = kinds()["app.ip_relaxation"]
+    inv = inventory({
+        MetadataRead("ExternalClientApplication", "E"): {"fullName": "E"},
+        MetadataRead("ExtlClntAppGlobalOauthSettings", "E_glbloauth"): {"fullName": "x"},
+        MetadataRead("ExtlClntAppOauthConfigurablePolicies", "E_oauthPlcy"): {
+            "fullName": "E_oauthPlcy", "ipRelaxationPolicyType": "Enforce"}})
+    [c] = k.diff(k.params.model_validate({"app": "E", "type": "external_client_app",
+                                          "policy": "BYPASS"}), inv, CTX)
+    assert c.after == "Bypass"
