@@ -72,6 +72,10 @@ class TimeoutSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
+        if isinstance(self.verify, str):
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA bundle;
+            # an org's configured ca_bundle must win, so pass it per request.
+            kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
 
@@ -125,7 +129,7 @@ def _retry_transient(fn: Callable[..., T]) -> Callable[..., T]:
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        base = wait_exponential_jitter(initial=0.2, max=5)(state)
+        base = wait_exponential_jitter(multiplier=0.2, max=5)(state)
         if isinstance(exc, SalesforceError) and exc.code == "REQUEST_LIMIT_EXCEEDED":
             return base * 4
         return base
