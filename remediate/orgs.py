@@ -87,14 +87,15 @@ def bind_playbooks(bindings: dict[str, dict[str, Any]], only: list[str] | None,
     steps: list[BoundStep] = []
     selected = list(bindings)
     if only:
-        missing = [p for p in only if p not in bindings]
+        # a playbook file that is not bound (a snapshot, say) runs with no variables
+        missing = [p for p in only if p not in bindings and not Path(p).is_file()]
         if missing:
             raise ConfigError(f"playbook {missing[0]!r} is not bound to this org (bound: "
-                              f"{', '.join(bindings)})")
+                              f"{', '.join(bindings)}) and is not a playbook file")
         selected = list(only)
     for ref in selected:
         loaded = playbooks.load(playbooks.resolve(ref, base))
-        steps.extend(playbooks.bind(loaded, bindings[ref]))
+        steps.extend(playbooks.bind(loaded, bindings.get(ref, {})))
     return steps, playbooks.digest(steps)
 
 
