@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from remediate.errors import (
 )
 from remediate.journal import Journal, change_record, new_run_id
 from remediate.orgs import OrgHandle
-from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordWrite
+from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, RecordWrite
 from remediate.salesforce.gateway import TokenResult
 from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, get_path
 
@@ -96,6 +97,7 @@ class ApplyResult:
     applied: list[Change] = field(default_factory=list)
     manual: list[Change] = field(default_factory=list)
     wrote: bool = False
+    held: list[Change] = field(default_factory=list)  # automatic, but left out by ``only``
 
 
 def approval(how: Literal["prompt", "flag", "policy"]) -> Approval:
@@ -131,11 +133,15 @@ def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool) ->
 
 
 def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
-          journal: Journal) -> ApplyResult:
+          journal: Journal, *, only: Callable[[Change], bool] | None = None,
+          run_id: str | None = None) -> ApplyResult:
+    """Apply the plan's automatic changes; with ``only``, just those it selects (the rest are
+    returned as ``held``)."""
     plan = current.plan
-    run_id = new_run_id()
-    result = ApplyResult(run_id, plan, manual=plan.manual)
-    todo = plan.automatic
+    run_id = run_id or new_run_id()
+    todo = [c for c in plan.automatic if only is None or only(c)]
+    result = ApplyResult(run_id, plan, manual=plan.manual,
+                         held=[c for c in plan.automatic if c not in todo])
     if not todo:
         return result
     if approved is None:
@@ -147,14 +153,15 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
     try:
         for batch in batches(todo):
             try:
-                _write(handle, current.inventory, batch)
+                created = _write(handle, current.inventory, batch)
             except RemediateError as err:
                 journal.append("batch", run_id=run_id, result="failed", error=err.message,
                                changes=[change_record(c) for c in batch])
                 raise
             result.wrote = True
             journal.append("batch", run_id=run_id, result="applied",
-                           changes=[change_record(c) for c in batch])
+                           changes=[change_record(c) for c in batch],
+                           **({"created": created} if created else {}))
             result.applied.extend(batch)
             pending = [c for c in pending if c not in batch]
     except RemediateError as err:
@@ -179,6 +186,8 @@ def batches(changes: list[Change]) -> list[list[Change]]:
         key: tuple[int, str, str]
         if isinstance(w, RecordWrite):
             key = (c.phase, str(w.api), f"{w.sobject}:{'update' if w.record_id else 'insert'}")
+        elif isinstance(w, RecordDelete):
+            key = (c.phase, "rest", f"{w.sobject}:delete")
         else:
             assert isinstance(w, MetadataWrite)
             key = (c.phase, "metadata", w.type)
@@ -188,17 +197,24 @@ def batches(changes: list[Change]) -> list[list[Change]]:
     return out
 
 
-def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> None:
+def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
+    """Write one batch; returns the ids of rows it created, in the batch's order."""
     gw = handle.gateway
     first = batch[0].write
+    if isinstance(first, RecordDelete):
+        gw.delete_rows(first.sobject, [c.write.record_id for c in batch
+                                       if isinstance(c.write, RecordDelete)])
+        return []
     if isinstance(first, RecordWrite):
         if first.api == "tooling":
+            created = []
             for c in batch:
                 assert isinstance(c.write, RecordWrite)
-                gw.tooling_insert(c.write.sobject, dict(c.write.fields))
-        elif first.record_id is None:
-            gw.insert_rows(first.sobject, [dict(c.write.fields) for c in batch
-                                           if isinstance(c.write, RecordWrite)])
+                created.append(gw.tooling_insert(c.write.sobject, dict(c.write.fields)))
+            return created
+        if first.record_id is None:
+            return gw.insert_rows(first.sobject, [dict(c.write.fields) for c in batch
+                                                  if isinstance(c.write, RecordWrite)])
         else:
             merged: dict[str, dict[str, Any]] = {}
             for c in batch:
@@ -206,7 +222,7 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> None:
                 merged.setdefault(c.write.record_id, {"Id": c.write.record_id}).update(
                     c.write.fields)
             gw.update_rows(first.sobject, list(merged.values()))
-        return
+        return []
     assert isinstance(first, MetadataWrite)
     components: dict[str, dict[str, Any]] = {}
     for c in batch:
@@ -218,6 +234,7 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> None:
                 {"fullName": w.full_name}
         _apply_path(components[w.full_name], w)
     gw.upsert_metadata(first.type, list(components.values()))
+    return []
 
 
 def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
@@ -236,6 +253,9 @@ def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
     existing = cur.get(leaf)
     items = [] if existing is None else (list(existing) if isinstance(existing, list)
                                          else [existing])
+    if w.mode == "remove":
+        cur[leaf] = [item for item in items if item not in w.value]
+        return
     for item in w.value:
         if item not in items:
             items.append(item)

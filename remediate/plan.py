@@ -27,14 +27,15 @@ class _Frozen(BaseModel):
 
 
 class MetadataWrite(_Frozen):
-    """Set one field (a dotted path) of a metadata component, or add items to a list field."""
+    """Set one field (a dotted path) of a metadata component, or add items to (or remove them
+    from) a list field."""
 
     api: Literal["metadata"] = "metadata"
     type: str
     full_name: str
     path: str
     value: Any
-    mode: Literal["set", "add"] = "set"
+    mode: Literal["set", "add", "remove"] = "set"  # remove: take these items out of a list
 
 
 class RecordWrite(_Frozen):
@@ -46,7 +47,16 @@ class RecordWrite(_Frozen):
     fields: dict[str, Any]
 
 
-Write = Annotated[MetadataWrite | RecordWrite, Field(discriminator="api")]
+class RecordDelete(_Frozen):
+    """Delete a row through REST (batched through composite/sobjects DELETE); used to undo an
+    insert (``remediate rollback``)."""
+
+    api: Literal["delete"] = "delete"
+    sobject: str
+    record_id: str
+
+
+Write = Annotated[MetadataWrite | RecordWrite | RecordDelete, Field(discriminator="api")]
 
 #: Apply order: a licence before the permission set that needs it, packages before apps.
 PHASES: dict[str, int] = {
@@ -79,6 +89,8 @@ class Change(_Frozen):
     def phase(self) -> int:
         if isinstance(self.write, RecordWrite):
             return PHASES.get(self.write.sobject, 1)
+        if isinstance(self.write, RecordDelete):  # after metadata, in reverse dependency order
+            return METADATA_PHASE + 1 + max(PHASES.values()) - PHASES.get(self.write.sobject, 1)
         return METADATA_PHASE
 
     def label(self) -> str:

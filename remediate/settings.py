@@ -36,7 +36,7 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,41 @@ class VerifyLogin(_Strict):
     private_key_file: Path | None = None
 
 
+class Webhook(_Strict):
+    """Where ``enforce`` posts its notifications. A Slack webhook URL is itself a secret: name
+    the environment variable that holds it (``url_env``) rather than writing it here."""
+
+    url: str | None = None
+    url_env: str | None = None
+    kind: Literal["slack", "json"] = "json"
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Webhook:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        return self
+
+
+class EnforcePolicy(_Strict):
+    """What ``enforce`` may change in one org without a person. The default approves nothing:
+    enforce is then an audit that notifies."""
+
+    auto_approve_steps: list[str] = Field(default_factory=list)  # "playbook/step-id"
+    auto_approve_kinds: list[str] = Field(default_factory=list)  # step kinds, e.g. "user.active"
+    max_changes: int = Field(10, ge=0)  # a plan with more changes than this is refused whole
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+
+class EnforceSettings(_Strict):
+    """``[enforce]``: the kill switch, the worker pool, webhooks for every org, and policies
+    by org name (``[enforce.orgs."sandbox:demo"]`` works for built-in orgs too)."""
+
+    kill_switch_file: Path | None = None  # default: <state dir>/enforce.disabled
+    workers: int = Field(8, ge=1, le=64)
+    webhooks: list[Webhook] = Field(default_factory=list)
+    orgs: dict[str, EnforcePolicy] = Field(default_factory=dict)
+
+
 class OrgConfig(_Strict):
     login_url: str
     auth: Literal["sf_cli", "jwt", "client_credentials", "access_token", "sandbox"]
@@ -89,6 +124,11 @@ class OrgConfig(_Strict):
     playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     verify: dict[str, VerifyLogin] = Field(default_factory=dict)
     scenario: str | None = None  # auth = "sandbox" only
+    enforce: EnforcePolicy | None = None
+
+
+#: The TOML file the next ``Settings()`` reads (pydantic-settings takes sources from the class).
+_TOML_PATH: list[Path | None] = [None]
 
 
 class Settings(BaseSettings):
@@ -98,6 +138,7 @@ class Settings(BaseSettings):
     journal: Path | None = None
     log_format: Literal["auto", "console", "json"] = "auto"
     orgs: dict[str, OrgConfig] = Field(default_factory=dict)
+    enforce: EnforceSettings = Field(default_factory=EnforceSettings)
 
     _toml_path: Path | None = None
 
@@ -108,8 +149,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        if _TOML_PATH[0] is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_TOML_PATH[0]))
         return tuple(sources)
 
     @property
@@ -139,7 +180,7 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
         if mode & (stat.S_IRGRP | stat.S_IROTH) and _mentions_secret(path):
             warnings.append(f"{path} looks like it holds a secret and is readable by other "
                             "users; keep secrets in environment variables, or chmod 600 it")
-    Settings._toml_path = path
+    _TOML_PATH[0] = path
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -150,7 +191,7 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
     except ValueError as exc:  # TOML syntax
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     finally:
-        Settings._toml_path = None
+        _TOML_PATH[0] = None
     return settings, warnings
 
 

@@ -405,6 +405,16 @@ class Gateway:
         """Update rows (each with its Id) all-or-none."""
         self._collection(sobject, rows, "PATCH", "updating")
 
+    def delete_rows(self, sobject: str, ids: list[str]) -> None:
+        """Delete rows by id all-or-none (composite/sobjects DELETE, 200 ids per request)."""
+        for start in range(0, len(ids), ROWS_PER_CALL):
+            chunk = ids[start:start + ROWS_PER_CALL]
+            params = {"ids": ",".join(chunk), "allOrNone": "true"}
+            answer = self._call(f"deleting {len(chunk)} {sobject} row(s)",
+                                partial(self.sf.restful, "composite/sobjects", method="DELETE",
+                                        params=params))
+            self._collection_ids(sobject, answer or [])
+
     def _collection(self, sobject: str, rows: list[dict[str, Any]], method: str,
                     doing: str) -> list[str]:
         ids: list[str] = []
