@@ -272,7 +272,7 @@ class AppInstalled(StepKind[AppParams]):
     causes = ("C9",)
     permissions = ("View Setup and Configuration",)
     params = AppParams
-    example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales"}
+    example: ClassVar[dict[str, Any]] = {"app": "Workato"}
 
     def reads(self, p: AppParams) -> Iterable[Read]:
         return app_reads(p)

@@ -97,7 +97,7 @@ class LoginUrl(StepKind[LoginUrlParams]):
     permissions = ()
     params = LoginUrlParams
     example: ClassVar[dict[str, Any]] = {"integration": "Copilot for Sales",
-                                         "login_url": "https://acme.my.salesforce.com"}
+                                         "login_url": "https://login.salesforce.com"}
 
     def reads(self, p: LoginUrlParams) -> Iterable[Read]:
         return [OrgRead()]

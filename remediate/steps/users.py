@@ -45,8 +45,8 @@ class UserProfile(StepKind[ProfileParams]):
     causes = ("C4",)
     permissions = ("Manage Users",)
     params = ProfileParams
-    example: ClassVar[dict[str, Any]] = {"username": "copilot.integration@acme.example.com",
-                                         "profile": "Minimum Access - API Only Integrations"}
+    example: ClassVar[dict[str, Any]] = {"username": "workato.integration@acme.example.com",
+                                         "profile": "Workato Integration"}
 
     def reads(self, p: ProfileParams) -> Iterable[Read]:
         return [UserRead(p.username), ProfileRead(p.profile)]

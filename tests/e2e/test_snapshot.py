@@ -34,7 +34,7 @@ def test_unintended_change_after_a_snapshot_is_c12_drift_and_apply_reverts_it(
     assert run("snapshot", "--org", ORG, "--out", str(out)).code == 0
     assert run("audit", "--org", ORG, "--playbook", str(out)).code == 0
 
-    # someone relaxes Workato's IP policy and removes the Copilot user's licence by hand
+    # someone relaxes Workato's IP policy by hand
     path = sandbox_state_path("healthy")
     org, extra = persist.load(path)
     org.metadata["ConnectedApp"]["Workato"]["oauthPolicy"]["ipRelaxation"] = "BYPASS"
