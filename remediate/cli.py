@@ -43,11 +43,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: importing rich costs more than the rest of start-up
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(sandbox_app, name="sandbox")
 playbook_app = typer.Typer(help="Validate playbooks and export their JSON Schema.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(playbook_app, name="playbook")
 
 
@@ -309,9 +310,23 @@ def demo() -> None:
     from remediate.render import text
 
     sandbox_state_path("demo").unlink(missing_ok=True)
-    _echo("== 1. audit: what is wrong with the demo org (a sandbox org, in process) ==\n")
     handle = _open("demo", None)
     try:
+        _echo("== 0. the symptom: both integrations try to sign in to the demo org ==\n")
+        before = engine.verify(handle)
+        errors = []
+        for name, token in before.tokens:
+            if token.ok:
+                _echo(f"  {name}: signed in")
+                continue
+            error = (f"{token.error}: {token.error_description}" if token.status != 200
+                     else f"{token.api_error} (HTTP {token.api_status} on its first API call)")
+            errors.append(error)
+            _echo(f"  {name}: FAILED: {error}")
+        for error in errors:
+            _echo(f"\n$ remediate diagnose --org demo --error \"{error}\"")
+            _echo(text.diagnosed(engine.diagnose(handle, error)))
+        _echo("\n== 1. audit: everything that drifted from the playbooks ==\n")
         current = engine.assess(handle)
         _echo(text.audit(current, "demo"))
         _echo("\n== 2. plan: the exact changes ==\n")
@@ -419,3 +434,6 @@ def main() -> None:
         typer.echo(f"error: internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
                    "; please report it", err=True)
         sys.exit(EXIT_FAILURE)
+
+
+from remediate import cli_enforce as _cli_enforce  # noqa: E402, F401  (registers enforce, history, rollback)
