@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 sandbox_app = typer.Typer(help="The built-in sandbox org: a wire-level Salesforce emulator.",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode=None)
 
 
 @sandbox_app.command("scenarios")
