@@ -35,7 +35,7 @@ def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
     got = Receiver(statuses)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = got.answer(body)
             self.send_response(status)
