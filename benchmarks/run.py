@@ -1,0 +1,360 @@
+"""remediate's performance figures, printed as ``name: value unit`` lines.
+
+    python benchmarks/run.py                      # everything (about a minute)
+    python benchmarks/run.py --part demo --part naive
+    python benchmarks/run.py --part fleet --orgs 500 --workers 16
+
+Parts:
+
+* ``demo``: round trips (observed: the longest chain of requests each sent after the previous one
+  ended), requests by API, and wall time, for ``audit`` and for ``apply`` + ``verify`` of the
+  built-in demo org, at 0 ms and 100 ms of latency per request. ``apply_verify.session`` is one
+  connection (assess, apply, verify); ``apply_verify.cli`` is the two commands
+  ``remediate apply --yes`` then ``remediate verify``, each signing in and re-reading.
+* ``naive``: the same audit and apply + verify done one call per check and per row
+  (benchmarks/naive.py) on the same sandbox, and the ratios.
+* ``scale``: audit of orgs with 1, 10 and 50 integrations.
+* ``fleet``: a fleet of sandbox orgs (default 500) at 100 ms latency, audited through the fleet
+  runner (``remediate.enforce.run_fleet``), in a fresh process: wall time and peak memory.
+* ``startup``: ``remediate --help`` wall time, in fresh processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+PARTS = ("demo", "naive", "scale", "fleet", "startup")
+APIS = ("oauth", "rest", "tooling", "soap")
+
+
+def emit(name: str, value: float | int | str, unit: str = "") -> None:
+    if isinstance(value, float):
+        value = f"{value:.3f}" if value < 100 else f"{value:.1f}"
+    print(f"{name}: {value} {unit}".rstrip(), flush=True)
+
+
+def _private_dirs() -> None:
+    base = Path(tempfile.mkdtemp(prefix="remediate-bench-"))
+    os.environ["XDG_CACHE_HOME"] = str(base / "cache")
+    os.environ["XDG_STATE_HOME"] = str(base / "state")
+
+
+class Measure:
+    """Requests by API, observed round trips and wall time of one piece of work."""
+
+    def __init__(self, timing: Any) -> None:
+        self.timing = timing
+        self.counts: dict[str, int] = {}
+        self.rounds = 0
+        self.wall = 0.0
+
+    def run(self, work: Callable[[], Any]) -> Any:
+        self.timing.reset()
+        start = time.perf_counter()
+        result = work()
+        self.wall = time.perf_counter() - start
+        counts = self.timing.sandbox.counts
+        self.counts = {api: counts[api] for api in APIS}
+        self.counts["total"] = counts["total"]
+        self.rounds = self.timing.round_trips()
+        return result
+
+    def add(self, other: Measure) -> Measure:
+        out = Measure(self.timing)
+        out.counts = {k: self.counts[k] + other.counts[k] for k in self.counts}
+        out.rounds = self.rounds + other.rounds
+        out.wall = self.wall + other.wall
+        return out
+
+    def emit(self, name: str, *, rounds: bool = True) -> None:
+        if rounds:
+            emit(f"{name}.round_trips", self.rounds, "round trips")
+        emit(f"{name}.requests", self.counts["total"], "requests")
+        for api in APIS:
+            emit(f"{name}.requests.{api}", self.counts[api], "requests")
+        emit(f"{name}.api_calls", self.counts["total"] - self.counts["oauth"],
+             "calls (REST, Tooling and SOAP; token requests do not count against the daily limit)")
+        emit(f"{name}.wall", self.wall * 1000, "ms")
+
+
+# ---- demo and naive -------------------------------------------------------------------------
+
+
+def _journal() -> Any:
+    from remediate.journal import Journal
+
+    return Journal(Path(tempfile.mkdtemp(prefix="remediate-bench-")) / "journal.jsonl")
+
+
+def demo_flows(latency: float) -> dict[str, Measure]:
+    from benchmarks.orgs import Timing, demo_handle, demo_sandbox
+    from remediate import engine
+
+    out: dict[str, Measure] = {}
+    sandbox, org, spec = demo_sandbox()
+    timing = Timing(sandbox)
+    sandbox.latency_s = latency
+    m = Measure(timing)
+    m.run(lambda: engine.assess(demo_handle(sandbox, org, spec)))
+    out["audit"] = m
+
+    def session() -> None:
+        h = demo_handle(sandbox, org, spec)
+        current = _assess_for_apply(h)
+        engine.apply(h, current, engine.approval("flag"), _journal())
+        assert engine.verify(h).ok, "the demo org should verify after apply"
+
+    sandbox, org, spec = demo_sandbox()
+    timing = Timing(sandbox)
+    sandbox.latency_s = latency
+    m = Measure(timing)
+    m.run(session)
+    out["apply_verify.session"] = m
+
+    def apply_command() -> None:
+        h = demo_handle(sandbox, org, spec)
+        current = _assess_for_apply(h)
+        engine.apply(h, current, engine.approval("flag"), _journal())
+        assert not engine.assess(h).plan.automatic
+
+    def verify_command() -> None:
+        assert engine.verify(demo_handle(sandbox, org, spec)).ok
+
+    sandbox, org, spec = demo_sandbox()
+    timing = Timing(sandbox)
+    sandbox.latency_s = latency
+    first, second = Measure(timing), Measure(timing)
+    first.run(apply_command)
+    second.run(verify_command)
+    out["apply_verify.cli"] = first.add(second)
+    return out
+
+
+def _assess_for_apply(handle: Any) -> Any:
+    """The assessment ``remediate apply`` makes (reading whole components it may write back,
+    when the engine offers that)."""
+    import inspect
+
+    from remediate import engine
+
+    if "writing" in inspect.signature(engine.assess).parameters:
+        return engine.assess(handle, writing=True)  # type: ignore[call-arg]
+    return engine.assess(handle)
+
+
+def naive_flows(latency: float) -> dict[str, Measure]:
+    from benchmarks.naive import NaiveClient
+    from benchmarks.orgs import Timing, demo_handle, demo_sandbox
+
+    out: dict[str, Measure] = {}
+    sandbox, org, spec = demo_sandbox()
+    timing = Timing(sandbox)
+    sandbox.latency_s = latency
+    m = Measure(timing)
+    m.run(lambda: NaiveClient(demo_handle(sandbox, org, spec)).audit())
+    out["audit"] = m
+
+    def apply_verify() -> None:
+        client = NaiveClient(demo_handle(sandbox, org, spec))
+        client.apply([c for c in client.audit() if c.automatic])
+        assert client.verify() is False or True  # manual changes remain on the demo org
+
+    m = Measure(timing)
+    m.run(apply_verify)
+    out["apply_verify"] = m
+    return out
+
+
+def part_demo(results: dict[str, dict[str, Measure]]) -> None:
+    for ms in (0, 100):
+        flows = demo_flows(ms / 1000)
+        results[f"demo@{ms}"] = flows
+        for name, m in flows.items():
+            m.emit(f"demo.{name}.latency_{ms}ms", rounds=ms > 0)
+
+
+def part_naive(results: dict[str, dict[str, Measure]]) -> None:
+    for ms in (0, 100):
+        flows = naive_flows(ms / 1000)
+        for name, m in flows.items():
+            m.emit(f"naive.{name}.latency_{ms}ms", rounds=ms > 0)
+        ours = results.get(f"demo@{ms}") or demo_flows(ms / 1000)
+        for name, theirs in (("audit", flows["audit"]),
+                             ("apply_verify", flows["apply_verify"])):
+            mine = ours["audit" if name == "audit" else "apply_verify.session"]
+            ratio_calls = (theirs.counts["total"] - theirs.counts["oauth"]) / max(
+                1, mine.counts["total"] - mine.counts["oauth"])
+            emit(f"ratio.{name}.api_calls.latency_{ms}ms", ratio_calls, "x fewer with remediate")
+            emit(f"ratio.{name}.requests.latency_{ms}ms",
+                 theirs.counts["total"] / max(1, mine.counts["total"]), "x fewer with remediate")
+            emit(f"ratio.{name}.wall.latency_{ms}ms", theirs.wall / max(mine.wall, 1e-9),
+                 "x faster with remediate")
+            if ms:
+                emit(f"ratio.{name}.round_trips.latency_{ms}ms",
+                     theirs.rounds / max(1, mine.rounds), "x fewer with remediate")
+
+
+# ---- scale ----------------------------------------------------------------------------------
+
+
+def part_scale() -> None:
+    from benchmarks.naive import NaiveClient
+    from benchmarks.orgs import Timing, scaled_handle
+    from remediate import engine
+
+    for n in (1, 10, 50):
+        for ms in (0, 100):
+            handle, sandbox = scaled_handle(n)
+            sandbox.latency_s = ms / 1000
+            m = Measure(Timing(sandbox))
+            m.run(lambda h=handle: engine.assess(h))
+            m.emit(f"scale.audit.integrations_{n}.latency_{ms}ms", rounds=ms > 0)
+        handle, sandbox = scaled_handle(n)
+        m = Measure(Timing(sandbox))
+        m.run(lambda h=handle: NaiveClient(h).audit())
+        emit(f"scale.naive_audit.integrations_{n}.requests", m.counts["total"], "requests")
+
+
+# ---- fleet ----------------------------------------------------------------------------------
+
+
+def part_fleet(orgs: int, workers: int, latency_ms: int) -> None:
+    """Runs the fleet in a fresh process, so its peak memory is the fleet's own."""
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fleet-child",
+                           "--orgs", str(orgs), "--workers", str(workers),
+                           "--latency-ms", str(latency_ms)],
+                          capture_output=True, text=True, check=False)
+    sys.stdout.write(done.stdout)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"the fleet run failed (exit {done.returncode})")
+
+
+def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
+    from benchmarks.orgs import Timing, fleet_sandbox, handle_for, logins_for
+    from remediate import engine
+    from remediate.orgs import bind_playbooks, builtin_bindings
+
+    _private_dirs()
+    sandbox, members, spec = fleet_sandbox(orgs)
+    timing = Timing(sandbox)
+    from remediate.salesforce import mdclient
+
+    mdclient.wsdl_document()  # parsed once per process; not per org
+    rss_sandbox = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sandbox.latency_s = latency_ms / 1000
+
+    def opener(org: Any) -> Callable[[], Any]:
+        def open_() -> Any:
+            steps, digest = bind_playbooks(builtin_bindings(spec, org.my_domain_url, {}), None)
+            return handle_for(org, sandbox, steps, digest, logins_for(spec),
+                              name=org.my_domain)
+        return open_
+
+    runner = "remediate.enforce.run_fleet"
+    start = time.perf_counter()
+    cpu = time.process_time()
+    try:
+        from remediate.enforce import Target, run_fleet
+    except ImportError:  # the fleet runner is another issue's; measure the same work without it
+        from concurrent.futures import ThreadPoolExecutor
+
+        runner = "ThreadPoolExecutor over engine.assess"
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(lambda o: engine.assess(opener(o)()).drift, members))
+        checked = len(outcomes)
+    else:
+        journal = _journal()
+        lock_dir = Path(tempfile.mkdtemp(prefix="remediate-bench-locks-"))
+        report = run_fleet([Target(o.my_domain, opener(o)) for o in members], journal=journal,
+                           workers=workers, lock_dir=lock_dir)
+        checked = sum(1 for r in report.reports if r.outcome == "pending approval")
+        failed = [r for r in report.reports if r.outcome == "failed"]
+        if failed:
+            raise SystemExit(f"{len(failed)} fleet org(s) failed: {failed[0].message}")
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emit("fleet.runner", runner)
+    emit("fleet.orgs", orgs, "orgs")
+    emit("fleet.orgs_audited", checked, "orgs")
+    emit("fleet.workers", workers, "orgs at once")
+    emit("fleet.latency", latency_ms, "ms per request")
+    emit("fleet.wall", wall, "s")
+    emit("fleet.cpu", cpu, "s (client and in-process sandbox together)")
+    emit("fleet.requests", sandbox.counts["total"], "requests")
+    emit("fleet.round_trips_per_org", timing.round_trips() / max(1, orgs) if workers == 1
+         else "n/a (orgs overlap)", "")
+    emit("fleet.peak_rss", peak, "MB")
+    emit("fleet.sandbox_rss", rss_sandbox, "MB (the emulated orgs and the parsed WSDL, "
+                                           "before the run)")
+    emit("fleet.run_rss_growth", peak - rss_sandbox, "MB")
+
+
+# ---- start-up -------------------------------------------------------------------------------
+
+
+def part_startup(runs: int = 7) -> None:
+    script = Path(sys.executable).with_name("remediate")
+    command = [str(script), "--help"] if script.exists() else [sys.executable, "-m",
+                                                                 "remediate", "--help"]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    emit("startup.help.first", times[0] * 1000, "ms")
+    emit("startup.help.median", statistics.median(times) * 1000, "ms")
+    emit("startup.help.min", min(times) * 1000, "ms")
+    base = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
+        base.append(time.perf_counter() - start)
+    emit("startup.python_itself.median", statistics.median(base) * 1000, "ms")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", action="append", choices=PARTS,
+                        help="Run only this part (repeatable); default: all.")
+    parser.add_argument("--orgs", type=int, default=500, help="Fleet size (default 500).")
+    parser.add_argument("--workers", type=int, default=16,
+                        help="Orgs worked on at once in the fleet (default 16).")
+    parser.add_argument("--latency-ms", type=int, default=100,
+                        help="Fleet latency per request (default 100).")
+    parser.add_argument("--fleet-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.fleet_child:
+        fleet_child(args.orgs, args.workers, args.latency_ms)
+        return
+    _private_dirs()
+    parts = args.part or list(PARTS)
+    results: dict[str, dict[str, Measure]] = {}
+    if "demo" in parts:
+        part_demo(results)
+    if "naive" in parts:
+        part_naive(results)
+    if "scale" in parts:
+        part_scale()
+    if "fleet" in parts:
+        part_fleet(args.orgs, args.workers, args.latency_ms)
+    if "startup" in parts:
+        part_startup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Independent calls to one org, sent together: a *wave*.
+
+A round trip costs 100-300 ms against a real org. Calls that do not depend on each other (the
+composite query, the Tooling query, one ``readMetadata`` per type, an integration's token
+request...) need not wait for each other: the gateway sends them as one wave, at most
+``limit`` at a time, and the wave costs one round trip of latency when it fits in the limit
+(ADR 0010). Each call still counts as one API call against the org's daily allowance.
+
+Results come back in the order of the calls. When calls fail, every call of the wave still
+finishes (no half-sent wave is abandoned) and the first failure, in call order, is raised.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_in_wave: contextvars.ContextVar[bool] = contextvars.ContextVar("remediate_in_wave", default=False)
+
+#: Requests one org may have in flight at once, by default. Salesforce limits concurrent
+#: *long-running* requests (over 20 s) only; ours are short. Eight lets the reads of a demo
+#: org and of a 50-integration playbook go out in one or two waves.
+DEFAULT_PARALLEL = 8
+
+
+def inside() -> bool:
+    """Is this code running as one call of a wave? (Its latency is the wave's, not its own.)"""
+    return _in_wave.get()
+
+
+def _as_wave_call(call: Callable[[], T]) -> T:
+    _in_wave.set(True)  # in the call's own copy of the context
+    return call()
+
+
+def rounds_for(calls: int, limit: int) -> int:
+    """Round trips of latency a wave of ``calls`` costs with ``limit`` in flight."""
+    return math.ceil(calls / max(1, limit)) if calls else 0
+
+
+def run_wave(calls: Sequence[Callable[[], T]], limit: int = DEFAULT_PARALLEL) -> list[T]:
+    if not calls:
+        return []
+    if len(calls) == 1 or limit <= 1:
+        return [contextvars.copy_context().run(_as_wave_call, call) for call in calls]
+    outcomes: list[tuple[bool, Any]] = []
+    with ThreadPoolExecutor(max_workers=min(limit, len(calls)),
+                            thread_name_prefix="remediate-wave") as pool:
+        # each call runs in a copy of the caller's context (structlog's bound variables)
+        futures = [pool.submit(contextvars.copy_context().run, _as_wave_call, call)
+                   for call in calls]
+        for future in futures:
+            try:
+                outcomes.append((True, future.result()))
+            except BaseException as exc:  # re-raised below, after the wave
+                outcomes.append((False, exc))
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+    return [value for _, value in outcomes]

@@ -1,0 +1,70 @@
+"""Waves: independent calls sent together, results in call order, failures after the wave."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from remediate.salesforce import mdclient, waves
+
+
+def test_results_come_back_in_call_order() -> None:
+    assert waves.run_wave([lambda i=i: i * i for i in range(12)], limit=4) == \
+        [i * i for i in range(12)]
+
+
+def test_calls_of_a_wave_are_in_flight_together_up_to_the_limit() -> None:
+    barrier = threading.Barrier(3, timeout=10)  # breaks unless three calls wait at once
+
+    def call() -> int:
+        return barrier.wait()
+
+    assert sorted(waves.run_wave([call, call, call], limit=3)) == [0, 1, 2]
+
+
+def test_limit_one_runs_the_calls_one_after_another() -> None:
+    running, seen = [0], []
+
+    def call() -> None:
+        running[0] += 1
+        seen.append(running[0])
+        running[0] -= 1
+
+    waves.run_wave([call] * 5, limit=1)
+    assert seen == [1] * 5
+
+
+def test_every_call_finishes_before_the_first_failure_is_raised() -> None:
+    done: list[int] = []
+
+    def ok(i: int) -> int:
+        done.append(i)
+        return i
+
+    def bad(message: str) -> int:
+        raise ValueError(message)
+
+    calls = [lambda: bad("first"), lambda: ok(1), lambda: bad("second"), lambda: ok(3)]
+    with pytest.raises(ValueError, match="first"):
+        waves.run_wave(calls, limit=4)
+    assert sorted(done) == [1, 3]
+
+
+def test_calls_know_they_run_inside_a_wave() -> None:
+    assert waves.inside() is False
+    assert waves.run_wave([waves.inside, waves.inside], limit=2) == [True, True]
+    assert waves.run_wave([waves.inside], limit=2) == [True]
+    assert waves.inside() is False
+
+
+@pytest.mark.parametrize(("calls", "limit", "rounds"),
+                         [(0, 8, 0), (1, 8, 1), (8, 8, 1), (9, 8, 2), (17, 8, 3), (5, 1, 5)])
+def test_rounds_of_a_wave(calls: int, limit: int, rounds: int) -> None:
+    assert waves.rounds_for(calls, limit) == rounds
+
+
+def test_the_metadata_wsdl_is_parsed_once_per_process() -> None:
+    first = mdclient.wsdl_document()
+    assert mdclient.wsdl_document() is first
+    assert mdclient.parse_count() == 1
