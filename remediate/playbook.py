@@ -216,7 +216,6 @@ def bind(pb: LoadedPlaybook, values: dict[str, Any]) -> list[BoundStep]:
                                 f"([orgs.<name>.playbooks.{model.name}] {name} = ...)")
     registry = kinds()
     out = []
-    node = yaml.compose(pb.text, Loader=yaml.SafeLoader)
     for i, step in enumerate(model.steps):
         kind = registry[step.kind]
         raw = _substitute(step.with_, resolved)
@@ -226,6 +225,7 @@ def bind(pb: LoadedPlaybook, values: dict[str, Any]) -> list[BoundStep]:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "(with)"
             msg = "unknown parameter" if first["type"] == "extra_forbidden" else first["msg"]
+            node = yaml.compose(pb.text, Loader=yaml.SafeLoader)  # only to name the line
             line = _line(node, ("steps", i, "with_", *first["loc"]))
             raise PlaybookError(f"{pb.path}:{line}: steps[{i}] ({step.id}): with.{field}: "
                                 f"{msg}") from None
