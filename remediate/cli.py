@@ -415,6 +415,9 @@ def main() -> None:
             typer.echo(f"applied: {', '.join(applied) or 'nothing'}", err=True)
             typer.echo(f"not applied: {', '.join(getattr(err, 'not_applied', [])) or 'nothing'}",
                        err=True)
+            unknown: list[str] = getattr(err, "unknown", None) or []
+            if unknown:
+                typer.echo(f"outcome unknown: {', '.join(unknown)}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

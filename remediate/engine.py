@@ -19,6 +19,7 @@ from remediate import diagnose as diagnosis
 from remediate.errors import (
     ApplyFailed,
     NotApproved,
+    OutcomeUnknown,
     ProductionGuard,
     RemediateError,
     StalePlan,
@@ -150,13 +151,18 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
                    checksum=plan.checksum, approval=approved.model_dump(),
                    changes=[change_record(c) for c in todo])
     pending = list(todo)
+    unknown: list[Change] = []
     try:
         for batch in batches(todo):
             try:
                 created = _write(handle, current.inventory, batch)
             except RemediateError as err:
-                journal.append("batch", run_id=run_id, result="failed", error=err.message,
+                # "unknown": the write may have been committed (ADR 0009); "failed": it was not
+                outcome = "unknown" if isinstance(err, OutcomeUnknown) else "failed"
+                journal.append("batch", run_id=run_id, result=outcome, error=err.message,
                                changes=[change_record(c) for c in batch])
+                if outcome == "unknown":
+                    unknown = list(batch)
                 raise
             result.wrote = True
             journal.append("batch", run_id=run_id, result="applied",
@@ -165,12 +171,15 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
             result.applied.extend(batch)
             pending = [c for c in pending if c not in batch]
     except RemediateError as err:
+        pending = [c for c in pending if c not in unknown]
         journal.append("apply.end", run_id=run_id, status="failed",
-                       applied=len(result.applied), not_applied=len(pending))
+                       applied=len(result.applied), not_applied=len(pending),
+                       **({"unknown": len(unknown)} if unknown else {}))
         raise ApplyFailed(
             f"apply stopped: {err.message}",
             applied=[c.label() for c in result.applied],
             not_applied=[c.label() for c in pending],
+            unknown=[c.label() for c in unknown],
             hint=f"the journal ({journal.path}) records run {run_id}; run 'remediate plan' to "
                  "see what is left") from None
     journal.append("apply.end", run_id=run_id, status="applied", applied=len(result.applied))

@@ -12,6 +12,7 @@
     ├── SalesforceError                exit 1   the org answered with an error
     │   ├── AuthenticationError                 remediate's own login failed
     │   ├── ConnectionFailure                   the org could not be reached
+    │   ├── OutcomeUnknown                      a write failed after it may have been committed
     │   └── NotFound                            a user, permission set, app... named by a playbook
     ├── ApplyFailed                    exit 1   apply stopped part-way (the journal says where)
     └── VerificationFailed             exit 4   after apply, drift remains or a token request fails
@@ -90,16 +91,22 @@ class ConnectionFailure(SalesforceError):
     pass
 
 
+class OutcomeUnknown(SalesforceError):
+    """A write failed in a way that leaves open whether Salesforce committed it (the connection
+    dropped after sending, an unreadable answer). The journal records it as ``unknown``."""
+
+
 class NotFound(SalesforceError):
     pass
 
 
 class ApplyFailed(RemediateError):
     def __init__(self, message: str, *, applied: list[str], not_applied: list[str],
-                 hint: str | None = None) -> None:
+                 unknown: list[str] | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.applied = applied
         self.not_applied = not_applied
+        self.unknown = unknown or []  # may or may not have been applied (OutcomeUnknown)
 
 
 class VerificationFailed(RemediateError):

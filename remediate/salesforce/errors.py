@@ -1,14 +1,28 @@
-"""Vendor exceptions mapped once onto the project's error tree."""
+"""Vendor exceptions mapped once onto the project's error tree.
+
+Everything simple-salesforce, zeep, lxml or requests can raise on a call (an error answer, a
+dropped connection, or garbage: an HTML page, truncated JSON, an unexpected SOAP body) becomes
+one ``SalesforceError`` whose message names the request and never carries the answer's body
+(which may hold a token). ``code`` tells the retry policy (``retry.py``) what happened:
+Salesforce's own error code, or one of ``CONNECTION``/``CONNECT_FAILED``/``CONNECT_TIMEOUT``/
+``TIMEOUT``/``TLS`` (transport) and ``BAD_ANSWER`` (an answer that cannot be read).
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from remediate.errors import AuthenticationError, ConnectionFailure, SalesforceError
+from remediate.salesforce.retry import TRANSIENT_CODES
+from remediate.salesforce.retry import is_transient as is_transient
 
-TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+__all__ = ["TRANSIENT_CODES", "is_transient", "map_exception", "rest_error_details", "scrub"]
+
 _TOKENISH = re.compile(r"00D\w{12,15}![\w.]+|Bearer\s+\S+|Basic\s+\S+")
+_NOT_SENT = re.compile(r"NewConnectionError|Failed to resolve|Name or service not known|"
+                       r"Connection refused|nodename nor servname|No route to host")
 
 
 def scrub(text: str) -> str:
@@ -24,7 +38,23 @@ def rest_error_details(content: Any) -> tuple[str | None, str]:
     if isinstance(content, dict):
         return content.get("errorCode") or content.get("error"), str(
             content.get("message") or content.get("error_description") or "")
-    return None, str(content)[:300]
+    return None, _describe_body(content)
+
+
+def _describe_body(content: Any) -> str:
+    """What an unreadable body looked like, without quoting it (it may hold a secret)."""
+    text = str(content or "").strip()
+    if not text:
+        return "an empty answer"
+    if text[:1] == "<":
+        title = re.search(r"<title>([^<]{1,80})</title>", text, re.IGNORECASE)
+        return "an HTML page" + (f" ({title.group(1).strip()!r})" if title else "") + \
+            ", not a Salesforce answer"
+    return "an answer that is not a Salesforce error body"
+
+
+def bad_answer(what: str, detail: str) -> SalesforceError:
+    return SalesforceError(f"{what}: unexpected answer: {detail}", code="BAD_ANSWER")
 
 
 def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
@@ -40,28 +70,61 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
     if isinstance(exc, SalesforceError):
         return exc
     if isinstance(exc, SalesforceAuthenticationFailed):
-        code = getattr(exc, "code", None)
-        message = getattr(exc, "auth_message", None) or getattr(exc, "message", None) or str(exc)
-        return AuthenticationError(scrub(f"{what}: authentication failed: {code}: {message}"),
-                                   code=str(code) if code else None)
+        return _auth_failure(exc, what)
     if isinstance(exc, VendorError):
         code, message = rest_error_details(exc.content)
         return SalesforceError(scrub(f"{what}: HTTP {exc.status} {code or ''}: {message}"),
                                code=code)
     if isinstance(exc, requests.exceptions.SSLError):
         return ConnectionFailure(f"{what}: TLS verification failed ({type(exc).__name__}); "
-                                 "set ca_bundle for this org if it uses a private CA")
+                                 "set ca_bundle for this org if it uses a private CA", code="TLS")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConnectionFailure(f"{what}: timed out connecting to the org",
+                                 code="CONNECT_TIMEOUT")
     if isinstance(exc, requests.exceptions.Timeout):
         return ConnectionFailure(f"{what}: the request timed out", code="TIMEOUT")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return ConnectionFailure(f"{what}: cannot reach the org ({_reason(exc)})",
-                                 code="CONNECTION")
-    fault_code = getattr(exc, "code", None)
-    if type(exc).__name__ == "Fault":  # zeep.exceptions.Fault
-        code = str(fault_code or "").removeprefix("sf:")
-        return SalesforceError(scrub(f"{what}: SOAP fault {code}: {getattr(exc, 'message', exc)}"),
-                               code=code or None)
-    return SalesforceError(scrub(f"{what}: {type(exc).__name__}: {exc}"))
+        code = "CONNECT_FAILED" if _NOT_SENT.search(str(exc)) else "CONNECTION"
+        return ConnectionFailure(f"{what}: cannot reach the org ({_reason(exc)})", code=code)
+    if isinstance(exc, json.JSONDecodeError):
+        return bad_answer(what, _describe_body(exc.doc) if exc.doc.strip()[:1] == "<" else
+                          "the JSON is malformed or cut short")
+    name = type(exc).__name__
+    module = type(exc).__module__
+    if name == "Fault":  # zeep.exceptions.Fault
+        code = str(getattr(exc, "code", None) or "").removeprefix("sf:")
+        message = str(getattr(exc, "message", None) or exc)
+        code = code if code and ":" not in code else _fault_code(message) or code
+        return SalesforceError(scrub(f"{what}: SOAP fault {code}: {message}"), code=code or None)
+    if name == "TransportError" and module.startswith("zeep"):
+        status = int(getattr(exc, "status_code", 0) or 0)
+        content = getattr(exc, "content", b"")
+        body = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+        return SalesforceError(f"{what}: HTTP {status}: {_describe_body(body)}",
+                               code=None if status >= 500 else "BAD_ANSWER")
+    if module.startswith(("zeep", "lxml")) or name in ("XMLSyntaxError", "ParseError"):
+        return bad_answer(what, f"the SOAP answer cannot be read ({name})")
+    if isinstance(exc, KeyError | IndexError | TypeError | AttributeError | ValueError):
+        return bad_answer(what, f"the answer does not have the expected shape ({name})")
+    return SalesforceError(scrub(f"{what}: {name}: {exc}"))
+
+
+def _auth_failure(exc: Any, what: str) -> SalesforceError:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        # simple-salesforce passes the HTTP status (and the raw body) when the token endpoint's
+        # answer is not JSON. The body is never shown: it may be a token cut short.
+        if code >= 500:
+            return SalesforceError(f"{what}: HTTP {code} from the token endpoint", code=None)
+        return bad_answer(what, f"HTTP {code} from the token endpoint, not JSON")
+    message = getattr(exc, "auth_message", None) or getattr(exc, "message", None) or str(exc)
+    return AuthenticationError(scrub(f"{what}: authentication failed: {code}: {message}"),
+                               code=str(code) if code else None)
+
+
+def _fault_code(message: str) -> str | None:
+    match = re.match(r"([A-Z_]{4,}):", message)
+    return match.group(1) if match else None
 
 
 def _reason(exc: BaseException) -> str:
@@ -69,11 +132,3 @@ def _reason(exc: BaseException) -> str:
     match = re.search(r"(Name or service not known|Connection refused|Failed to resolve|"
                       r"Connection aborted|dropped the connection|Max retries exceeded)", text)
     return match.group(1) if match else type(exc).__name__
-
-
-def is_transient(err: SalesforceError) -> bool:
-    if isinstance(err, ConnectionFailure):
-        return True
-    if err.code in TRANSIENT_CODES:
-        return True
-    return bool(re.search(r"HTTP 5\d\d", err.message))
