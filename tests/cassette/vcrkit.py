@@ -40,9 +40,11 @@ from vcr.request import Request as VcrRequest
 
 from remediate import orgs
 from remediate.orgs import OrgHandle
+from remediate.playbook import digest
 from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.state import Org
+from remediate.settings import OrgConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "cassettes"
@@ -119,10 +121,9 @@ def _handle(case: Case, spec: Any, gateway: Gateway, my_domain_url: str) -> OrgH
     logins = [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
                                i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
               for i in spec.integrations if i.name in playbooks]
-    config = orgs.OrgConfig(login_url=my_domain_url, auth="access_token",
-                            playbooks=bindings)
+    config = OrgConfig(login_url=my_domain_url, auth="access_token", playbooks=bindings)
     return OrgHandle(f"cassette:{case.name}", config, gateway, steps,
-                     orgs.playbooks.digest(steps), logins)
+                     digest(steps), logins)
 
 
 @cache
