@@ -173,7 +173,6 @@ def _login(org: str, integration: str, v: Any) -> IntegrationLogin:
 def _open_builtin(name: str, only: list[str] | None) -> OrgHandle:
     from remediate.sandbox import persist
     from remediate.sandbox import scenario as scenarios
-    from remediate.sandbox.adapter import mount
     from remediate.sandbox.app import Sandbox
 
     scenario_name = builtin_scenario(name)
@@ -191,14 +190,27 @@ def _open_builtin(name: str, only: list[str] | None) -> OrgHandle:
                               f"run 'remediate sandbox reset --org {name}'") from None
     else:
         org = scenarios.build_org(spec)
-    sandbox = Sandbox([org])
+    return open_on_sandbox(name, spec, Sandbox([org]), only=only, extra=extra, state_path=path)
+
+
+def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | None = None,
+                    extra: dict[str, Any] | None = None, state_path: Path | None = None,
+                    retry: Any = None) -> OrgHandle:
+    """A built-in org's handle on a ``Sandbox`` the caller holds (its only org, built from
+    ``spec``): tests and benchmarks inject faults and read counters on it. Without
+    ``state_path`` nothing is saved on close."""
+    from remediate.sandbox.adapter import mount
+
+    org = sandbox.org
+    extra = {} if extra is None else extra
     integrations = extra.setdefault("integrations", {})
     session = mount(TimeoutSession(), sandbox)
+    session.trust_env = False  # answered in process: no proxy or .netrc look-ups per request
     admin = org.metadata["ConnectedApp"]["Remediate_Admin"]["oauthConfig"]
     creds = Credentials("client_credentials", org.my_domain_url, client_id=admin["consumerKey"],
                         client_secret=admin["consumerSecret"])
-    gateway = Gateway(creds, session=session, org_label=f"org {name!r}")
-    config = OrgConfig(login_url=org.my_domain_url, auth="sandbox", scenario=scenario_name,
+    gateway = Gateway(creds, session=session, org_label=f"org {name!r}", retry=retry)
+    config = OrgConfig(login_url=org.my_domain_url, auth="sandbox", scenario=spec.name or None,
                        production=not org.is_sandbox,
                        playbooks=builtin_bindings(spec, org.my_domain_url, integrations))
     steps, digest = bind_playbooks(config.playbooks, only)
@@ -208,7 +220,7 @@ def _open_builtin(name: str, only: list[str] | None) -> OrgHandle:
         logins.append(IntegrationLogin(integ.name, integ.flow, integ.client_id,
                                        integ.client_secret, integ.username, integ.private_key,
                                        headers))
-    return OrgHandle(name, config, gateway, steps, digest, logins, sandbox, path, extra)
+    return OrgHandle(name, config, gateway, steps, digest, logins, sandbox, state_path, extra)
 
 
 def builtin_bindings(spec: Any, my_domain_url: str,

@@ -94,6 +94,11 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
     if name == "Fault":  # zeep.exceptions.Fault
         code = str(getattr(exc, "code", None) or "").removeprefix("sf:")
         message = str(getattr(exc, "message", None) or exc)
+        if not code:
+            # zeep's "Unknown fault occured": an HTTP error whose body is no SOAP fault, the
+            # page a load balancer or maintenance window answers with (5xx, as a rule)
+            return SalesforceError(f"{what}: HTTP error page instead of a SOAP answer (the org "
+                                   "may be unavailable)", code="ERROR_PAGE")
         code = code if code and ":" not in code else _fault_code(message) or code
         return SalesforceError(scrub(f"{what}: SOAP fault {code}: {message}"), code=code or None)
     if name == "TransportError" and module.startswith("zeep"):

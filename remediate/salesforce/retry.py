@@ -32,12 +32,15 @@ from remediate.errors import ConnectionFailure, SalesforceError
 T = TypeVar("T")
 WriteKind = Literal["insert", "idempotent"]
 
-TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+#: Salesforce's own codes for "try again": row locks, API limits, an unavailable server, and the
+#: token endpoint's ``unknown_error`` ("retry your request").
+TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
+                             "unknown_error"})
 SESSION_EXPIRED = "INVALID_SESSION_ID"
 #: Connection failures that happened before the request left: never applied, safe to repeat.
 NOT_SENT_CODES = frozenset({"CONNECT_FAILED", "CONNECT_TIMEOUT"})
 #: Failures after which a write may or may not have been committed.
-UNCERTAIN_CODES = frozenset({"CONNECTION", "TIMEOUT", "BAD_ANSWER"})
+UNCERTAIN_CODES = frozenset({"CONNECTION", "TIMEOUT", "BAD_ANSWER", "ERROR_PAGE"})
 _HTTP_5XX = re.compile(r"\bHTTP 5\d\d\b")
 
 
@@ -80,7 +83,7 @@ def is_transient(err: SalesforceError) -> bool:
     """A failure that may go away if the same call is made again a little later."""
     if isinstance(err, ConnectionFailure):
         return err.code in NOT_SENT_CODES | {"CONNECTION", "TIMEOUT"}
-    if err.code in TRANSIENT_CODES:
+    if err.code in TRANSIENT_CODES or err.code == "ERROR_PAGE":
         return True
     return bool(_HTTP_5XX.search(err.message))
 
