@@ -119,11 +119,17 @@ def diff_keys(before: dict[str, Any], after: dict[str, Any]) -> list[Key]:
     id), ("update", sobject, id, field), ("metadata", type, fullName, path).
 
     Effects the org derives from a change are folded into it: a profile's LoginIpRange rows
-    are its ``loginIpRanges`` metadata, a licence's UsedLicenses counts its assignments.
+    are its ``loginIpRanges`` metadata, a licence's UsedLicenses counts its assignments, a
+    ConnectedApp's SetupEntityAccess rows are its ``profileName``/``permissionSetName``, and
+    the assignment of a profile's own permission set follows ``User.ProfileId``.
     """
     out: set[Key] = set()
-    profiles = {rid[:15]: row.get("Name") for rid, row in
-                after["tables"].get("Profile", {}).items()}
+    tables = after["tables"]
+    profiles = {rid[:15]: row.get("Name") for rid, row in tables.get("Profile", {}).items()}
+    apps = {rid[:15]: row.get("Name") for rid, row in
+            tables.get("ConnectedApplication", {}).items()}
+    profile_owned = {rid[:15] for rid, row in tables.get("PermissionSet", {}).items()
+                     if row.get("IsOwnedByProfile")}
     for sobject in sorted(set(before["tables"]) | set(after["tables"])):
         old, new = before["tables"].get(sobject, {}), after["tables"].get(sobject, {})
         touched: list[tuple[str, Key]] = []
@@ -142,6 +148,19 @@ def diff_keys(before: dict[str, Any], after: dict[str, Any]) -> list[Key]:
                        "loginIpRanges")
             elif sobject == "PermissionSetLicense" and key[-1] == "UsedLicenses":
                 continue
+            elif sobject == "PermissionSetAssignment" and str(
+                    (new.get(rid) or old.get(rid) or {}).get("PermissionSetId"))[:15] \
+                    in profile_owned:
+                # a profile's own permission set follows the user's ProfileId
+                row = new.get(rid) or old.get(rid) or {}
+                key = ("update", "User", str(row.get("AssigneeId"))[:15], "ProfileId")
+            elif sobject == "SetupEntityAccess":
+                row = new.get(rid) or old.get(rid) or {}
+                app = apps.get(str(row.get("SetupEntityId"))[:15])
+                if app is not None:  # a ConnectedApp's profileName / permissionSetName
+                    owned = str(row.get("ParentId"))[:15] in profile_owned
+                    key = ("metadata", "ConnectedApp", app,
+                           "profileName" if owned else "permissionSetName")
             out.add(key)
     for type_ in sorted(set(before["metadata"]) | set(after["metadata"])):
         old_t, new_t = before["metadata"].get(type_, {}), after["metadata"].get(type_, {})
