@@ -88,7 +88,7 @@ webhooks = [{{ url = "{hook.url}", kind = "json" }}, {{ url = "{hook.url}", kind
             assert secret not in hook.text
         for marker in ("-----BEGIN", "Bearer ", "eyJ", "consumerSecret", "access_token"):
             assert marker not in hook.text
-    text = run("--config", cfg, "enforce", "--org", "demo")
+        text = run("--config", cfg, "enforce", "--org", "demo")
     assert "demo: pending approval or manual:" in text.out
     assert "? Profile Workato Integration: loginIpRanges" in text.out
     assert "1 org(s): 1 pending approval" in text.out
