@@ -6,7 +6,12 @@ step of every playbook; the gateway answers them in as few round trips as the AP
 * all SOQL in ``composite`` requests (at most 5 queries each, Salesforce's limit for query
   subrequests), queries on one object merged into one with an IN list;
 * metadata in one ``readMetadata`` per type per 10 names;
-* Tooling in one query.
+* Tooling in one query;
+* a profile's login IP ranges from the Profile query, not ``readMetadata`` (ADR 0010);
+* after signing in, all of those calls in one *wave* (``waves.py``): sent together, at most
+  ``parallel`` at a time, so a read waits for two round trips (token, wave) whatever the
+  playbooks hold. ``round_trips`` counts requests sent; ``rounds`` counts the round trips of
+  latency they cost (a wave of n calls: ceil(n / parallel)).
 
 Writes come as batches of plain ``RecordWrite``/``MetadataWrite`` values: rows through
 ``composite/sobjects`` with allOrNone (200 per request), metadata through ``upsertMetadata`` (10
@@ -16,6 +21,7 @@ per request), read-modify-write on the component the same run read.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ import requests
 from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
+from remediate.salesforce import waves
 from remediate.salesforce.errors import bad_answer, map_exception, rest_error_details, scrub
 from remediate.salesforce.retry import RetryPolicy, WriteKind, call_with_retries, maybe_applied
 from remediate.steps.base import (
@@ -124,7 +131,8 @@ class Gateway:
     def __init__(self, credentials: Credentials, *, session: requests.Session | None = None,
                  ca_bundle: str | None = None, version: str = API_VERSION,
                  timeout: float = DEFAULT_TIMEOUT, org_label: str = "org",
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None,
+                 parallel: int = waves.DEFAULT_PARALLEL) -> None:
         self._creds = credentials
         self.retry = retry if retry is not None else retries.DEFAULT_POLICY
         self._session = session or TimeoutSession(timeout)
@@ -133,15 +141,33 @@ class Gateway:
         self.version = version
         self.org_label = org_label
         self._sf: Any = None
-        self.round_trips = 0
+        self._md: tuple[Any, Any] | None = None  # (the connection, its Metadata client)
+        self._lock = threading.RLock()
+        self.parallel = max(1, parallel)
+        self.full_metadata = False  # fetch whole components (a run that will write them)
+        self.round_trips = 0  # requests sent
+        self.rounds = 0  # round trips of latency: a wave counts once per ``parallel`` calls
+
+    def _count(self) -> None:
+        """One request sent; outside a wave it is also one round trip of latency."""
+        with self._lock:
+            self.round_trips = self.round_trips + 1
+            if not waves.inside():
+                self.rounds += 1
+
+    def _wave(self, calls: list[Callable[[], Any]]) -> list[Any]:
+        with self._lock:
+            self.rounds += waves.rounds_for(len(calls), self.parallel)
+        return waves.run_wave(calls, self.parallel)
 
     # ---- connection --------------------------------------------------------------------
 
     @property
     def sf(self) -> Any:
-        if self._sf is None:
-            self._sf = self._connect()
-        return self._sf
+        with self._lock:
+            if self._sf is None:
+                self._sf = self._connect()
+            return self._sf
 
     def _connect(self) -> Any:
         from simple_salesforce.api import Salesforce
@@ -159,11 +185,11 @@ class Gateway:
                     raise AuthenticationError(
                         f"{what}: the client credentials flow needs the org's My Domain URL "
                         "(https://<name>.my.salesforce.com), not login/test.salesforce.com")
-                self.round_trips += 1
+                self._count()
                 sf = Salesforce(consumer_key=c.client_id, consumer_secret=c.client_secret,
                                 domain=domain, session=self._session, version=self.version)
             elif c.auth == "jwt":
-                self.round_trips += 1
+                self._count()
                 sf = Salesforce(username=c.username, consumer_key=c.client_id,
                                 privatekey=c.private_key, domain=domain, session=self._session,
                                 version=self.version)
@@ -185,17 +211,15 @@ class Gateway:
 
     @property
     def mdapi(self) -> Any:
-        """simple-salesforce's Metadata client, on this gateway's session.
+        """simple-salesforce's Metadata client for the current connection, on this gateway's
+        session (ADR 0007), built on the Metadata WSDL parsed once per process (ADR 0010)."""
+        with self._lock:
+            sf = self.sf
+            if self._md is None or self._md[0] is not sf:
+                from remediate.salesforce import mdclient
 
-        simple-salesforce builds its zeep client on zeep's own requests session; pointing the
-        transport at ours gives metadata calls the same CA bundle, timeouts and (for the
-        sandbox) transport adapter as every other call.
-        """
-        md = self.sf.mdapi
-        transport = md._client.transport
-        if transport.session is not self._session:
-            transport.session = self._session
-        return md
+                self._md = (sf, mdclient.metadata_api(sf, self._session))
+            return self._md[1]
 
     def _call(self, what: str, fn: Callable[[], T], *, write: WriteKind | None = None) -> T:
         """One logical call, under the retry policy (retry.py). ``write`` marks a write:
@@ -204,7 +228,7 @@ class Gateway:
         label = f"{self.org_label}: {what}"
 
         def attempt() -> T:
-            self.round_trips += 1
+            self._count()
             try:
                 return fn()
             except Exception as exc:
@@ -234,32 +258,68 @@ class Gateway:
 
     # ---- reads -------------------------------------------------------------------------
 
-    def fetch(self, reads: Iterable[Read]) -> Inventory:
+    def fetch(self, reads: Iterable[Read], *, full_metadata: bool | None = None) -> Inventory:
+        """Answer every read: sign in, then one wave of composite, Tooling and readMetadata calls.
+
+        A Profile's metadata is answered from the Profile query (its name and login IP ranges,
+        the parts steps read), marked ``_partial``; ``full_metadata`` (default: the gateway's
+        ``full_metadata``) reads whole components with ``readMetadata`` instead, for a run that
+        will write them back. ``upsert_metadata`` completes a partial component before writing.
+        """
+        whole = self.full_metadata if full_metadata is None else full_metadata
         wanted = set(reads)
         inv = Inventory()
+        soql_profiles = set() if whole else {
+            r.full_name for r in wanted if isinstance(r, MetadataRead) and r.type == "Profile"}
         queries: list[tuple[str, Callable[[list[dict[str, Any]]], None]]] = []
-        self._plan_queries(wanted, inv, queries)
+        self._plan_queries(wanted, inv, queries, soql_profiles)
+        calls: list[Callable[[], Any]] = []
         for start in range(0, len(queries), QUERIES_PER_COMPOSITE):
-            self._run_composite(queries[start:start + QUERIES_PER_COMPOSITE])
+            calls.append(partial(self._run_composite,
+                                 queries[start:start + QUERIES_PER_COMPOSITE]))
         packages = [r for r in wanted if isinstance(r, PackageRead)]
         if packages:
-            self._read_packages(packages, inv)
-        metadata = [r for r in wanted if isinstance(r, MetadataRead)]
-        by_type: dict[str, list[str]] = {}
-        for r in metadata:
-            by_type.setdefault(r.type, []).append(r.full_name)
+            calls.append(partial(self._read_packages, packages, inv))
+        by_type: dict[str, set[str]] = {}
+        for r in wanted:
+            if isinstance(r, MetadataRead) and not (r.type == "Profile"
+                                                    and r.full_name in soql_profiles):
+                by_type.setdefault(r.type, set()).add(r.full_name)
         for type_, names in sorted(by_type.items()):
-            names = sorted(set(names))
-            for start in range(0, len(names), METADATA_PER_CALL):
-                chunk = names[start:start + METADATA_PER_CALL]
-                for name, record in zip(chunk, self.read_metadata(type_, chunk), strict=True):
-                    inv.results[MetadataRead(type_, name)] = record
-        if OrgRead() in wanted:
+            ordered = sorted(names)
+            for start in range(0, len(ordered), METADATA_PER_CALL):
+                calls.append(partial(self._read_metadata_into, type_,
+                                     ordered[start:start + METADATA_PER_CALL], inv))
+        org_wanted = OrgRead() in wanted
+        if calls or org_wanted:
+            self._sign_in()  # before the wave: every call of it needs the session
+        if by_type:
+            self.mdapi  # build the Metadata client once, before the wave  # noqa: B018
+        if org_wanted and not self._instance_is_my_domain():
+            calls.append(partial(self._read_my_domain, inv))
+        self._wave(calls)
+        if org_wanted:
             self._finish_org(inv)
         return inv
 
+    def _sign_in(self) -> None:
+        """Sign in now (if not yet), under the same retry policy as a call that signs in."""
+        if self._sf is not None:
+            return
+
+        def retrying(err: SalesforceError, attempt_number: int, wait_s: float) -> None:
+            log.info("gateway.retry", call=f"{self.org_label}: signing in", code=err.code,
+                     attempt=attempt_number, wait_s=round(wait_s, 3), error=err.message)
+
+        call_with_retries(self.retry, lambda: self.sf, on_retry=retrying)
+
+    def _read_metadata_into(self, type_: str, names: list[str], inv: Inventory) -> None:
+        for name, record in zip(names, self.read_metadata(type_, names), strict=True):
+            inv.results[MetadataRead(type_, name)] = record
+
     def _plan_queries(self, wanted: set[Read], inv: Inventory,
-                      queries: list[tuple[str, Callable[[list[dict[str, Any]]], None]]]) -> None:
+                      queries: list[tuple[str, Callable[[list[dict[str, Any]]], None]]],
+                      soql_profiles: set[str]) -> None:
         users = sorted({r.username for r in wanted if isinstance(r, UserRead)})
         if users:
             soql = (
@@ -307,17 +367,24 @@ class Gateway:
                         r.get("TotalLicenses"), r.get("UsedLicenses"))
 
             queries.append((soql, licenses_done))
-        profiles = sorted({r.name for r in wanted if isinstance(r, ProfileRead)})
+        by_name = {r.name for r in wanted if isinstance(r, ProfileRead)}
+        profiles = sorted(by_name | soql_profiles)
         if profiles:
-            soql = ("SELECT Id, Name, PermissionsApiEnabled FROM Profile WHERE Name IN "
-                    f"({_in(profiles)})")
+            ranges = ("(SELECT StartAddress, EndAddress, Description FROM LoginIpRanges) "
+                      if soql_profiles else "")
+            soql = (f"SELECT Id, Name, PermissionsApiEnabled{', ' if ranges else ' '}{ranges}"
+                    f"FROM Profile WHERE Name IN ({_in(profiles)})")
 
             def profiles_done(records: list[dict[str, Any]]) -> None:
                 found = {r["Name"]: r for r in records}
                 for name in profiles:
                     r = found.get(name)
-                    inv.results[ProfileRead(name)] = None if r is None else ProfileInfo(
-                        r["Id"], r["Name"], bool(r.get("PermissionsApiEnabled")))
+                    if name in by_name:
+                        inv.results[ProfileRead(name)] = None if r is None else ProfileInfo(
+                            r["Id"], r["Name"], bool(r.get("PermissionsApiEnabled")))
+                    if name in soql_profiles:
+                        inv.results[MetadataRead("Profile", name)] = None if r is None else \
+                            _profile_component(r)
 
             queries.append((soql, profiles_done))
         if OrgRead() in wanted:
@@ -387,18 +454,21 @@ class Gateway:
         for read in reads:
             inv.results[read] = by_ns.get(read.namespace.lower())
 
+    def _instance_is_my_domain(self) -> bool:
+        """For a My Domain org the token's instance URL is the My Domain URL (reference 4.9):
+        then no call is needed to learn it."""
+        return (urlsplit(self.instance_url).hostname or "").endswith(".my.salesforce.com")
+
+    def _read_my_domain(self, inv: Inventory) -> None:
+        info = self._call("reading the org's My Domain (userinfo)",
+                          lambda: self.sf.oauth2("userinfo", None, method="GET"))
+        urls = info.get("urls") if isinstance(info, dict) else None
+        inv.results["_my_domain"] = str((urls if isinstance(urls, dict) else {})
+                                        .get("custom_domain") or self.instance_url)
+
     def _finish_org(self, inv: Inventory) -> None:
         row = inv.results.pop("_organization", {})
-        instance = self.instance_url
-        host = (urlsplit(instance).hostname or "")
-        if host.endswith(".my.salesforce.com"):
-            my_domain = instance
-        else:
-            info = self._call("reading the org's My Domain (userinfo)",
-                              lambda: self.sf.oauth2("userinfo", None, method="GET"))
-            urls = info.get("urls") if isinstance(info, dict) else None
-            my_domain = str((urls if isinstance(urls, dict) else {}).get("custom_domain")
-                            or instance)
+        my_domain = str(inv.results.pop("_my_domain", self.instance_url))
         inv.results[OrgRead()] = OrgInfo(row.get("Id", ""), row.get("Name", ""),
                                          bool(row.get("IsSandbox")),
                                          row.get("InstanceName") or "", my_domain.rstrip("/"))
@@ -552,6 +622,7 @@ class Gateway:
     def upsert_metadata(self, type_: str, components: list[dict[str, Any]]) -> None:
         """Upsert whole components (read-modify-write): idempotent, so sent again when the
         outcome of a request is open."""
+        components = self._complete(type_, components)
         for start in range(0, len(components), METADATA_PER_CALL):
             chunk = components[start:start + METADATA_PER_CALL]
 
@@ -564,6 +635,39 @@ class Gateway:
                            call, write="idempotent")
             except SalesforceError as err:
                 raise type(err)(_metadata_message(err.message), code=err.code) from None
+
+    def _complete(self, type_: str, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Whole components for the ones ``fetch`` answered in part (``_partial``): read them
+        with ``readMetadata`` and lay the parts the partial answer held (changed or not) over
+        them. A part the partial answer did not hold cannot have been read-modified, so
+        writing it is refused."""
+        partial_names = [c["fullName"] for c in components if c.get("_partial")]
+        if not partial_names:
+            return components
+        whole: dict[str, dict[str, Any] | None] = {}
+        ordered = sorted(set(partial_names))
+        for start in range(0, len(ordered), METADATA_PER_CALL):
+            chunk = ordered[start:start + METADATA_PER_CALL]
+            whole.update(zip(chunk, self.read_metadata(type_, chunk), strict=True))
+        out = []
+        for comp in components:
+            if not comp.get("_partial"):
+                out.append(comp)
+                continue
+            held = set(_PARTIAL_PARTS.get(type_, ())) | {"fullName"}
+            base = dict(whole.get(comp["fullName"]) or {"fullName": comp["fullName"]})
+            for key, value in comp.items():
+                if key.startswith("_"):
+                    continue
+                if key not in held and base.get(key) != value:
+                    raise SalesforceError(f"{self.org_label}: internal error: a change to "
+                                          f"{type_} {comp['fullName']} field {key!r}, which "
+                                          "was not read; nothing was written")
+                base[key] = value
+            for key in held - set(comp):
+                base.pop(key, None)  # the partial answer had none: the component has none
+            out.append(base)
+        return out
 
     # ---- an integration's own sign-in (verify) -----------------------------------------
 
@@ -584,7 +688,7 @@ class Gateway:
                     "assertion": jwt.encode(claims, login.private_key or "", algorithm="RS256")}
         what = f"{self.org_label}: token request for {login.name}"
         try:
-            self.round_trips += 1
+            self._count()
             response = self._session.post(f"{base}/services/oauth2/token", data=data,
                                           headers=headers)
         except requests.RequestException as exc:
@@ -602,7 +706,7 @@ class Gateway:
         instance = str(payload.get("instance_url") or base)
         token = str(payload.get("access_token"))
         try:
-            self.round_trips += 1
+            self._count()
             api = self._session.get(f"{instance}/services/data/v{self.version}/limits/",
                                     headers={"Authorization": f"Bearer {token}"})
         except requests.RequestException as exc:
@@ -647,6 +751,25 @@ def _user(r: dict[str, Any]) -> UserInfo:
     return UserInfo(r["Id"], r["Username"], bool(r.get("IsActive")), r.get("ProfileId") or "",
                     profile.get("Name") or "", bool(profile.get("PermissionsApiEnabled")),
                     tuple(sorted(sets, key=lambda s: s.name)), licenses)
+
+
+#: The parts of a component that ``fetch`` may answer from SOQL (``_partial``), by type.
+_PARTIAL_PARTS: dict[str, tuple[str, ...]] = {"Profile": ("loginIpRanges",)}
+
+
+def _profile_component(r: dict[str, Any]) -> dict[str, Any]:
+    """What the Profile query answers of a Profile's metadata: its login IP ranges (the
+    LoginIpRange rows, reference 4.6), marked ``_partial``."""
+    ranges = []
+    for row in ((r.get("LoginIpRanges") or {}).get("records") or []):
+        item = {"startAddress": row.get("StartAddress"), "endAddress": row.get("EndAddress")}
+        if row.get("Description"):
+            item["description"] = row["Description"]
+        ranges.append(item)
+    component: dict[str, Any] = {"fullName": r["Name"], "_partial": True}
+    if ranges:
+        component["loginIpRanges"] = ranges
+    return component
 
 
 def _plain(value: Any) -> Any:

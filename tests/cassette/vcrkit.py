@@ -131,7 +131,8 @@ def replay_gateway() -> Gateway:
     """One gateway for every replay: it holds no org state, and sharing it parses the Metadata
     WSDL (simple-salesforce's zeep client) once per run instead of once per case."""
     return Gateway(Credentials("access_token", REPLAY_URL, access_token="replay-token",
-                               instance_url=REPLAY_URL), org_label="cassette replay")
+                               instance_url=REPLAY_URL), org_label="cassette replay",
+                   parallel=1)  # vcr records and replays from one thread at a time only
 
 
 @contextmanager
@@ -153,7 +154,7 @@ def org_for(case: Case) -> Iterator[OrgHandle]:
                                 "cassette").token
         gateway = Gateway(Credentials("access_token", srv.url, access_token=token,
                                       instance_url=srv.url), ca_bundle=str(srv.ca_bundle),
-                          org_label=f"cassette {case.name}")
+                          org_label=f"cassette {case.name}", parallel=1)
         yield _handle(case, spec, gateway, srv.url)
 
 
