@@ -109,7 +109,25 @@ class LoadedPlaybook:
 # ---- loading ------------------------------------------------------------------------------
 
 
+#: Playbooks already parsed, by (path, size, modification time): a fleet run binds the same
+#: playbooks for every org, and parsing YAML was most of the CPU an org cost.
+_loaded: dict[tuple[str, int, int], LoadedPlaybook] = {}
+
+
 def load(path: Path) -> LoadedPlaybook:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise PlaybookError(f"{path}: cannot read the playbook ({exc.strerror})") from None
+    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    if key not in _loaded:
+        if len(_loaded) > 256:
+            _loaded.clear()
+        _loaded[key] = _load(path)
+    return _loaded[key]
+
+
+def _load(path: Path) -> LoadedPlaybook:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
