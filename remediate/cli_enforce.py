@@ -92,6 +92,11 @@ def fleet_text(result: FleetReport, shard: str | None = None) -> str:
         lines.append(f"{r.org:<{width}}  {r.outcome:<16}  {len(r.applied):>7}  "
                      f"{len(r.pending):>7}  {r.run_id:<25}  {r.message}".rstrip())
     for r in result.reports:
+        if r.applied:
+            lines.append(f"\n{r.org}: applied by policy (run {r.run_id}):")
+            lines += [f"    + {c.label()}: {json.dumps(c.before, default=str)} -> "
+                      f"{json.dumps(c.after, default=str)} ({c.playbook}/{c.step})"
+                      for c in r.applied]
         if not r.pending:
             continue
         lines.append(f"\n{r.org}: pending approval or manual:")

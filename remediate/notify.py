@@ -1,8 +1,8 @@
 """Webhook notifications from ``enforce``: on drift, on a fix, on a refusal or a failure.
 
-Two payloads: ``slack`` (Slack's incoming-webhook shape: ``text`` plus ``blocks``; Microsoft
-Teams, Mattermost and Discord's Slack-compatible endpoints take it too) and ``json`` (a plain
-document for anything else). Each carries the org, the outcome, the diff and the run id. What
+Two payloads: ``slack`` (Slack's incoming-webhook shape: ``text`` plus ``blocks``; Mattermost
+and Discord's ``/slack`` webhook endpoints take it too) and ``json`` (a plain document for
+anything else). Each carries the org, the outcome, the diff and the run id. What
 goes in comes from the plan (no credential ever reaches a plan) and error messages (scrubbed at
 the gateway), and is passed through the log redactor once more before it leaves.
 

@@ -92,6 +92,7 @@ webhooks = [{{ url = "{hook.url}", kind = "json" }}, {{ url = "{hook.url}", kind
     assert "demo: pending approval or manual:" in text.out
     assert "? Profile Workato Integration: loginIpRanges" in text.out
     assert "1 org(s): 1 pending approval" in text.out
+    assert "demo: applied by policy" not in text.out  # the first run fixed those already
 
 
 def test_default_policy_is_an_audit_that_writes_nothing(tmp_path: Path) -> None:
@@ -121,6 +122,9 @@ def test_kill_switch_makes_an_approving_policy_plan_only(tmp_path: Path,
     kill_file.unlink()
     fixed = run("--config", cfg, "enforce", "--org", "demo")
     assert fixed.code == 0, fixed.out + fixed.err
+    assert "demo: applied by policy" in fixed.out
+    assert "+ ConnectedApp Copilot_for_Sales: oauthConfig.isClientCredentialEnabled: false -> true" \
+        in fixed.out
     assert writes("demo") > 0
 
 
