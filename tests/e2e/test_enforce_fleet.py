@@ -3,7 +3,6 @@ enforce completes, faulted orgs are reported failed, every other org clean or fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,24 +28,6 @@ WRITE_FAULT = 3  # a demo org whose writes fail: apply stops, the org is failed
 APPROVE_ALL = enforce.Policy(auto_approve_kinds=frozenset(
     {"user.permission_set", "user.license", "user.api_enabled", "profile.login_ip_ranges",
      "app.client_credentials", "org.stored_urls"}))
-
-
-@pytest.fixture
-def shared_wsdl(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Parse simple-salesforce's Metadata WSDL once for the whole fleet (zeep accepts a parsed
-    Document), so the test measures enforce rather than 200 WSDL parses."""
-    from simple_salesforce import metadata
-    from zeep import Client
-
-    parsed: dict[str, Any] = {}
-
-    def client(wsdl: Any, *args: Any, **kwargs: Any) -> Any:
-        if "doc" not in parsed:
-            parsed["doc"] = Client(wsdl, *args, **kwargs).wsdl
-        return Client(parsed["doc"], *args, **kwargs)
-
-    monkeypatch.setattr(metadata, "Client", client)
-    yield
 
 
 def fleet_targets(sandbox: Sandbox, orgs: list[tuple[Org, Any]]) -> list[enforce.Target]:
@@ -103,7 +84,7 @@ def build_fleet() -> tuple[Sandbox, list[tuple[Org, Any]]]:
 
 
 def test_fleet_of_200_orgs_with_latency_and_faults_completes_with_faulted_orgs_failed(
-        tmp_path: Path, shared_wsdl: None) -> None:
+        tmp_path: Path) -> None:
     sandbox, orgs = build_fleet()
     journal = Journal(tmp_path / "journal.jsonl")
     result = enforce.run_fleet(fleet_targets(sandbox, orgs), journal=journal, workers=16,
