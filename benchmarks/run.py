@@ -144,15 +144,15 @@ def demo_flows(latency: float) -> dict[str, Measure]:
 
 
 def _assess_for_apply(handle: Any) -> Any:
-    """The assessment ``remediate apply`` makes (reading whole components it may write back,
-    when the engine offers that)."""
-    import inspect
-
+    """The assessment ``remediate apply`` makes: whole metadata components (it may write them
+    back), then partial answers again for later reads."""
     from remediate import engine
 
-    if "writing" in inspect.signature(engine.assess).parameters:
-        return engine.assess(handle, writing=True)  # type: ignore[call-arg]
-    return engine.assess(handle)
+    handle.gateway.full_metadata = True
+    try:
+        return engine.assess(handle)
+    finally:
+        handle.gateway.full_metadata = False
 
 
 def naive_flows(latency: float) -> dict[str, Measure]:
