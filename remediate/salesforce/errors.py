@@ -18,11 +18,16 @@ from remediate.errors import AuthenticationError, ConnectionFailure, SalesforceE
 from remediate.salesforce.retry import TRANSIENT_CODES
 from remediate.salesforce.retry import is_transient as is_transient
 
-__all__ = ["TRANSIENT_CODES", "is_transient", "map_exception", "rest_error_details", "scrub"]
+__all__ = ["TRANSIENT_CODES", "TruncatedAnswer", "is_transient", "map_exception",
+           "rest_error_details", "scrub"]
 
 _TOKENISH = re.compile(r"00D\w{12,15}![\w.]+|Bearer\s+\S+|Basic\s+\S+")
 _NOT_SENT = re.compile(r"NewConnectionError|Failed to resolve|Name or service not known|"
                        r"Connection refused|nodename nor servname|No route to host")
+
+
+class TruncatedAnswer(Exception):
+    """An answer that ends before its document does (raised by the gateway's session)."""
 
 
 def scrub(text: str) -> str:
@@ -86,6 +91,8 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
     if isinstance(exc, requests.exceptions.ConnectionError):
         code = "CONNECT_FAILED" if _NOT_SENT.search(str(exc)) else "CONNECTION"
         return ConnectionFailure(f"{what}: cannot reach the org ({_reason(exc)})", code=code)
+    if isinstance(exc, TruncatedAnswer):
+        return bad_answer(what, f"{exc} (cut short)")
     if isinstance(exc, json.JSONDecodeError):
         return bad_answer(what, _describe_body(exc.doc) if exc.doc.strip()[:1] == "<" else
                           "the JSON is malformed or cut short")

@@ -35,7 +35,13 @@ from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceErro
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
 from remediate.salesforce import waves
-from remediate.salesforce.errors import bad_answer, map_exception, rest_error_details, scrub
+from remediate.salesforce.errors import (
+    TruncatedAnswer,
+    bad_answer,
+    map_exception,
+    rest_error_details,
+    scrub,
+)
 from remediate.salesforce.retry import RetryPolicy, WriteKind, call_with_retries, maybe_applied
 from remediate.steps.base import (
     AssignedSet,
@@ -80,7 +86,20 @@ class TimeoutSession(requests.Session):
             # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA bundle;
             # an org's configured ca_bundle must win, so pass it per request.
             kwargs.setdefault("verify", self.verify)
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        _check_complete(response)
+        return response
+
+
+def _check_complete(response: requests.Response) -> None:
+    """Refuse a SOAP answer cut short. zeep parses leniently (simple-salesforce turns strict
+    mode off), so half an envelope would read as a component with fields missing, and a
+    read-modify-write would then erase them. Truncated JSON fails to parse by itself."""
+    if "xml" not in response.headers.get("Content-Type", "").lower() or not response.content:
+        return
+    if not response.content.rstrip().endswith(b"Envelope>"):
+        raise TruncatedAnswer(f"HTTP {response.status_code}: the SOAP answer ends before its "
+                              "envelope does")
 
 
 @dataclass
@@ -416,7 +435,7 @@ class Gateway:
                 raise SalesforceError(scrub(f"{self.org_label}: query failed: {code}: {message} "
                                             f"({soql[:80]}...)"), code=code)
             result = sub.get("body")
-            if not isinstance(result, dict) or not isinstance(result.get("records", []), list):
+            if not isinstance(result, dict) or not isinstance(result.get("records"), list):
                 raise bad_answer(f"{self.org_label}: query ({soql[:60]}...)", "no records")
             records = list(result.get("records", []))
             next_url = result.get("nextRecordsUrl")
@@ -439,7 +458,7 @@ class Gateway:
                 "FROM InstalledSubscriberPackage")
         answer = self._call("reading installed packages (Tooling)",
                             lambda: self.sf.toolingexecute(f"query/?q={quote(soql, safe='')}"))
-        if not isinstance(answer, dict) or not isinstance(answer.get("records", []), list):
+        if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
             raise bad_answer(f"{self.org_label}: reading installed packages (Tooling)",
                              "not a query result")
         by_ns: dict[str, PackageInfo] = {}
@@ -492,7 +511,7 @@ class Gateway:
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         answer = self._call("querying the org", lambda: self.sf.query_all(soql))
-        if not isinstance(answer, dict) or not isinstance(answer.get("records", []), list):
+        if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
             raise bad_answer(f"{self.org_label}: querying the org", "not a query result")
         return list(answer.get("records", []))
 

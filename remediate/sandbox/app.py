@@ -22,11 +22,15 @@ from remediate.sandbox.state import Org
 
 Api = Literal["oauth", "rest", "tooling", "soap", "other"]
 FaultKind = Literal[
-    "http_503", "unable_to_lock_row", "request_limit_exceeded", "expired_session", "drop_connection"
+    "http_503", "unable_to_lock_row", "request_limit_exceeded", "expired_session", "drop_connection",
+    "html_error_page", "truncated_json", "bad_soap_body", "error_in_200",
 ]
 FAULT_KINDS: tuple[str, ...] = (
     "http_503", "unable_to_lock_row", "request_limit_exceeded", "expired_session", "drop_connection",
+    "html_error_page", "truncated_json", "bad_soap_body", "error_in_200",
 )
+#: Malformed answers: the request is handled, then its answer is garbled (see fault_response).
+MALFORMED_KINDS = frozenset({"html_error_page", "truncated_json", "bad_soap_body", "error_in_200"})
 LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0",
                 "67.0")
@@ -288,12 +292,12 @@ class Sandbox:
         fault = self._pick_fault(info, org)
         lock = self._org_locks.get(org.org_id) if org else None
         with lock or self._lock:
-            if fault is not None and not fault.after:
+            if fault is not None and not fault.after and fault.kind not in MALFORMED_KINDS:
                 response = fault_response(fault.kind, api, ctx)
             else:
                 response = dispatch(ctx, api)
                 if fault is not None:
-                    response = fault_response(fault.kind, api, ctx)
+                    response = fault_response(fault.kind, api, ctx, response)
         self._record(info, response, ctx.wrote)
         if org is not None:
             _limit_headers(response, org, api)
@@ -377,8 +381,15 @@ def dispatch(ctx: Context, api: Api) -> Response:
                                    "message": "The requested resource does not exist"}])
 
 
-def fault_response(kind: str, api: Api, ctx: Context) -> Response:
-    """What Salesforce answers for each injected fault, per API (see docs/sandbox.md)."""
+def fault_response(kind: str, api: Api, ctx: Context, answer: Response | None = None) -> Response:
+    """What Salesforce answers for each injected fault, per API (see docs/sandbox.md).
+
+    The malformed kinds garble ``answer``, the real answer (the request took effect):
+    ``html_error_page`` a 200 HTML maintenance page, ``truncated_json`` the body cut in half,
+    ``bad_soap_body`` a well-formed answer of the wrong shape, ``error_in_200`` an error inside
+    a 200 answer."""
+    if kind in MALFORMED_KINDS:
+        return _malformed(kind, api, answer or Response(200, b""))
     if kind == "drop_connection":
         return Response(0, drop=True)
     if kind == "expired_session":
@@ -416,6 +427,34 @@ def fault_response(kind: str, api: Api, ctx: Context) -> Response:
                                           "error_description": "Number of logins exceeded"})
         return rest_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     raise ValueError(kind)
+
+
+def _malformed(kind: str, api: Api, answer: Response) -> Response:
+    if kind == "html_error_page":
+        return Response(200, b"<html><head><title>Down For Maintenance</title></head><body>"
+                             b"Salesforce is down for maintenance.</body></html>",
+                        {"Content-Type": "text/html;charset=UTF-8"})
+    if kind == "truncated_json":
+        return Response(answer.status, answer.body[:max(1, len(answer.body) // 2)],
+                        dict(answer.headers))
+    if kind == "bad_soap_body":
+        if api == "soap":
+            return Response.of_xml(200, '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+                                   'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+                                   '<soapenv:Body><unexpectedResponse xmlns="urn:unexpected">'
+                                   "<value>1</value></unexpectedResponse></soapenv:Body>"
+                                   "</soapenv:Envelope>")
+        return Response.of_json(200, {"unexpected": True})
+    # error_in_200
+    if api == "soap":
+        fault = soap_fault("sf:UNKNOWN_EXCEPTION", "UNKNOWN_EXCEPTION: An unexpected error "
+                                                   "occurred")
+        return Response(200, fault.body, fault.headers)
+    if api == "oauth":
+        return Response.of_json(200, {"error": "unknown_error",
+                                      "error_description": "an error inside a 200 answer"})
+    return Response.of_json(200, [{"errorCode": "UNKNOWN_EXCEPTION",
+                                   "message": "An unexpected error occurred"}])
 
 
 def soap_fault(code: str, message: str) -> Response:
