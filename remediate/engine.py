@@ -126,7 +126,10 @@ def check_plan(saved: Plan, current: Assessment, handle: OrgHandle) -> None:
 
 
 def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool) -> None:
-    if org.is_sandbox or handle.config.production or allow_production or handle.builtin:
+    """Writing to an org whose Organization.IsSandbox is false needs its mark (``production =
+    true``) or the caller's explicit flag. Built-in sandbox orgs carry the mark (orgs.py): they
+    are emulators, whatever IsSandbox their scenario says. ``enforce`` passes no flag."""
+    if org.is_sandbox or handle.config.production or allow_production:
         return
     raise ProductionGuard(f"org {handle.name!r} is a production org (Organization.IsSandbox is "
                           "false) and is not marked 'production = true' in remediate.toml; "
