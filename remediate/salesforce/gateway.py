@@ -221,11 +221,15 @@ class Gateway:
         sf._salesforce_login_partial = None
         return sf
 
-    def _session_expired(self) -> bool:
-        """Drop an expired session so the next call signs in again; False if we cannot."""
+    def _session_expired(self, used: Any) -> bool:
+        """Drop the expired connection ``used`` so the next call signs in again; False if we
+        cannot. Calls of one wave that meet the same expiry sign in once: a connection another
+        call has already replaced is kept."""
         if self._creds.auth == "access_token":
             return False
-        self._sf = None
+        with self._lock:
+            if used is None or self._sf is used:
+                self._sf = None
         return True
 
     @property
@@ -245,12 +249,15 @@ class Gateway:
         ``insert`` is never repeated when it may have been committed; after an ``idempotent``
         write fails that way, the error says its outcome is unknown."""
         label = f"{self.org_label}: {what}"
+        used: list[Any] = [None]  # the connection the last attempt ran on
 
         def attempt() -> T:
             self._count()
+            used[0] = self._sf
             try:
                 return fn()
             except Exception as exc:
+                used[0] = used[0] or self._sf
                 raise map_exception(exc, what=label) from None
 
         def retrying(err: SalesforceError, attempt_number: int, wait_s: float) -> None:
@@ -258,7 +265,8 @@ class Gateway:
                      wait_s=round(wait_s, 3), error=err.message)
 
         try:
-            return call_with_retries(self.retry, attempt, reauthenticate=self._session_expired,
+            return call_with_retries(self.retry, attempt,
+                                     reauthenticate=lambda: self._session_expired(used[0]),
                                      write=write, on_retry=retrying)
         except SalesforceError as err:
             if write is not None and maybe_applied(err):
