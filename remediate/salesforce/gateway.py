@@ -513,7 +513,13 @@ class Gateway:
                              f"{len(items)} record(s) for {len(names)} name(s)")
         out: list[dict[str, Any] | None] = []
         for item in items:
-            data = _plain(serialize_object(item))  # type: ignore[no-untyped-call]
+            raw = serialize_object(item)  # type: ignore[no-untyped-call]
+            if isinstance(raw, dict) and raw.get("_raw_elements") and not raw.get("fullName"):
+                # zeep keeps what it could not map: an answer of another shape, not a record
+                # (a missing component reads back as an empty record of the type)
+                raise bad_answer(f"{self.org_label}: reading {type_} metadata",
+                                 "elements that are not a metadata record")
+            data = _plain(raw)
             out.append(data if isinstance(data, dict) and data.get("fullName") else None)
         return out
 

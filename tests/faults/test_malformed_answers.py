@@ -19,6 +19,7 @@ import pytest
 from cliharness import run, writes
 
 from remediate import orgs
+from remediate.errors import SalesforceError
 from remediate.journal import Journal
 from remediate.salesforce import retry
 from remediate.settings import state_dir
@@ -79,3 +80,12 @@ def test_a_truncated_soap_read_is_refused_not_read_as_a_component_with_fields_mi
     outcome = st.run_apply(st.open_demo(spec, sandbox), Journal(tmp_path / "j.jsonl"))
     assert outcome.error is not None and "cut short" in outcome.error.message
     assert sandbox.writes == 0
+
+
+def test_a_metadata_answer_of_another_shape_is_refused_not_read_as_a_missing_component() -> None:
+    spec, sandbox = st.demo_sandbox()
+    gateway = st.open_demo(spec, sandbox).gateway
+    assert gateway.read_metadata("NamedCredential", ["No_Such_Credential"]) == [None]
+    sandbox.inject("bad_soap_body", api="soap", operation="readMetadata", calls=1)
+    with pytest.raises(SalesforceError, match="not a metadata record"):
+        gateway.read_metadata("NamedCredential", ["Acme_Self"])
