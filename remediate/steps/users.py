@@ -147,9 +147,16 @@ class UserLicense(StepKind[LicenseParams]):
 
 @register
 class UserApiEnabled(StepKind[PermissionSetParams]):
+    """API Enabled comes from a named permission set that carries it (ADR 6).
+
+    The baseline is "this set is assigned", whatever the profile grants today: a profile can
+    change (and ``user.profile`` may change it in the same plan), and judging API Enabled by the
+    current profile would make convergence depend on the order of the fixes.
+    """
+
     name = "user.api_enabled"
-    summary = ("Make sure the user has API Enabled, by assigning the named permission set "
-               "(a profile is never edited for this).")
+    summary = ("Make sure the user has API Enabled through the named permission set (a profile "
+               "is never edited for this).")
     causes = ("C7",)
     permissions = ("Assign Permission Sets",)
     params = PermissionSetParams
@@ -162,15 +169,13 @@ class UserApiEnabled(StepKind[PermissionSetParams]):
     def diff(self, p: PermissionSetParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         user = inv.user(p.username, where=ctx.where)
         ps = inv.permission_set(p.permission_set, where=ctx.where)
-        if user.api_enabled:
-            return []
         if not ps.api_enabled:
             return [ctx.change(
-                self.name, target=_target(p.username), field="API Enabled", before=False,
-                after=True,
-                manual=(f"Permission set {ps.name!r} does not grant API Enabled, so assigning it "
-                        "would not help. Enable 'API Enabled' in that permission set, or name "
-                        "one that has it in the playbook."))]
+                self.name, target=_target(p.username), field="API Enabled",
+                before=user.api_enabled, after=True,
+                manual=(f"Permission set {ps.name!r} does not grant API Enabled. Enable 'API "
+                        "Enabled' in that permission set, or name one that has it in the "
+                        "playbook."))]
         return _assign(self.name, ctx, inv, p.username, p.permission_set)
 
     def capture(self, p: PermissionSetParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from cliharness import run
 
 from remediate import orgs
-from tests.e2e.cliharness import run
 
 APIS = ("oauth", "rest", "tooling", "soap")
 

@@ -148,12 +148,16 @@ def test_api_enabled_through_a_set_that_lacks_it_needs_a_person() -> None:
     assert not c.automatic and "does not grant API Enabled" in (c.manual or "")
 
 
-def test_api_enabled_already_held_through_any_set_is_ok() -> None:
+def test_api_enabled_needs_the_named_set_even_when_another_grant_gives_it_today() -> None:
     k = kinds()["user.api_enabled"]
-    held = user(permission_sets=(AssignedSet("0PaA", "0PSZ", "Z", True),))
-    inv = inventory({UserRead(USER): held})
-    assert k.diff(k.params.model_validate({"username": USER, "permission_set": "PS"}), inv,
-                  CTX) == []
+    params = k.params.model_validate({"username": USER, "permission_set": "PS"})
+    other = user(profile_api_enabled=True,
+                 permission_sets=(AssignedSet("0PaA", "0PSZ", "Z", True),))
+    [c] = k.diff(params, inventory({UserRead(USER): other}), CTX)
+    assert c.write == RecordWrite(sobject="PermissionSetAssignment",
+                                  fields={"AssigneeId": "005A", "PermissionSetId": "0PSA"})
+    held = user(permission_sets=(AssignedSet("0PaB", "0PSA", "PS", True),))
+    assert k.diff(params, inventory({UserRead(USER): held}), CTX) == []
 
 
 def test_inactive_user_is_reactivated_only_when_allowed() -> None:
