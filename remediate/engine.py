@@ -13,6 +13,7 @@ import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 from remediate import diagnose as diagnosis
@@ -156,23 +157,31 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
     pending = list(todo)
     unknown: list[Change] = []
     try:
-        for batch in batches(todo):
-            try:
-                created = _write(handle, current.inventory, batch)
-            except RemediateError as err:
+        for group in _together(batches(todo)):
+            calls = [partial(_write, handle, current.inventory, batch) for batch in group]
+            outcomes = handle.gateway.together(calls)
+            first_error: RemediateError | None = None
+            for batch, (ok, value) in zip(group, outcomes, strict=True):
+                if ok:
+                    created = value if isinstance(value, list) else []
+                    result.wrote = True
+                    journal.append("batch", run_id=run_id, result="applied",
+                                   changes=[change_record(c) for c in batch],
+                                   **({"created": created} if created else {}))
+                    result.applied.extend(batch)
+                    pending = [c for c in pending if c not in batch]
+                    continue
+                if not isinstance(value, RemediateError):
+                    raise value
                 # "unknown": the write may have been committed (ADR 0009); "failed": it was not
-                outcome = "unknown" if isinstance(err, OutcomeUnknown) else "failed"
-                journal.append("batch", run_id=run_id, result=outcome, error=err.message,
+                outcome = "unknown" if isinstance(value, OutcomeUnknown) else "failed"
+                journal.append("batch", run_id=run_id, result=outcome, error=value.message,
                                changes=[change_record(c) for c in batch])
                 if outcome == "unknown":
-                    unknown = list(batch)
-                raise
-            result.wrote = True
-            journal.append("batch", run_id=run_id, result="applied",
-                           changes=[change_record(c) for c in batch],
-                           **({"created": created} if created else {}))
-            result.applied.extend(batch)
-            pending = [c for c in pending if c not in batch]
+                    unknown.extend(batch)
+                first_error = first_error or value
+            if first_error is not None:
+                raise first_error
     except RemediateError as err:
         pending = [c for c in pending if c not in unknown]
         journal.append("apply.end", run_id=run_id, status="failed",
@@ -187,6 +196,22 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
                  "see what is left") from None
     journal.append("apply.end", run_id=run_id, status="applied", applied=len(result.applied))
     return result
+
+
+def _together(ordered: list[list[Change]]) -> list[list[list[Change]]]:
+    """Batches that may be written at the same time: metadata of different types in one phase
+    (one upsert per type, sent as one wave). Row batches keep their order: a licence before the
+    permission set that needs it."""
+    groups: list[list[list[Change]]] = []
+    for batch in ordered:
+        write = batch[0].write
+        if groups and isinstance(write, MetadataWrite):
+            last = groups[-1][-1][0]
+            if isinstance(last.write, MetadataWrite) and last.phase == batch[0].phase:
+                groups[-1].append(batch)
+                continue
+        groups.append([batch])
+    return groups
 
 
 def batches(changes: list[Change]) -> list[list[Change]]:
@@ -290,12 +315,17 @@ class VerifyResult:
 def verify(handle: OrgHandle) -> VerifyResult:
     current = assess(handle)
     selected = {s.playbook for s in handle.steps}
+    logins = [login for login in handle.logins
+              if not (handle.builtin and _playbook_for(login.name) not in selected)]
+    # each integration signs in and calls the API (two requests in a row); all at once
+    calls = [partial(handle.gateway.request_token, login, current.org.my_domain_url)
+             for login in logins]
     tokens = []
-    for login in handle.logins:
-        if handle.builtin and _playbook_for(login.name) not in selected:
-            continue
-        tokens.append((login.name, handle.gateway.request_token(login,
-                                                                current.org.my_domain_url)))
+    for login, (ok, value) in zip(logins, handle.gateway.together(calls, hops=2), strict=True):
+        if not ok:
+            raise value
+        assert isinstance(value, TokenResult)
+        tokens.append((login.name, value))
     return VerifyResult(current, tokens)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -174,10 +174,29 @@ class Gateway:
             if not waves.inside():
                 self.rounds += 1
 
-    def _wave(self, calls: list[Callable[[], Any]]) -> list[Any]:
+    def _wave(self, calls: list[Callable[[], Any]], *, hops: int = 1) -> list[Any]:
+        """Run independent calls as one wave; ``hops`` is how many requests each call makes one
+        after another (a token request then its API call is 2), for the round-trip count."""
         with self._lock:
-            self.rounds += waves.rounds_for(len(calls), self.parallel)
+            self.rounds += waves.rounds_for(len(calls), self.parallel) * hops
         return waves.run_wave(calls, self.parallel)
+
+    def together(self, calls: Sequence[Callable[[], Any]], *,
+                 hops: int = 1) -> list[tuple[bool, Any]]:
+        """Independent calls (writes of different metadata types, integration sign-ins) as one
+        wave. Every call's own outcome comes back, (True, result) or (False, exception), so the
+        caller can journal each one truthfully when some fail."""
+        def capture(call: Callable[[], Any]) -> Callable[[], tuple[bool, Any]]:
+            def run() -> tuple[bool, Any]:
+                try:
+                    return True, call()
+                except Exception as exc:  # handed back to the caller, in call order
+                    return False, exc
+            return run
+
+        if len(calls) == 1:
+            return [capture(calls[0])()]
+        return self._wave([capture(c) for c in calls], hops=hops)
 
     # ---- connection --------------------------------------------------------------------
 
