@@ -395,13 +395,13 @@ def _seed(org: Org, sc: Scenario) -> None:
         _seed_eca(org, eca)
     for nc in sc.named_credentials:
         org.metadata.setdefault("NamedCredential", {})[nc.name] = {
-            "fullName": nc.name, "label": nc.label or nc.name, "endpoint": nc.endpoint,
+            "fullName": nc.name, "label": nc.label or nc.name, "endpoint": _own(org, sc, nc.endpoint),
             "namedCredentialType": "Legacy", "principalType": "Anonymous",
             "protocol": "NoAuthentication", "allowMergeFieldsInBody": False,
             "allowMergeFieldsInHeader": False, "generateAuthorizationHeader": False}
     for rs in sc.remote_sites:
         org.metadata.setdefault("RemoteSiteSetting", {})[rs.name] = {
-            "fullName": rs.name, "url": rs.url, "isActive": rs.active,
+            "fullName": rs.name, "url": _own(org, sc, rs.url), "isActive": rs.active,
             "disableProtocolSecurity": False}
     my_domain = {
         "fullName": "MyDomain", "myDomainName": org.my_domain,
@@ -419,6 +419,14 @@ def _seed(org: Org, sc: Scenario) -> None:
                                     "CreatedDate": "2023-01-01T00:00:00.000+0000"})
     for entry in sc.login_history:
         _seed_login(org, entry)
+
+
+def _own(org: Org, sc: Scenario, url: str) -> str:
+    """A URL on the scenario's own My Domain follows the org when a fleet renames it."""
+    scenario_host = f"https://{sc.org.my_domain}.my.salesforce.com"
+    if url.startswith(scenario_host) and org.my_domain_url != scenario_host:
+        return org.my_domain_url + url[len(scenario_host):]
+    return url
 
 
 def _grant_rows(org: Org, entity_type: str, entity_id: str, profiles: list[str],

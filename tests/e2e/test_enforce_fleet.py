@@ -56,24 +56,12 @@ def fleet_targets(sandbox: Sandbox, orgs: list[tuple[Org, Any]]) -> list[enforce
     return targets
 
 
-def own_urls(org: Org) -> None:
-    """The scenarios' URLs that name the org itself say acme.my.salesforce.com: give each fleet
-    org its own, so that only the drift a scenario seeds is drift."""
-    for type_, field in (("NamedCredential", "endpoint"), ("RemoteSiteSetting", "url")):
-        for component in org.metadata.get(type_, {}).values():
-            url = str(component.get(field) or "")
-            if url.startswith("https://acme.my.salesforce.com"):
-                component[field] = url.replace("https://acme.my.salesforce.com",
-                                               org.my_domain_url)
-
-
 def build_fleet() -> tuple[Sandbox, list[tuple[Org, Any]]]:
     healthy, demo = scenarios.load("healthy"), scenarios.load("demo")
     orgs = []
     for i in range(FLEET):
         spec = demo if i % 10 == 3 else healthy  # 20 drifting orgs, 180 healthy ones
         org = scenarios.build_org(spec, pod=i, my_domain=f"org{i}")
-        own_urls(org)
         orgs.append((org, spec))
     sandbox = Sandbox([org for org, _ in orgs])
     sandbox.latency_s = 0.005

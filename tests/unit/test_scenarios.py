@@ -71,3 +71,11 @@ def test_wrong_login_url_scenario_points_stored_urls_at_the_old_instance() -> No
     assert org.metadata["RemoteSiteSetting"]["Acme_My_Domain"]["url"] == \
         f"https://{org.instance_host}"
     assert spec.integration("copilot-for-sales").login_url == "https://login.salesforce.com"
+
+
+def test_a_renamed_fleet_org_keeps_its_self_urls_on_its_own_my_domain() -> None:
+    org = scenarios.build_org(scenarios.load("healthy"), pod=7, my_domain="org7")
+    assert org.metadata["RemoteSiteSetting"]["Acme_My_Domain"]["url"] == \
+        "https://org7.my.salesforce.com"
+    assert org.metadata["NamedCredential"]["Acme_Self"]["endpoint"] == \
+        "https://org7.my.salesforce.com"
