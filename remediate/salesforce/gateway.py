@@ -368,51 +368,33 @@ class Gateway:
                       soql_profiles: set[str]) -> None:
         users = sorted({r.username for r in wanted if isinstance(r, UserRead)})
         if users:
-            soql = (
+            queries.append(_lookup(
+                inv, users, UserRead, "Username", _user,
                 "SELECT Id, Username, IsActive, ProfileId, Profile.Name, "
                 "Profile.PermissionsApiEnabled, "
                 "(SELECT Id, PermissionSetId, PermissionSet.Name, PermissionSet.IsOwnedByProfile, "
                 "PermissionSet.PermissionsApiEnabled FROM PermissionSetAssignments), "
                 "(SELECT Id, PermissionSetLicense.DeveloperName FROM "
                 "PermissionSetLicenseAssignments) "
-                f"FROM User WHERE Username IN ({_in(users)})")
-
-            def users_done(records: list[dict[str, Any]]) -> None:
-                found = {str(r["Username"]).lower(): r for r in records}
-                for name in users:
-                    r = found.get(name.lower())
-                    inv.results[UserRead(name)] = None if r is None else _user(r)
-
-            queries.append((soql, users_done))
+                f"FROM User WHERE Username IN ({_in(users)})",
+                fold=str.lower))  # usernames are case-insensitive
         sets = sorted({r.name for r in wanted if isinstance(r, PermissionSetRead)})
         if sets:
-            soql = ("SELECT Id, Name, Label, License.DeveloperName, PermissionsApiEnabled "
-                    f"FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN ({_in(sets)})")
-
-            def sets_done(records: list[dict[str, Any]]) -> None:
-                found = {r["Name"]: r for r in records}
-                for name in sets:
-                    r = found.get(name)
-                    inv.results[PermissionSetRead(name)] = None if r is None else \
-                        PermissionSetInfo(r["Id"], r["Name"], r.get("Label") or r["Name"],
-                                          (r.get("License") or {}).get("DeveloperName"),
-                                          bool(r.get("PermissionsApiEnabled")))
-
-            queries.append((soql, sets_done))
+            queries.append(_lookup(
+                inv, sets, PermissionSetRead, "Name",
+                lambda r: PermissionSetInfo(r["Id"], r["Name"], r.get("Label") or r["Name"],
+                                            (r.get("License") or {}).get("DeveloperName"),
+                                            bool(r.get("PermissionsApiEnabled"))),
+                "SELECT Id, Name, Label, License.DeveloperName, PermissionsApiEnabled "
+                f"FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN ({_in(sets)})"))
         licenses = sorted({r.developer_name for r in wanted if isinstance(r, LicenseRead)})
         if licenses:
-            soql = ("SELECT Id, DeveloperName, MasterLabel, TotalLicenses, UsedLicenses FROM "
-                    f"PermissionSetLicense WHERE DeveloperName IN ({_in(licenses)})")
-
-            def licenses_done(records: list[dict[str, Any]]) -> None:
-                found = {r["DeveloperName"]: r for r in records}
-                for name in licenses:
-                    r = found.get(name)
-                    inv.results[LicenseRead(name)] = None if r is None else LicenseInfo(
-                        r["Id"], r["DeveloperName"], r.get("MasterLabel") or "",
-                        r.get("TotalLicenses"), r.get("UsedLicenses"))
-
-            queries.append((soql, licenses_done))
+            queries.append(_lookup(
+                inv, licenses, LicenseRead, "DeveloperName",
+                lambda r: LicenseInfo(r["Id"], r["DeveloperName"], r.get("MasterLabel") or "",
+                                      r.get("TotalLicenses"), r.get("UsedLicenses")),
+                "SELECT Id, DeveloperName, MasterLabel, TotalLicenses, UsedLicenses FROM "
+                f"PermissionSetLicense WHERE DeveloperName IN ({_in(licenses)})"))
         by_name = {r.name for r in wanted if isinstance(r, ProfileRead)}
         profiles = sorted(by_name | soql_profiles)
         if profiles:
@@ -768,6 +750,23 @@ class Gateway:
             code, _ = rest_error_details(_json_or_none(api))
         return TokenResult(api.status_code < 300, 200, instance_url=instance,
                            api_status=api.status_code, api_error=code)
+
+
+Query = tuple[str, Callable[[list[dict[str, Any]]], None]]
+
+
+def _lookup(inv: Inventory, names: list[str], read: Callable[[str], Read], key: str,
+            build: Callable[[dict[str, Any]], Any], soql: str,
+            fold: Callable[[str], str] = str) -> Query:
+    """A query for records named ``names`` by ``key``, and what to do with its answer: each
+    name's read gets ``build(record)``, or None when the org has no such record."""
+    def done(records: list[dict[str, Any]]) -> None:
+        found = {fold(str(r[key])): r for r in records}
+        for name in names:
+            record = found.get(fold(name))
+            inv.results[read(name)] = None if record is None else build(record)
+
+    return soql, done
 
 
 def _json_or_none(response: requests.Response) -> Any:
