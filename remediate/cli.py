@@ -8,9 +8,10 @@ Results go to stdout, logs and errors to stderr. Exit codes (README, "Exit codes
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -29,6 +30,9 @@ from remediate.sandbox.cli import sandbox_app
 if TYPE_CHECKING:
     from remediate.orgs import OrgHandle
     from remediate.settings import Settings
+
+
+T = TypeVar("T")
 
 
 class Format(StrEnum):
@@ -100,6 +104,16 @@ def _open(org: str, playbooks: list[str] | None) -> OrgHandle:
     return open_org(org, _settings(), only=playbooks or None, config_dir=base)
 
 
+def _on_org(org: str, playbooks: list[str] | None, action: Callable[[OrgHandle], T]) -> T:
+    """Open the org, run one engine action on it, and always close it (built-in orgs save
+    their state on close)."""
+    handle = _open(org, playbooks)
+    try:
+        return action(handle)
+    finally:
+        handle.close()
+
+
 def _journal() -> Any:
     from remediate.journal import Journal
 
@@ -122,11 +136,7 @@ def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
     from remediate import engine
     from remediate.render import assessment_data, markdown, text
 
-    handle = _open(org, playbook)
-    try:
-        result = engine.assess(handle)
-    finally:
-        handle.close()
+    result = _on_org(org, playbook, engine.assess)
     if fmt is Format.json:
         _echo(json.dumps(assessment_data(result, org), indent=2, default=str))
     elif fmt is Format.markdown:
@@ -146,11 +156,7 @@ def plan(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
     from remediate import engine
     from remediate.render import markdown, plan_data, text
 
-    handle = _open(org, playbook)
-    try:
-        result = engine.assess(handle)
-    finally:
-        handle.close()
+    result = _on_org(org, playbook, engine.assess)
     if out is not None:
         result.plan.save(out)
     if fmt is Format.json:
@@ -228,11 +234,7 @@ def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS) -> None:
     from remediate import engine
     from remediate.render import text
 
-    handle = _open(org, playbook)
-    try:
-        result = engine.verify(handle)
-    finally:
-        handle.close()
+    result = _on_org(org, playbook, engine.verify)
     _echo(text.verified(result))
     if not result.ok:
         raise VerificationFailed("verification failed (see above)")
@@ -246,11 +248,7 @@ def diagnose(org: str = ORG, error: str | None = typer.Option(
     from remediate import engine
     from remediate.render import text
 
-    handle = _open(org, playbook)
-    try:
-        result = engine.diagnose(handle, error)
-    finally:
-        handle.close()
+    result = _on_org(org, playbook, lambda h: engine.diagnose(h, error))
     _echo(text.diagnosed(result))
 
 
@@ -263,11 +261,7 @@ def snapshot(org: str = ORG, out: Path = typer.Option(..., "--out", help="Playbo
 
     from remediate import engine
 
-    handle = _open(org, playbook)
-    try:
-        data = engine.snapshot(handle, name)
-    finally:
-        handle.close()
+    data = _on_org(org, playbook, lambda h: engine.snapshot(h, name))
     header = (f"# Baseline captured by 'remediate snapshot --org {org}'. Bind it to an org "
               "with no variables:\n#   [orgs.<name>.playbooks.\"" + str(out) + "\"]\n")
     out.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
