@@ -17,6 +17,7 @@ from vcr.errors import CannotOverwriteExistingCassetteException
 from vcrkit import (
     CASES,
     CASSETTES,
+    DEMO,
     PHASES,
     Case,
     known_secrets,
@@ -76,12 +77,31 @@ def test_step_kind_read_apply_and_verify_replay_their_cassettes(case: Case,
         assert [name for name, _ in verified.tokens] == [login.name for login in handle.logins]
 
 
+def test_demo_org_commands_replay_their_cassettes_request_for_request(tmp_path: Path) -> None:
+    """The demo org's audit (and plan), apply and verify: one more or one fewer request than
+    the cassette holds fails here."""
+    with org_for(DEMO) as handle:
+        with phase(DEMO, "read") as read:
+            assessment = engine.assess(handle)
+        # composite, Tooling, readMetadata x3, and userinfo (the replay URL is no My Domain)
+        assert len(read) == 6
+        assert {f.cause for f in assessment.findings if f.status != "ok"} >= {
+            "C1", "C6", "C7", "C10", "C11"}
+        with phase(DEMO, "apply") as apply:
+            result = engine.apply(handle, assessment, APPROVAL, Journal(tmp_path / "j.jsonl"))
+        assert len(result.applied) == 6
+        assert len(apply) > 0
+        with phase(DEMO, "verify"):
+            verified = engine.verify(handle)
+        assert verified.ok, [(n, t) for n, t in verified.tokens]
+
+
 def test_every_step_kind_has_a_cassette_case() -> None:
     assert {c.kind for c in CASES} == set(kinds())
 
 
 def test_every_case_has_its_three_cassettes_and_no_stray_ones() -> None:
-    expected = {c.cassette(p).relative_to(CASSETTES) for c in CASES for p in PHASES}
+    expected = {c.cassette(p).relative_to(CASSETTES) for c in (*CASES, DEMO) for p in PHASES}
     found = {p.relative_to(CASSETTES) for p in CASSETTES.rglob("*.yaml")}
     assert found == expected
 

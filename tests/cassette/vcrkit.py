@@ -78,7 +78,7 @@ def _relax_workato_ip(org: Org) -> None:
 @dataclass(frozen=True)
 class Case:
     name: str  # the cassette directory: the kind, or the kind and a variant
-    kind: str
+    kind: str  # "*": every bound step (the demo org's commands)
     scenario: str
     automatic: bool = True  # False: every change of this kind is manual, apply writes nothing
     mutate: Callable[[Org], None] | None = None
@@ -109,6 +109,9 @@ CASES = (
     Case("user.profile", "user.profile", "c4-wrong-profile"),
 )
 
+#: The demo org with both playbooks: the traffic of audit/plan (read), apply and verify.
+DEMO = Case("demo", "*", "demo")
+
 
 # ---- the org handle: the HTTPS server when recording, nothing at all when replaying ---------
 
@@ -116,7 +119,7 @@ CASES = (
 def _handle(case: Case, spec: Any, gateway: Gateway, my_domain_url: str) -> OrgHandle:
     bindings = orgs.builtin_bindings(spec, my_domain_url, {})
     every, _ = orgs.bind_playbooks(bindings, None)
-    steps = [s for s in every if s.kind.name == case.kind]
+    steps = [s for s in every if case.kind in ("*", s.kind.name)]
     playbooks = {s.playbook for s in steps}
     logins = [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
                                i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
@@ -135,6 +138,16 @@ def replay_gateway() -> Gateway:
                    parallel=1)  # vcr records and replays from one thread at a time only
 
 
+def _self_urls_on(org: Org, url: str) -> None:
+    """Served, the org's My Domain is the server: URLs that name the org itself follow it, as
+    they would on a real org, so that only the drift a scenario seeds is drift."""
+    for type_, field in (("NamedCredential", "endpoint"), ("RemoteSiteSetting", "url")):
+        for component in org.metadata.get(type_, {}).values():
+            value = str(component.get(field) or "")
+            if value.startswith(org.my_domain_url):
+                component[field] = url + value[len(org.my_domain_url):]
+
+
 @contextmanager
 def org_for(case: Case) -> Iterator[OrgHandle]:
     """An ``OrgHandle`` whose steps are the case's kind, bound as for the built-in orgs."""
@@ -150,6 +163,7 @@ def org_for(case: Case) -> Iterator[OrgHandle]:
         case.mutate(org)
     sandbox = Sandbox([org])
     with serve_in_thread(sandbox) as srv:
+        _self_urls_on(org, srv.url)
         token = org.new_session(admin_user_id(sandbox), None, ("api", "refresh_token"),
                                 "cassette").token
         gateway = Gateway(Credentials("access_token", srv.url, access_token=token,
