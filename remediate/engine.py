@@ -313,15 +313,31 @@ class VerifyResult:
 
 
 def verify(handle: OrgHandle) -> VerifyResult:
-    current = assess(handle)
+    """Re-read the org, and sign in as each integration (a token request, then one API call).
+
+    When signing in already told the org's My Domain, the re-read and the integrations'
+    sign-ins go out together; otherwise the sign-ins wait for the re-read to learn it.
+    """
     selected = {s.playbook for s in handle.steps}
     logins = [login for login in handle.logins
               if not (handle.builtin and _playbook_for(login.name) not in selected)]
-    # each integration signs in and calls the API (two requests in a row); all at once
-    calls = [partial(handle.gateway.request_token, login, current.org.my_domain_url)
-             for login in logins]
+    gw = handle.gateway
+    my_domain = gw.known_my_domain() if logins else None
+    if my_domain is not None:
+        outcomes = gw.together([partial(assess, handle),
+                                *(partial(gw.request_token, login, my_domain)
+                                  for login in logins)], hops=2)
+        current_outcome, token_outcomes = outcomes[0], outcomes[1:]
+        if not current_outcome[0]:
+            raise current_outcome[1]
+        current = current_outcome[1]
+    else:
+        current = assess(handle)
+        token_outcomes = gw.together([partial(gw.request_token, login,
+                                              current.org.my_domain_url) for login in logins],
+                                     hops=2)
     tokens = []
-    for login, (ok, value) in zip(logins, handle.gateway.together(calls, hops=2), strict=True):
+    for login, (ok, value) in zip(logins, token_outcomes, strict=True):
         if not ok:
             raise value
         assert isinstance(value, TokenResult)

@@ -177,8 +177,9 @@ class Gateway:
     def _wave(self, calls: list[Callable[[], Any]], *, hops: int = 1) -> list[Any]:
         """Run independent calls as one wave; ``hops`` is how many requests each call makes one
         after another (a token request then its API call is 2), for the round-trip count."""
-        with self._lock:
-            self.rounds += waves.rounds_for(len(calls), self.parallel) * hops
+        if not waves.inside():  # a wave inside a wave waits within the outer one's rounds
+            with self._lock:
+                self.rounds += waves.rounds_for(len(calls), self.parallel) * hops
         return waves.run_wave(calls, self.parallel)
 
     def together(self, calls: Sequence[Callable[[], Any]], *,
@@ -481,6 +482,12 @@ class Gateway:
                                             r.get("SubscriberPackageVersionId") or "", version)
         for read in reads:
             inv.results[read] = by_ns.get(read.namespace.lower())
+
+    def known_my_domain(self) -> str | None:
+        """The org's My Domain URL when signing in told it (the instance URL is the My Domain),
+        else None: then only a read (userinfo) can tell."""
+        self._sign_in()
+        return self.instance_url.rstrip("/") if self._instance_is_my_domain() else None
 
     def _instance_is_my_domain(self) -> bool:
         """For a My Domain org the token's instance URL is the My Domain URL (reference 4.9):
