@@ -29,7 +29,7 @@ from remediate.journal import Journal, change_record, new_run_id
 from remediate.orgs import OrgHandle
 from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, RecordWrite
 from remediate.salesforce.gateway import TokenResult
-from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, get_path
+from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, UserRead
 
 Status = Literal["ok", "drift", "manual"]
 
@@ -319,8 +319,9 @@ def verify(handle: OrgHandle) -> VerifyResult:
     sign-ins go out together; otherwise the sign-ins wait for the re-read to learn it.
     """
     selected = {s.playbook for s in handle.steps}
+    # a built-in org's integrations are named after their playbooks: verify only the selected
     logins = [login for login in handle.logins
-              if not (handle.builtin and _playbook_for(login.name) not in selected)]
+              if not (handle.builtin and login.name not in selected)]
     gw = handle.gateway
     my_domain = gw.known_my_domain() if logins else None
     if my_domain is not None:
@@ -343,10 +344,6 @@ def verify(handle: OrgHandle) -> VerifyResult:
         assert isinstance(value, TokenResult)
         tokens.append((login.name, value))
     return VerifyResult(current, tokens)
-
-
-def _playbook_for(integration: str) -> str:
-    return integration
 
 
 # ---- diagnose ----------------------------------------------------------------------------
@@ -401,11 +398,11 @@ def _cause_order(cause: str) -> int:
 def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any]]:
     usernames = sorted({str(s.params.username) for s in handle.steps
                         if hasattr(s.params, "username")})
-    users = {}
+    users: dict[str, str] = {}  # 15-character user id -> username
     for name in usernames:
-        info = current.inventory.results.get(_user_read(name))
+        info = current.inventory.results.get(UserRead(name))
         if info is not None:
-            users[info.id] = name
+            users[info.id[:15]] = name
     if not users:
         return []
     ids = ", ".join(f"'{i}'" for i in sorted(users))
@@ -416,16 +413,9 @@ def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any
     for row in rows:
         if str(row.get("Status")) == "Success":
             continue
-        row["_username"] = next((n for i, n in users.items() if i[:15] == str(row["UserId"])[:15]),
-                                row.get("UserId"))
+        row["_username"] = users.get(str(row["UserId"])[:15], row.get("UserId"))
         failed.append(row)
     return failed[:10]
-
-
-def _user_read(name: str) -> Any:
-    from remediate.steps.base import UserRead
-
-    return UserRead(name)
 
 
 # ---- snapshot ----------------------------------------------------------------------------
@@ -450,6 +440,3 @@ def snapshot(handle: OrgHandle, name: str) -> dict[str, Any]:
         "variables": {}, "steps": steps,
     }
 
-
-def metadata_value(inv: Inventory, type_: str, name: str, path: str) -> Any:
-    return get_path(inv.metadata(type_, name), path)
