@@ -14,8 +14,14 @@ from functools import cache
 from typing import Any
 
 from remediate import playbook as playbooks
-from remediate.orgs import OrgHandle, bind_playbooks, builtin_bindings
-from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin, TimeoutSession
+from remediate.orgs import (
+    OrgHandle,
+    bind_playbooks,
+    builtin_bindings,
+    sandbox_admin,
+    sandbox_logins,
+)
+from remediate.salesforce.gateway import Gateway, IntegrationLogin, TimeoutSession
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.adapter import SandboxAdapter
 from remediate.sandbox.app import LOGIN_HOSTS, Request, Response, Sandbox
@@ -68,19 +74,14 @@ def mount_org(session: Any, sandbox: Sandbox, org: Org) -> Any:
 
 def handle_for(org: Org, sandbox: Sandbox, steps: list[Any], digest: str,
                logins: list[IntegrationLogin] | None = None, name: str = "bench") -> OrgHandle:
-    admin = org.metadata["ConnectedApp"]["Remediate_Admin"]["oauthConfig"]
-    creds = Credentials("client_credentials", org.my_domain_url, client_id=admin["consumerKey"],
-                        client_secret=admin["consumerSecret"])
-    gateway = Gateway(creds, session=mount_org(TimeoutSession(), sandbox, org),
+    gateway = Gateway(sandbox_admin(org), session=mount_org(TimeoutSession(), sandbox, org),
                       org_label=f"org {name!r}")
     config = OrgConfig(login_url=org.my_domain_url, auth="sandbox")
     return OrgHandle(name, config, gateway, steps, digest, logins or [], sandbox, None, {})
 
 
 def logins_for(spec: scenarios.Scenario) -> list[IntegrationLogin]:
-    return [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
-                             i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
-            for i in spec.integrations]
+    return sandbox_logins(spec)
 
 
 # ---- the demo org ---------------------------------------------------------------------------

@@ -206,21 +206,30 @@ def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | Non
     integrations = extra.setdefault("integrations", {})
     session = mount(TimeoutSession(), sandbox)
     session.trust_env = False  # answered in process: no proxy or .netrc look-ups per request
-    admin = org.metadata["ConnectedApp"]["Remediate_Admin"]["oauthConfig"]
-    creds = Credentials("client_credentials", org.my_domain_url, client_id=admin["consumerKey"],
-                        client_secret=admin["consumerSecret"])
-    gateway = Gateway(creds, session=session, org_label=f"org {name!r}", retry=retry)
+    gateway = Gateway(sandbox_admin(org), session=session, org_label=f"org {name!r}",
+                      retry=retry)
     config = OrgConfig(login_url=org.my_domain_url, auth="sandbox", scenario=spec.name or None,
                        production=True,  # an emulator: marked production-allowed
                        playbooks=builtin_bindings(spec, org.my_domain_url, integrations))
     steps, digest = bind_playbooks(config.playbooks, only)
-    logins = []
-    for integ in spec.integrations:
-        headers = {"X-Sandbox-Client-IP": integ.source_ip}
-        logins.append(IntegrationLogin(integ.name, integ.flow, integ.client_id,
-                                       integ.client_secret, integ.username, integ.private_key,
-                                       headers))
-    return OrgHandle(name, config, gateway, steps, digest, logins, sandbox, state_path, extra)
+    return OrgHandle(name, config, gateway, steps, digest, sandbox_logins(spec), sandbox,
+                     state_path, extra)
+
+
+def sandbox_admin(org: Any) -> Credentials:
+    """How remediate signs in to a sandbox org: the scenario's ``Remediate_Admin`` app, client
+    credentials at the org's My Domain."""
+    admin = org.metadata["ConnectedApp"]["Remediate_Admin"]["oauthConfig"]
+    return Credentials("client_credentials", org.my_domain_url, client_id=admin["consumerKey"],
+                       client_secret=admin["consumerSecret"])
+
+
+def sandbox_logins(spec: Any, names: set[str] | None = None) -> list[IntegrationLogin]:
+    """The scenario's integrations as ``verify`` signs in with them, each calling from its own
+    address (the sandbox-only X-Sandbox-Client-IP header). ``names`` keeps only those."""
+    return [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
+                             i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
+            for i in spec.integrations if names is None or i.name in names]
 
 
 def builtin_bindings(spec: Any, my_domain_url: str,

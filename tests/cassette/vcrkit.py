@@ -41,7 +41,7 @@ from vcr.request import Request as VcrRequest
 from remediate import orgs
 from remediate.orgs import OrgHandle
 from remediate.playbook import digest
-from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin
+from remediate.salesforce.gateway import Credentials, Gateway
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.state import Org
 from remediate.settings import OrgConfig
@@ -121,9 +121,7 @@ def _handle(case: Case, spec: Any, gateway: Gateway, my_domain_url: str) -> OrgH
     every, _ = orgs.bind_playbooks(bindings, None)
     steps = [s for s in every if case.kind in ("*", s.kind.name)]
     playbooks = {s.playbook for s in steps}
-    logins = [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
-                               i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
-              for i in spec.integrations if i.name in playbooks]
+    logins = orgs.sandbox_logins(spec, playbooks)
     config = OrgConfig(login_url=my_domain_url, auth="access_token", playbooks=bindings)
     return OrgHandle(f"cassette:{case.name}", config, gateway, steps,
                      digest(steps), logins)

@@ -12,8 +12,14 @@ import pytest
 from remediate import enforce
 from remediate import playbook as playbooks
 from remediate.journal import Journal
-from remediate.orgs import BUILTIN_PLAYBOOKS, OrgHandle, builtin_bindings
-from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin, TimeoutSession
+from remediate.orgs import (
+    BUILTIN_PLAYBOOKS,
+    OrgHandle,
+    builtin_bindings,
+    sandbox_admin,
+    sandbox_logins,
+)
+from remediate.salesforce.gateway import Gateway, TimeoutSession
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.adapter import mount
 from remediate.sandbox.app import Sandbox
@@ -36,16 +42,12 @@ def fleet_targets(sandbox: Sandbox, orgs: list[tuple[Org, Any]]) -> list[enforce
 
     def opener(org: Org, spec: Any) -> OrgHandle:
         url = org.my_domain_url
-        admin = org.metadata["ConnectedApp"]["Remediate_Admin"]["oauthConfig"]
-        gateway = Gateway(Credentials("client_credentials", url, client_id=admin["consumerKey"],
-                                      client_secret=admin["consumerSecret"]),
-                          session=session, org_label=f"org {org.my_domain!r}")
+        gateway = Gateway(sandbox_admin(org), session=session,
+                          org_label=f"org {org.my_domain!r}")
         bindings = builtin_bindings(spec, url, {i.name: {"login_url": url}
                                                 for i in spec.integrations})
         steps = [s for p in BUILTIN_PLAYBOOKS for s in playbooks.bind(loaded[p], bindings[p])]
-        logins = [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
-                                   i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
-                  for i in spec.integrations]
+        logins = sandbox_logins(spec)
         config = OrgConfig(login_url=url, auth="sandbox", production=True, playbooks=bindings)
         return OrgHandle(org.my_domain, config, gateway, steps, playbooks.digest(steps), logins)
 
