@@ -270,6 +270,36 @@ def snapshot(org: str = ORG, out: Path = typer.Option(..., "--out", help="Playbo
 
 
 @app.command()
+def doctor(org: str | None = typer.Option(None, "--org", "-o",
+                                          help="Org name from remediate.toml, 'demo', or "
+                                               "'sandbox:<scenario>'."),
+           fmt: Format = FORMAT,
+           print_permission_set: bool = typer.Option(
+               False, "--print-permission-set",
+               help="Print the permission set remediate's own admin user needs "
+                    "(a deployable .permissionset-meta.xml) and exit.")) -> None:
+    """Read-only: can remediate work on this org? Sign-in, API version, the admin's
+    permissions, objects, apps, API allowance, platform probes. Exit 2 if anything is missing,
+    1 if it cannot sign in."""
+    import json
+
+    from remediate import doctor as doctors
+    from remediate.errors import UsageError
+
+    if print_permission_set:
+        typer.echo(doctors.permission_set_xml(), nl=False)
+        raise typer.Exit(EXIT_OK)
+    if org is None:
+        raise UsageError("doctor needs --org NAME (or --print-permission-set)")
+    report = _on_org(org, None, doctors.run)
+    if fmt is Format.json:
+        _echo(json.dumps(report.data(), indent=2, default=str))
+    else:
+        _echo(doctors.render_text(report))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
 def kinds() -> None:
     """List the step kinds playbooks can use."""
     from remediate.steps.base import kinds as registry

@@ -24,6 +24,10 @@ PERMISSION_FLAGS: tuple[str, ...] = (
     "ViewAllData",
     "CustomizeApplication",
     "ModifyMetadata",
+    # what ``remediate doctor`` reads of the admin (object reference, PermissionSet fields)
+    "ManageProfilesPermissionsets",
+    "AssignPermissionSets",
+    "InstallPackaging",
 )
 
 

@@ -100,7 +100,7 @@ class ClientCredentials(StepKind[ClientCredentialsParams]):
     name = "app.client_credentials"
     summary = "Turn the OAuth client credentials flow on (or off) for the app."
     causes = ("C1",)
-    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    permissions = ("PermissionsCustomizeApplication", "PermissionsModifyAllData")  # A5
     params = ClientCredentialsParams
     example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales", "enabled": True}
 
@@ -149,7 +149,7 @@ class RunAsUser(StepKind[RunAsParams]):
     name = "app.run_as_user"
     summary = "Set the app's client credentials Run As (execution) user."
     causes = ("C2",)
-    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    permissions = ("PermissionsCustomizeApplication", "PermissionsModifyAllData")  # A5
     params = RunAsParams
     example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales",
                                          "username": "copilot.integration@acme.example.com"}
@@ -205,7 +205,9 @@ class AppAccess(StepKind[AccessParams]):
     summary = ("Limit the app to admin-approved users and grant it to the integration's "
                "permission set or profile.")
     causes = ("C3",)
-    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    # A5: updating an app's profiles and permission sets
+    permissions = ("PermissionsCustomizeApplication", "PermissionsModifyAllData",
+                   "PermissionsManageProfilesPermissionsets")
     params = AccessParams
     example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales", "via": "permission_set",
                                          "permission_set": "Copilot_for_Sales_Integration"}
@@ -270,7 +272,7 @@ class AppInstalled(StepKind[AppParams]):
     name = "app.installed"
     summary = "The app the integration signs in through exists in the org."
     causes = ("C9",)
-    permissions = ("View Setup and Configuration",)
+    permissions = ("PermissionsViewSetup", "PermissionsCustomizeApplication")  # A5: reading apps
     params = AppParams
     example: ClassVar[dict[str, Any]] = {"app": "Workato"}
 
@@ -300,7 +302,7 @@ class IpRelaxation(StepKind[IpRelaxationParams]):
     name = "app.ip_relaxation"
     summary = "Set the app's IP relaxation policy (whether profile IP ranges apply to it)."
     causes = ("C11",)
-    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    permissions = ("PermissionsCustomizeApplication", "PermissionsModifyAllData")  # A5
     params = IpRelaxationParams
     example: ClassVar[dict[str, Any]] = {"app": "Workato", "policy": "BYPASS"}
 

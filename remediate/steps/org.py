@@ -41,7 +41,7 @@ class PackageInstalled(StepKind[PackageParams]):
     summary = ("The managed package that brings the integration's app is installed (installed "
                "through the Tooling API only when the playbook gives a version id).")
     causes = ("C9",)
-    permissions = ("Download AppExchange Packages",)
+    permissions = ("PermissionsInstallPackaging",)  # "Download AppExchange Packages"
     params = PackageParams
     example: ClassVar[dict[str, Any]] = {"namespace": "workato", "name": "Workato Connector",
                                          "version_id": "04t5e000000WkAtAAK"}
@@ -141,7 +141,7 @@ class StoredUrls(StepKind[StoredUrlsParams]):
     summary = ("Named credentials and remote site settings that call the org itself use its My "
                "Domain URL, not login.salesforce.com or an old instance URL.")
     causes = ("C10",)
-    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    permissions = ("PermissionsCustomizeApplication", "PermissionsModifyMetadata")
     params = StoredUrlsParams
     example: ClassVar[dict[str, Any]] = {"named_credentials": ["Acme_Self"],
                                          "remote_sites": ["Acme_My_Domain"]}
@@ -197,8 +197,7 @@ class ProfileLoginIpRanges(StepKind[LoginIpRangesParams]):
     name = "profile.login_ip_ranges"
     summary = "The integration profile's login IP ranges include the integration's addresses."
     causes = ("C11",)
-    permissions = ("Manage Profiles and Permission Sets",
-                   "Modify Metadata Through Metadata API Functions")
+    permissions = ("PermissionsManageProfilesPermissionsets", "PermissionsModifyMetadata")
     params = LoginIpRangesParams
     example: ClassVar[dict[str, Any]] = {"profile": "Workato Integration",
                                          "ranges": [{"start": "203.0.113.0",

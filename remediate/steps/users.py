@@ -43,7 +43,7 @@ class UserProfile(StepKind[ProfileParams]):
     name = "user.profile"
     summary = "Give the integration user the profile the integration expects."
     causes = ("C4",)
-    permissions = ("Manage Users",)
+    permissions = ("PermissionsManageUsers",)
     params = ProfileParams
     example: ClassVar[dict[str, Any]] = {"username": "workato.integration@acme.example.com",
                                          "profile": "Workato Integration"}
@@ -91,7 +91,7 @@ class UserPermissionSet(StepKind[PermissionSetParams]):
     name = "user.permission_set"
     summary = "Assign a permission set to the integration user."
     causes = ("C5",)
-    permissions = ("Assign Permission Sets",)
+    permissions = ("PermissionsAssignPermissionSets",)
     params = PermissionSetParams
     example: ClassVar[dict[str, Any]] = {"username": "copilot.integration@acme.example.com",
                                          "permission_set": "Copilot_for_Sales_Integration"}
@@ -118,7 +118,7 @@ class UserLicense(StepKind[LicenseParams]):
     name = "user.license"
     summary = "Assign a permission set licence (e.g. Salesforce API Integration) to the user."
     causes = ("C6",)
-    permissions = ("Manage Users",)
+    permissions = ("PermissionsManageUsers",)
     params = LicenseParams
     example: ClassVar[dict[str, Any]] = {"username": "copilot.integration@acme.example.com",
                                          "license": "SalesforceAPIIntegrationPsl"}
@@ -158,7 +158,7 @@ class UserApiEnabled(StepKind[PermissionSetParams]):
     summary = ("Make sure the user has API Enabled through the named permission set (a profile "
                "is never edited for this).")
     causes = ("C7",)
-    permissions = ("Assign Permission Sets",)
+    permissions = ("PermissionsAssignPermissionSets",)
     params = PermissionSetParams
     example: ClassVar[dict[str, Any]] = {"username": "workato.integration@acme.example.com",
                                          "permission_set": "Workato_API_Access"}
@@ -194,7 +194,7 @@ class UserActive(StepKind[ActiveParams]):
     name = "user.active"
     summary = "The integration user is active (reactivated only when the playbook allows it)."
     causes = ("C8",)
-    permissions = ("Manage Users",)
+    permissions = ("PermissionsManageUsers",)
     params = ActiveParams
     example: ClassVar[dict[str, Any]] = {"username": "copilot.integration@acme.example.com",
                                          "allow_reactivation": True}

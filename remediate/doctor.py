@@ -1,0 +1,617 @@
+"""``remediate doctor``: can remediate work on this org, before the first apply? Read-only.
+
+One pass over the org, each part answered even when another fails:
+
+* **sign-in**: which flow, at which URL, as which user (``userinfo``);
+* **API version**: the version remediate uses and the versions the org serves
+  (``GET /services/data/``);
+* **permissions**: the signed-in user's ``Permissions*`` flags, read from the user's profile and
+  every permission set assigned to them, against what each bound step kind declares it needs
+  (``StepKind.permissions``: Salesforce's API field names, platform-truth A5 for the app kinds),
+  plus what every read needs (API Enabled, View Setup and Configuration). A flag the org does
+  not know (no such field on PermissionSet) cannot be checked and counts as missing;
+* **objects**: every sObject, field and relationship the reads of the bound steps use, from
+  ``describe``, and every Metadata API type they read, from ``describeMetadata``;
+* **apps**: every ConnectedApplication row (local or installed) and External Client App;
+* **limits**: ``DailyApiRequests`` from ``/limits``;
+* **probes**: one read per unsettled platform fact (platform-truth.md) that a read can settle,
+  with what this org answered.
+
+Exit codes: 0 everything needed is there; 2 something is missing (each ``missing`` line says
+what and how to grant it); 1 remediate could not sign in. JSON shape: docs/doctor.schema.json.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from remediate.errors import EXIT_DRIFT, EXIT_FAILURE, EXIT_OK, RemediateError
+from remediate.steps.base import (
+    LicenseRead,
+    MetadataRead,
+    OrgRead,
+    PackageRead,
+    PermissionSetRead,
+    ProfileRead,
+    Read,
+    UserRead,
+)
+
+if TYPE_CHECKING:
+    from remediate.orgs import OrgHandle
+    from remediate.salesforce.gateway import Gateway
+
+PERMISSION_SET_FILE = "remediate_admin.permissionset-meta.xml"
+PERMISSION_SET_NAME = "Remediate_Admin"
+
+#: Setup labels of the permissions remediate needs, by API field name (object reference,
+#: PermissionSet; the Setup label is what an admin ticks under System Permissions).
+LABELS: dict[str, str] = {
+    "PermissionsApiEnabled": "API Enabled",
+    "PermissionsViewSetup": "View Setup and Configuration",
+    "PermissionsCustomizeApplication": "Customize Application",
+    "PermissionsModifyAllData": "Modify All Data",
+    "PermissionsModifyMetadata": "Modify Metadata Through Metadata API Functions",
+    "PermissionsManageProfilesPermissionsets": "Manage Profiles and Permission Sets",
+    "PermissionsManageUsers": "Manage Users",
+    "PermissionsAssignPermissionSets": "Assign Permission Sets",
+    "PermissionsInstallPackaging": "Download AppExchange Packages",
+    "PermissionsViewAllData": "View All Data",
+}
+
+#: What every run needs, whatever the playbooks: calling the API and reading setup objects.
+READS = "remediate (every read)"
+BASE_PERMISSIONS = ("PermissionsApiEnabled", "PermissionsViewSetup")
+
+
+@dataclass
+class ObjectNeed:
+    api: str  # rest | tooling
+    fields: set[str] = field(default_factory=set)
+    references: set[str] = field(default_factory=set)  # relationship names of lookups
+    children: set[str] = field(default_factory=set)  # child relationship names
+
+
+def _need(out: dict[str, ObjectNeed], name: str, fields: Iterable[str] = (),
+          references: Iterable[str] = (), children: Iterable[str] = (),
+          api: str = "rest") -> None:
+    need = out.setdefault(name, ObjectNeed(api))
+    need.fields.update(fields)
+    need.references.update(references)
+    need.children.update(children)
+
+
+def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dict[str, ObjectNeed]:
+    """The sObjects, fields and relationships the gateway's queries use for these reads
+    (salesforce/gateway.py ``_plan_queries``, ``_read_packages``), plus doctor's own."""
+    out: dict[str, ObjectNeed] = {}
+    perms = list(permission_fields)
+    # doctor's own reads: the signed-in user's profile and permission sets, the apps
+    _need(out, "User", ["Id", "Username", "ProfileId"], ["Profile"], ["PermissionSetAssignments"])
+    _need(out, "Profile", ["Id", "Name"])
+    _need(out, "PermissionSetAssignment", ["Id", "PermissionSetId"], ["PermissionSet"])
+    _need(out, "PermissionSet", ["Id", "Name", *perms])
+    _need(out, "ConnectedApplication", ["Id", "Name"])
+    for read in set(reads):
+        if isinstance(read, UserRead):
+            _need(out, "User", ["IsActive"], children=["PermissionSetLicenseAssignments"])
+            _need(out, "Profile", ["PermissionsApiEnabled"])
+            _need(out, "PermissionSet", ["IsOwnedByProfile", "PermissionsApiEnabled"])
+            _need(out, "PermissionSetLicenseAssign", ["Id"], ["PermissionSetLicense"])
+            _need(out, "PermissionSetLicense", ["DeveloperName"])
+        elif isinstance(read, PermissionSetRead):
+            _need(out, "PermissionSet", ["Label", "LicenseId", "IsOwnedByProfile",
+                                         "PermissionsApiEnabled"], ["License"])
+            _need(out, "PermissionSetLicense", ["DeveloperName"])
+        elif isinstance(read, LicenseRead):
+            _need(out, "PermissionSetLicense", ["Id", "DeveloperName", "MasterLabel",
+                                                "TotalLicenses", "UsedLicenses"])
+        elif isinstance(read, ProfileRead):
+            _need(out, "Profile", ["PermissionsApiEnabled"])
+        elif isinstance(read, MetadataRead) and read.type == "Profile":
+            # login IP ranges come from the Profile query (ADR 0010); U5 probes the names
+            _need(out, "Profile", children=["LoginIpRanges"])
+            _need(out, "LoginIpRange", ["StartAddress", "EndAddress", "Description"])
+        elif isinstance(read, PackageRead):
+            _need(out, "InstalledSubscriberPackage",
+                  ["Id", "SubscriberPackageId", "SubscriberPackageVersionId"],
+                  ["SubscriberPackage", "SubscriberPackageVersion"], api="tooling")
+            _need(out, "SubscriberPackage", ["Name", "NamespacePrefix"], api="tooling")
+            _need(out, "SubscriberPackageVersion",
+                  ["MajorVersion", "MinorVersion", "PatchVersion", "BuildNumber"], api="tooling")
+        elif isinstance(read, OrgRead):
+            _need(out, "Organization", ["Id", "Name", "IsSandbox", "InstanceName"])
+    return out
+
+
+def metadata_types(reads: Iterable[Read]) -> list[str]:
+    return sorted({r.type for r in reads if isinstance(r, MetadataRead)})
+
+
+def needed_permissions(handle: OrgHandle) -> dict[str, list[str]]:
+    """Permission API name -> the bound step kinds (and READS) that need it."""
+    out: dict[str, set[str]] = {p: {READS} for p in BASE_PERMISSIONS}
+    for step in handle.steps:
+        for perm in step.kind.permissions:
+            out.setdefault(perm, set()).add(step.kind.name)
+    return {p: sorted(kinds) for p, kinds in sorted(out.items())}
+
+
+def all_permissions() -> list[str]:
+    """Every permission any step kind or any read needs: what the shipped set grants."""
+    from remediate.steps.base import kinds
+
+    perms = set(BASE_PERMISSIONS)
+    for kind in kinds().values():
+        perms.update(kind.permissions)
+    return sorted(perms)
+
+
+def permission_set_xml() -> str:
+    """The shipped permission set for remediate's own admin user (package data)."""
+    return resources.files("remediate").joinpath("data", PERMISSION_SET_FILE) \
+        .read_text(encoding="utf-8")
+
+
+def permission_set_component() -> dict[str, Any]:
+    """The shipped permission set as a Metadata API component (for upsertMetadata)."""
+    from xml.etree import ElementTree
+
+    ns = "{http://soap.sforce.com/2006/04/metadata}"
+    root = ElementTree.fromstring(permission_set_xml())
+    comp: dict[str, Any] = {"fullName": PERMISSION_SET_NAME}
+    for child in root:
+        tag = child.tag.removeprefix(ns)
+        if tag == "userPermissions":
+            enabled = (child.findtext(f"{ns}enabled") or "").strip() == "true"
+            comp.setdefault("userPermissions", []).append(
+                {"enabled": enabled, "name": (child.findtext(f"{ns}name") or "").strip()})
+        elif tag == "hasActivationRequired":
+            comp[tag] = (child.text or "").strip() == "true"
+        else:
+            comp[tag] = (child.text or "").strip()
+    return comp
+
+
+# ---- the report --------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    org: str
+    sign_in: dict[str, Any]
+    api_version: dict[str, Any] = field(default_factory=dict)
+    permissions: list[dict[str, Any]] = field(default_factory=list)
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    metadata_types: list[dict[str, Any]] = field(default_factory=list)
+    apps: list[dict[str, Any]] = field(default_factory=list)
+    limits: dict[str, Any] = field(default_factory=dict)
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # a part that could not be read
+
+    @property
+    def exit_code(self) -> int:
+        if not self.sign_in.get("ok"):
+            return EXIT_FAILURE
+        return EXIT_DRIFT if self.missing else EXIT_OK
+
+    def data(self) -> dict[str, Any]:
+        return {"org": self.org, "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code,
+                "sign_in": self.sign_in, "api_version": self.api_version,
+                "permissions": self.permissions, "objects": self.objects,
+                "metadata_types": self.metadata_types, "apps": self.apps,
+                "limits": self.limits, "probes": self.probes, "missing": self.missing,
+                "errors": self.errors}
+
+
+def run(handle: OrgHandle) -> Report:
+    """Every check, read-only."""
+    gw = handle.gateway
+    flow = getattr(getattr(gw, "_creds", None), "auth", handle.config.auth)
+    report = Report(handle.name, {"ok": False, "flow": flow,
+                                  "login_url": handle.config.login_url})
+    try:
+        gw._sign_in()
+        info = gw._call("reading the signed-in user (userinfo)",
+                        lambda: gw.sf.oauth2("userinfo", None, method="GET"))
+    except RemediateError as err:
+        report.sign_in["error"] = err.message
+        return report
+    info = info if isinstance(info, dict) else {}
+    report.sign_in.update(ok=True, instance_url=gw.instance_url,
+                          user_id=str(info.get("user_id") or ""),
+                          username=str(info.get("preferred_username") or ""))
+    reads = [r for step in handle.steps for r in step.kind.reads(step.params)]
+    needed = needed_permissions(handle)
+    _part(report, "API version", lambda: _api_version(gw, report))
+    described: dict[str, dict[str, Any]] = {}
+    _part(report, "objects", lambda: _objects(gw, report, object_needs(reads, needed), described))
+    _part(report, "permissions",
+          lambda: _permissions(gw, report, needed, described.get("PermissionSet"),
+                               described.get("Profile")))
+    _part(report, "metadata types", lambda: _metadata_types(gw, report, metadata_types(reads)))
+    _part(report, "apps", lambda: _apps(gw, report))
+    _part(report, "limits", lambda: _limits(gw, report))
+    for probe in PROBES:
+        _probe(gw, report, described, probe)
+    return report
+
+
+def _part(report: Report, what: str, fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except RemediateError as err:
+        report.errors.append(f"{what}: {err.message}")
+        report.missing.append(f"{what}: could not be read ({err.message}); check that the "
+                              "signed-in user has API Enabled and View Setup and Configuration")
+
+
+def _api_version(gw: Gateway, report: Report) -> None:
+    def call() -> Any:
+        sf = gw.sf
+        response = sf.session.get(f"https://{sf.sf_instance}/services/data/", headers=sf.headers)
+        response.raise_for_status()
+        return response.json()
+
+    answer = gw._call("listing the org's API versions", call)
+    versions = sorted((str(v.get("version")) for v in answer if isinstance(v, dict)),
+                      key=_version_key) if isinstance(answer, list) else []
+    report.api_version = {"in_use": gw.version, "org_oldest": versions[0] if versions else None,
+                          "org_newest": versions[-1] if versions else None,
+                          "served": gw.version in versions}
+    if gw.version not in versions:
+        report.missing.append(f"API version {gw.version}: the org does not serve it (it serves "
+                              f"{', '.join(versions[:1] + versions[-1:]) or 'none'}); set "
+                              "api_version in remediate.toml to one it serves")
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in v.split("."))
+    except ValueError:
+        return (0,)
+
+
+def _describe(gw: Gateway, name: str, api: str) -> Any:
+    path = f"sobjects/{name}/describe"
+    if api == "tooling":
+        return gw.sf.toolingexecute(path)
+    return gw.sf.restful(path)
+
+
+def _objects(gw: Gateway, report: Report, needs: dict[str, ObjectNeed],
+             described: dict[str, dict[str, Any]]) -> None:
+    names = sorted(needs)
+    results = gw.together([
+        (lambda n=n: gw._call(f"describing {n}", lambda: _describe(gw, n, needs[n].api)))
+        for n in names])
+    for name, (ok, answer) in zip(names, results, strict=True):
+        need = needs[name]
+        row: dict[str, Any] = {"object": name, "api": need.api, "exists": False,
+                               "missing_fields": [], "missing_relationships": []}
+        if not ok or not isinstance(answer, dict):
+            detail = answer.message if isinstance(answer, RemediateError) else "no describe"
+            row["error"] = detail
+            report.objects.append(row)
+            report.missing.append(f"object {name} ({need.api} API): not found or not visible to "
+                                  f"the signed-in user ({detail}); it needs View Setup and "
+                                  "Configuration, or the org's edition lacks it")
+            continue
+        described[name] = answer
+        fields = {str(f.get("name")) for f in answer.get("fields") or [] if isinstance(f, dict)}
+        refs = {str(f.get("relationshipName")) for f in answer.get("fields") or []
+                if isinstance(f, dict) and f.get("relationshipName")}
+        kids = {str(c.get("relationshipName")) for c in answer.get("childRelationships") or []
+                if isinstance(c, dict) and c.get("relationshipName")}
+        row["exists"] = True
+        row["missing_fields"] = sorted(need.fields - fields)
+        row["missing_relationships"] = sorted((need.references - refs) | (need.children - kids))
+        report.objects.append(row)
+        for f in row["missing_fields"]:
+            if f.startswith("Permissions"):
+                continue  # reported once, as a permission this org does not know
+            report.missing.append(f"field {name}.{f}: not in this org's describe; remediate's "
+                                  "reads use it (an older API version or another edition?)")
+        for r in row["missing_relationships"]:
+            report.missing.append(f"relationship {name}.{r}: not in this org's describe; "
+                                  "remediate's reads use it")
+
+
+def _permissions(gw: Gateway, report: Report, needed: dict[str, list[str]],
+                 ps_describe: dict[str, Any] | None, profile_describe: dict[str, Any] | None
+                 ) -> None:
+    user_id = str(report.sign_in.get("user_id") or "")
+    username = str(report.sign_in.get("username") or "the signed-in user")
+
+    def fields_of(describe: dict[str, Any] | None) -> set[str] | None:
+        if describe is None:
+            return None
+        return {str(f.get("name")) for f in describe.get("fields") or [] if isinstance(f, dict)}
+
+    on_ps = fields_of(ps_describe)
+    on_profile = fields_of(profile_describe) or set()
+    known = [p for p in needed if on_ps is None or p in on_ps]
+    held: dict[str, list[str]] = {p: [] for p in needed}
+    if known and user_id:
+        profile_fields = [p for p in known if p in on_profile]
+        select = ", ".join(["Id", "ProfileId", "Profile.Name",
+                            *(f"Profile.{p}" for p in profile_fields)])
+        sub = ", ".join(["Id", "PermissionSet.Name", "PermissionSet.IsOwnedByProfile",
+                         *(f"PermissionSet.{p}" for p in known)])
+        soql = (f"SELECT {select}, (SELECT {sub} FROM PermissionSetAssignments) FROM User "
+                f"WHERE Id = '{user_id}'")
+        rows = gw.query(soql)
+        if rows:
+            user = rows[0]
+            profile = user.get("Profile") or {}
+            for p in profile_fields:
+                if profile.get(p):
+                    held[p].append(f"profile {profile.get('Name')}")
+            for a in ((user.get("PermissionSetAssignments") or {}).get("records") or []):
+                ps = a.get("PermissionSet") or {}
+                where = (f"profile {profile.get('Name')}" if ps.get("IsOwnedByProfile")
+                         else f"permission set {ps.get('Name')}")
+                for p in known:
+                    if ps.get(p) and where not in held[p]:
+                        held[p].append(where)
+    for perm, kinds in needed.items():
+        label = LABELS.get(perm, perm.removeprefix("Permissions"))
+        exists = perm in known
+        row = {"permission": perm, "label": label, "exists": exists,
+               "held": bool(held[perm]), "via": held[perm], "needed_by": kinds}
+        report.permissions.append(row)
+        if not exists:
+            report.missing.append(
+                f"permission {perm} ({label}), needed by {', '.join(kinds)}: this org has no "
+                "such field on PermissionSet, so remediate cannot check it; grant the "
+                "permission labelled so in Setup and report the field name to remediate")
+        elif not held[perm]:
+            report.missing.append(
+                f"permission {perm} ({label}), needed by {', '.join(kinds)}: {username} does "
+                f"not hold it; grant it: Setup > Users > Permission Sets > (a set assigned to "
+                f"{username}) > System Permissions > Edit > tick '{label}' > Save, or deploy "
+                "and assign the shipped set (remediate doctor --print-permission-set; "
+                "docs/real-org.md)")
+
+
+def _metadata_types(gw: Gateway, report: Report, types: list[str]) -> None:
+    if not types:
+        return
+    answer = gw._call("describing the Metadata API (describeMetadata)",
+                      lambda: gw.mdapi.describe_metadata())
+    objects = _attr(answer, "metadataObjects") or []
+    served = {str(_attr(o, "xmlName")) for o in objects}
+    for t in types:
+        present = t in served
+        report.metadata_types.append({"type": t, "exists": present})
+        if not present:
+            report.missing.append(f"metadata type {t}: not in this org's describeMetadata; "
+                                  "the steps that read it cannot run here")
+
+
+def _attr(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _list_metadata(gw: Gateway, type_: str) -> list[dict[str, Any]]:
+    def call() -> Any:
+        return gw.mdapi.list_metadata([gw.mdapi.ListMetadataQuery(type=type_)])
+
+    answer = gw._call(f"listing {type_} metadata", call)
+    out = []
+    for item in answer or []:
+        out.append({k: _attr(item, k) for k in ("fullName", "namespacePrefix",
+                                                 "manageableState", "id")})
+    return out
+
+
+def _apps(gw: Gateway, report: Report) -> None:
+    rows = gw.query("SELECT Id, Name FROM ConnectedApplication")
+    listed = {str(c["fullName"]): c for c in _list_metadata(gw, "ConnectedApp")}
+    for r in sorted(rows, key=lambda r: str(r.get("Name"))):
+        name = str(r.get("Name") or "")
+        comp = listed.get(name)
+        installed = comp is None or bool(comp.get("namespacePrefix")) or \
+            comp.get("manageableState") == "installed"
+        report.apps.append({"name": name, "type": "connected_app", "id": str(r.get("Id") or ""),
+                            "source": "installed" if installed else "local",
+                            "namespace": (comp or {}).get("namespacePrefix") or None})
+    for c in sorted(_list_metadata(gw, "ExternalClientApplication"),
+                    key=lambda c: str(c["fullName"])):
+        installed = bool(c.get("namespacePrefix")) or c.get("manageableState") == "installed"
+        report.apps.append({"name": str(c["fullName"]), "type": "external_client_app",
+                            "id": str(c.get("id") or ""),
+                            "source": "installed" if installed else "local",
+                            "namespace": c.get("namespacePrefix") or None})
+
+
+def _limits(gw: Gateway, report: Report) -> None:
+    answer = gw._call("reading the org's limits", lambda: gw.sf.restful("limits"))
+    daily = answer.get("DailyApiRequests") if isinstance(answer, dict) else None
+    if not isinstance(daily, dict):
+        report.errors.append("limits: no DailyApiRequests in the answer")
+        return
+    report.limits = {"DailyApiRequests": {"max": daily.get("Max"),
+                                          "remaining": daily.get("Remaining")}}
+    remaining = daily.get("Remaining")
+    if isinstance(remaining, int) and remaining <= 0:
+        report.missing.append("DailyApiRequests: no API requests left today; wait for the "
+                              "rolling 24-hour window or raise the allocation")
+
+
+# ---- probes: what this org answers to an unsettled platform fact ---------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    fact: str  # platform-truth.md row
+    question: str
+    run: Callable[[Gateway, dict[str, dict[str, Any]]], tuple[bool, str]]
+
+
+def _probe_u5(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    profile = described.get("Profile") or _describe(gw, "Profile", "rest")
+    kids = {str(c.get("relationshipName")): str(c.get("childSObject"))
+            for c in profile.get("childRelationships") or [] if isinstance(c, dict)}
+    if "LoginIpRanges" not in kids:
+        return True, "no: Profile has no child relationship LoginIpRanges in this org"
+    child = described.get(kids["LoginIpRanges"]) or _describe(gw, kids["LoginIpRanges"], "rest")
+    fields = {str(f.get("name")) for f in child.get("fields") or [] if isinstance(f, dict)}
+    names = [f for f in ("StartAddress", "EndAddress", "IpStartAddress", "IpEndAddress")
+             if f in fields]
+    return True, (f"yes: Profile.LoginIpRanges -> {kids['LoginIpRanges']}, address fields "
+                  f"{', '.join(names) or 'none of StartAddress/IpStartAddress'}")
+
+
+def _eca_policies(gw: Gateway) -> list[str]:
+    return sorted(str(c["fullName"]) for c in
+                  _list_metadata(gw, "ExtlClntAppOauthConfigurablePolicies"))
+
+
+def _probe_a11(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    del described
+    names = _eca_policies(gw)
+    if not names:
+        return False, "no External Client App OAuth policies in this org: nothing to compare"
+    forms = []
+    for n in names:
+        form = ("<App>_oauthPlcy" if n.endswith("_oauthPlcy") else
+                "<App>_oauth_defaultPolicy" if n.endswith("_oauth_defaultPolicy") else "other")
+        forms.append(f"{n} ({form})")
+    return True, "policy names: " + ", ".join(forms)
+
+
+_ID = re.compile(r"^0PS[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$")
+
+
+def _probe_a13(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    del described
+    names = _eca_policies(gw)
+    values: list[str] = []
+    for start in range(0, len(names), 10):
+        for comp in gw.read_metadata("ExtlClntAppOauthConfigurablePolicies",
+                                     names[start:start + 10]):
+            value = (comp or {}).get("commaSeparatedPermissionSet")
+            values += [v.strip() for v in str(value or "").split(",") if v.strip()]
+    if not values:
+        return False, "no ECA policy lists a permission set in this org: nothing to compare"
+    ids = sum(1 for v in values if _ID.match(v))
+    form = "ids" if ids == len(values) else "API names" if ids == 0 else "both ids and names"
+    return True, f"{len(values)} value(s), as {form}"
+
+
+def _probe_u4(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    del described
+    soql_names = {str(r.get("Name")) for r in gw.query("SELECT Name FROM Profile")}
+    md_names = {str(c["fullName"]) for c in _list_metadata(gw, "Profile")}
+    differ = sorted(md_names - soql_names)
+    if not differ:
+        return True, "every Profile metadata fullName equals a Profile Name"
+    return True, (f"{len(differ)} metadata fullName(s) differ from every Profile Name, e.g. "
+                  + ", ".join(differ[:5]))
+
+
+def _probe_a4(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    del described
+    rows = gw.query("SELECT Id, Parent.IsOwnedByProfile FROM SetupEntityAccess "
+                    "WHERE SetupEntityType = 'ConnectedApplication'")
+    on_profiles = sum(1 for r in rows if (r.get("Parent") or {}).get("IsOwnedByProfile"))
+    if not on_profiles:
+        return False, (f"{len(rows)} app grant row(s), none on a profile: nothing to compare")
+    return True, (f"yes: {on_profiles} of {len(rows)} app grant row(s) have a profile's own "
+                  "permission set as parent")
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe("U5", "Does the SOQL child relationship Profile.LoginIpRanges exist, and what are "
+                "its address fields called?", _probe_u5),
+    Probe("A11", "How are External Client App OAuth policy components named?", _probe_a11),
+    Probe("A13", "Does an ECA policy's commaSeparatedPermissionSet hold permission set ids or "
+                 "API names?", _probe_a13),
+    Probe("U4", "Does a Profile's metadata fullName differ from its Name?", _probe_u4),
+    Probe("A4", "Does a profile's app grant appear as SetupEntityAccess on the profile's own "
+                "permission set?", _probe_a4),
+)
+
+
+def _probe(gw: Gateway, report: Report, described: dict[str, dict[str, Any]],
+           probe: Probe) -> None:
+    try:
+        settled, answer = probe.run(gw, described)
+    except RemediateError as err:
+        settled, answer = False, f"could not read: {err.message}"
+    report.probes.append({"fact": probe.fact, "question": probe.question,
+                          "settled": settled, "answer": answer})
+
+
+# ---- text --------------------------------------------------------------------------------
+
+
+def render_text(report: Report) -> str:
+    lines = [f"remediate doctor: org {report.org!r}", ""]
+    s = report.sign_in
+
+    def row(status: str, what: str, detail: str) -> None:
+        lines.append(f"  {status:<8} {what:<44} {detail}".rstrip())
+
+    lines.append("sign-in")
+    if s.get("ok"):
+        row("ok", f"{s.get('flow')} at {s.get('login_url')}",
+            f"as {s.get('username')} ({s.get('instance_url')})")
+    else:
+        row("FAILED", f"{s.get('flow')} at {s.get('login_url')}", str(s.get("error")))
+    if report.api_version:
+        v = report.api_version
+        lines.append("api version")
+        row("ok" if v.get("served") else "MISSING", f"in use {v.get('in_use')}",
+            f"org serves {v.get('org_oldest')} .. {v.get('org_newest')}")
+    if report.permissions:
+        lines.append("permissions of the signed-in user")
+        for p in report.permissions:
+            status = "ok" if p["held"] else "MISSING" if p["exists"] else "UNKNOWN"
+            via = f"via {', '.join(p['via'])}; " if p["via"] else ""
+            row(status, f"{p['permission']}", f"{via}needed by {', '.join(p['needed_by'])}")
+    if report.objects:
+        lines.append("objects, fields and relationships the reads use")
+        for o in report.objects:
+            gaps = o["missing_fields"] + o["missing_relationships"]
+            status = "ok" if o["exists"] and not gaps else "MISSING"
+            detail = (f"missing {', '.join(gaps)}" if gaps else
+                      "" if o["exists"] else str(o.get("error") or "not found"))
+            row(status, f"{o['object']} ({o['api']})", detail)
+    if report.metadata_types:
+        lines.append("metadata types the reads use")
+        for m in report.metadata_types:
+            row("ok" if m["exists"] else "MISSING", m["type"], "")
+    if report.apps:
+        lines.append("apps")
+        for a in report.apps:
+            ns = f", namespace {a['namespace']}" if a.get("namespace") else ""
+            row("info", a["name"], f"{a['type']}, {a['source']}{ns}")
+    if report.limits:
+        d = report.limits["DailyApiRequests"]
+        lines.append("limits")
+        row("ok", "DailyApiRequests", f"{d['remaining']} of {d['max']} left")
+    if report.probes:
+        lines.append("platform probes (docs: platform-truth)")
+        for pr in report.probes:
+            row("settled" if pr["settled"] else "open", pr["fact"], pr["answer"])
+    lines.append("")
+    if report.errors:
+        lines += [f"could not read: {e}" for e in report.errors]
+    if not s.get("ok"):
+        lines.append("Cannot connect: fix the sign-in above (docs/real-org.md).")
+    elif report.missing:
+        lines.append(f"{len(report.missing)} thing(s) missing:")
+        lines += [f"  - {m}" for m in report.missing]
+    else:
+        lines.append("Everything remediate needs is there.")
+    return "\n".join(lines)
