@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from remediate.errors import EXIT_DRIFT, EXIT_FAILURE, EXIT_OK, RemediateError
 from remediate.steps.base import (
@@ -92,6 +92,7 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
     out: dict[str, ObjectNeed] = {}
     perms = list(permission_fields)
     # doctor's own reads: the signed-in user's profile and permission sets, the apps
+    _need(out, "UserPermissionAccess", perms)
     _need(out, "User", ["Id", "Username", "ProfileId"], ["Profile"], ["PermissionSetAssignments"])
     _need(out, "Profile", ["Id", "Name"])
     _need(out, "PermissionSetAssignment", ["Id", "PermissionSetId"], ["PermissionSet"])
@@ -232,9 +233,7 @@ def run(handle: OrgHandle) -> Report:
     _part(report, "API version", lambda: _api_version(gw, report))
     described: dict[str, dict[str, Any]] = {}
     _part(report, "objects", lambda: _objects(gw, report, object_needs(reads, needed), described))
-    _part(report, "permissions",
-          lambda: _permissions(gw, report, needed, described.get("PermissionSet"),
-                               described.get("Profile")))
+    _part(report, "permissions", lambda: _permissions(gw, report, needed, described))
     _part(report, "metadata types", lambda: _metadata_types(gw, report, metadata_types(reads)))
     _part(report, "apps", lambda: _apps(gw, report))
     _part(report, "limits", lambda: _limits(gw, report))
@@ -248,8 +247,10 @@ def _part(report: Report, what: str, fn: Callable[[], None]) -> None:
         fn()
     except RemediateError as err:
         report.errors.append(f"{what}: {err.message}")
-        report.missing.append(f"{what}: could not be read ({err.message}); check that the "
-                              "signed-in user has API Enabled and View Setup and Configuration")
+        report.missing.append(f"{what}: could not be read ({err.message}); the signed-in "
+                              "user needs the permissions listed above (View Setup and "
+                              "Configuration to read setup objects, Modify Metadata Through "
+                              "Metadata API Functions or Modify All Data for the Metadata API)")
 
 
 def _api_version(gw: Gateway, report: Report) -> None:
@@ -281,16 +282,14 @@ def _version_key(v: str) -> tuple[int, ...]:
 def _describe(gw: Gateway, name: str, api: str) -> Any:
     path = f"sobjects/{name}/describe"
     if api == "tooling":
-        return gw.sf.toolingexecute(path)
-    return gw.sf.restful(path)
+        return gw._call(f"describing {name} (Tooling)", lambda: gw.sf.toolingexecute(path))
+    return gw._call(f"describing {name}", lambda: gw.sf.restful(path))
 
 
 def _objects(gw: Gateway, report: Report, needs: dict[str, ObjectNeed],
              described: dict[str, dict[str, Any]]) -> None:
     names = sorted(needs)
-    results = gw.together([
-        (lambda n=n: gw._call(f"describing {n}", lambda: _describe(gw, n, needs[n].api)))
-        for n in names])
+    results = gw.together([partial(_describe, gw, n, needs[n].api) for n in names])
     for name, (ok, answer) in zip(names, results, strict=True):
         need = needs[name]
         row: dict[str, Any] = {"object": name, "api": need.api, "exists": False,
@@ -324,53 +323,46 @@ def _objects(gw: Gateway, report: Report, needs: dict[str, ObjectNeed],
 
 
 def _permissions(gw: Gateway, report: Report, needed: dict[str, list[str]],
-                 ps_describe: dict[str, Any] | None, profile_describe: dict[str, Any] | None
-                 ) -> None:
-    user_id = str(report.sign_in.get("user_id") or "")
+                 described: dict[str, dict[str, Any]]) -> None:
+    """Whether the signed-in user holds each needed permission: UserPermissionAccess (the
+    current user's effective permissions, readable by every user; object reference), and,
+    where the user may read them, the profile and permission sets that grant it."""
     username = str(report.sign_in.get("username") or "the signed-in user")
 
-    def fields_of(describe: dict[str, Any] | None) -> set[str] | None:
-        if describe is None:
+    def fields_of(name: str) -> set[str] | None:
+        d = described.get(name)
+        if d is None:
             return None
-        return {str(f.get("name")) for f in describe.get("fields") or [] if isinstance(f, dict)}
+        return {str(f.get("name")) for f in d.get("fields") or [] if isinstance(f, dict)}
 
-    on_ps = fields_of(ps_describe)
-    on_profile = fields_of(profile_describe) or set()
-    known = [p for p in needed if on_ps is None or p in on_ps]
-    held: dict[str, list[str]] = {p: [] for p in needed}
-    if known and user_id:
-        profile_fields = [p for p in known if p in on_profile]
-        select = ", ".join(["Id", "ProfileId", "Profile.Name",
-                            *(f"Profile.{p}" for p in profile_fields)])
-        sub = ", ".join(["Id", "PermissionSet.Name", "PermissionSet.IsOwnedByProfile",
-                         *(f"PermissionSet.{p}" for p in known)])
-        soql = (f"SELECT {select}, (SELECT {sub} FROM PermissionSetAssignments) FROM User "
-                f"WHERE Id = '{user_id}'")
-        rows = gw.query(soql)
-        if rows:
-            user = rows[0]
-            profile = user.get("Profile") or {}
-            for p in profile_fields:
-                if profile.get(p):
-                    held[p].append(f"profile {profile.get('Name')}")
-            for a in ((user.get("PermissionSetAssignments") or {}).get("records") or []):
-                ps = a.get("PermissionSet") or {}
-                where = (f"profile {profile.get('Name')}" if ps.get("IsOwnedByProfile")
-                         else f"permission set {ps.get('Name')}")
-                for p in known:
-                    if ps.get(p) and where not in held[p]:
-                        held[p].append(where)
+    on_upa = fields_of("UserPermissionAccess")
+    on_ps = fields_of("PermissionSet")
+    names = on_upa if on_upa is not None else on_ps
+    known = [p for p in needed if names is not None and p in names]
+    held: dict[str, bool] = dict.fromkeys(needed, False)
+    if known and on_upa is not None:
+        rows = gw.query(f"SELECT {', '.join(p for p in known if p in on_upa)} "
+                        "FROM UserPermissionAccess")
+        for p in known:
+            held[p] = bool(rows and rows[0].get(p))
+    via = _granted_by(gw, report, [p for p in known if on_ps is None or p in on_ps],
+                      fields_of("Profile") or set())
+    if on_upa is None:
+        held.update({p: bool(via.get(p)) for p in known})
     for perm, kinds in needed.items():
         label = LABELS.get(perm, perm.removeprefix("Permissions"))
         exists = perm in known
-        row = {"permission": perm, "label": label, "exists": exists,
-               "held": bool(held[perm]), "via": held[perm], "needed_by": kinds}
-        report.permissions.append(row)
+        report.permissions.append({"permission": perm, "label": label, "exists": exists,
+                                   "held": held[perm], "via": via.get(perm, []),
+                                   "needed_by": kinds})
+        if names is None:
+            continue  # neither describe answered: reported once, under objects
         if not exists:
             report.missing.append(
                 f"permission {perm} ({label}), needed by {', '.join(kinds)}: this org has no "
-                "such field on PermissionSet, so remediate cannot check it; grant the "
-                "permission labelled so in Setup and report the field name to remediate")
+                "such field on UserPermissionAccess or PermissionSet, so remediate cannot "
+                "check it; grant the permission labelled so in Setup and report the field "
+                "name to remediate")
         elif not held[perm]:
             report.missing.append(
                 f"permission {perm} ({label}), needed by {', '.join(kinds)}: {username} does "
@@ -378,6 +370,39 @@ def _permissions(gw: Gateway, report: Report, needed: dict[str, list[str]],
                 f"{username}) > System Permissions > Edit > tick '{label}' > Save, or deploy "
                 "and assign the shipped set (remediate doctor --print-permission-set; "
                 "docs/real-org.md)")
+
+
+def _granted_by(gw: Gateway, report: Report, perms: list[str],
+                on_profile: set[str]) -> dict[str, list[str]]:
+    """Permission -> 'profile NAME' / 'permission set NAME' granting it to the signed-in
+    user; empty when the user may not read its own assignments (no View Setup)."""
+    user_id = str(report.sign_in.get("user_id") or "")
+    out: dict[str, list[str]] = {p: [] for p in perms}
+    if not perms or not user_id:
+        return out
+    profile_fields = [p for p in perms if p in on_profile]
+    select = ", ".join(["Id", "Profile.Name", *(f"Profile.{p}" for p in profile_fields)])
+    sub = ", ".join(["Id", "PermissionSet.Name", "PermissionSet.IsOwnedByProfile",
+                     *(f"PermissionSet.{p}" for p in perms)])
+    try:
+        rows = gw.query(f"SELECT {select}, (SELECT {sub} FROM PermissionSetAssignments) "
+                        f"FROM User WHERE Id = '{user_id}'")
+    except RemediateError:
+        return out  # needs View Setup and Configuration; UserPermissionAccess answered
+    if not rows:
+        return out
+    profile = rows[0].get("Profile") or {}
+    for p in profile_fields:
+        if profile.get(p):
+            out[p].append(f"profile {profile.get('Name')}")
+    for a in ((rows[0].get("PermissionSetAssignments") or {}).get("records") or []):
+        ps = a.get("PermissionSet") or {}
+        where = (f"profile {profile.get('Name')}" if ps.get("IsOwnedByProfile")
+                 else f"permission set {ps.get('Name')}")
+        for p in perms:
+            if ps.get(p) and where not in out[p]:
+                out[p].append(where)
+    return out
 
 
 def _metadata_types(gw: Gateway, report: Report, types: list[str]) -> None:

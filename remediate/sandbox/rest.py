@@ -364,6 +364,10 @@ class _ScopedOrg:
         return getattr(self._org, name)
 
     def rows(self, sobject: str) -> list[Row]:
+        if sobject == "UserPermissionAccess":  # the session user's effective permissions
+            uid = self._call.user_id
+            return [{"Id": uid, **{f"Permissions{flag}": access.has_permission(self._org, uid, flag)
+                                   for flag in PERMISSION_FLAGS}}]
         rows = self._org.rows(sobject)
         keep = _row_filter(self._call, sobject)
         return rows if keep is None else [r for r in rows if keep(r)]

@@ -223,6 +223,13 @@ _add(SObject(
      "Description": "string", **_AUDIT},
     references=(Reference("ProfileId", "Profile", "Profile"),),
 ))
+_add(SObject(
+    # The current user's effective permissions, one row, readable by every user (object
+    # reference, UserPermissionAccess); the rows are computed per session (rest.py).
+    "UserPermissionAccess",
+    {"Id": "id", **_perm_fields()},
+    setup=False,
+))
 # Tooling API objects
 _add(SObject(
     "SubscriberPackage",
