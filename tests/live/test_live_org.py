@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,45 @@ if not ORG:  # one line in the summary (pytest -rs; .ci/run passes it), not one 
                 allow_module_level=True)
 
 pytestmark = pytest.mark.live
+CASSETTES = os.environ.get("REMEDIATE_LIVE_CASSETTES", "")
+
+
+@pytest.fixture(autouse=True)
+def _cassette(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With REMEDIATE_LIVE_CASSETTES=DIR, record each test's traffic to DIR/<test>.yaml through
+    the cassettes' scrubber (tests/cassette/vcrkit.py), then check that no secret the
+    configuration names (every *_env variable's value) reached the file."""
+    if not CASSETTES:
+        yield
+        return
+    from tests.cassette.vcrkit import make_vcr
+
+    path = Path(CASSETTES) / f"{request.node.name}.yaml"
+    path.unlink(missing_ok=True)
+    with make_vcr().use_cassette(str(path), record_mode="all"):
+        yield
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for secret in _configured_secrets():
+        assert secret not in text, f"a configured secret reached {path}"
+
+
+def _configured_secrets() -> list[str]:
+    import tomllib
+
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str):
+                    secret = os.environ.get(value, "")
+                    if len(secret) >= 8:
+                        found.append(secret)
+                else:
+                    walk(value)
+
+    walk(tomllib.loads(Path(CONFIG).read_text(encoding="utf-8")))
+    return found
 
 
 def cli(*args: str) -> Result:
