@@ -69,6 +69,11 @@ READS = "remediate (every read)"
 BASE_PERMISSIONS = ("PermissionsApiEnabled", "PermissionsViewSetup")
 
 
+#: Objects doctor reads when they are there, with a fallback when not (permissions then come
+#: from the profile and permission sets).
+OPTIONAL_OBJECTS = frozenset({"UserPermissionAccess"})
+
+
 @dataclass
 class ObjectNeed:
     api: str  # rest | tooling
@@ -298,6 +303,8 @@ def _objects(gw: Gateway, report: Report, needs: dict[str, ObjectNeed],
             detail = answer.message if isinstance(answer, RemediateError) else "no describe"
             row["error"] = detail
             report.objects.append(row)
+            if name in OPTIONAL_OBJECTS:
+                continue
             report.missing.append(f"object {name} ({need.api} API): not found or not visible to "
                                   f"the signed-in user ({detail}); it needs View Setup and "
                                   "Configuration, or the org's edition lacks it")
