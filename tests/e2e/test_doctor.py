@@ -230,3 +230,38 @@ def test_doctor_checks_every_object_field_and_relationship_an_audit_queries(
     for text in seen:
         query = soql.parse(text)
         covered(query.sobject, query.items)
+
+
+@pytest.mark.parametrize(("org", "code"), [("demo", 0), ("sandbox:admin-lacks-permission", 2)])
+def test_without_user_permission_access_the_profile_and_permission_sets_answer(
+        org: str, code: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from remediate.sandbox import schema
+
+    monkeypatch.delitem(schema.OBJECTS, "UserPermissionAccess")  # an org without the object
+    data = run("doctor", "--org", org, "--format", "json").json()
+    _valid(data)
+    assert data["exit_code"] == code, data["missing"]
+    upa = next(o for o in data["objects"] if o["object"] == "UserPermissionAccess")
+    assert upa["exists"] is False
+    row = next(p for p in data["permissions"]
+               if p["permission"] == "PermissionsManageProfilesPermissionsets")
+    assert row["held"] is (code == 0)
+
+
+def test_probes_on_an_eca_org_report_policy_names_and_permission_set_form() -> None:
+    data = run("doctor", "--org", "sandbox:eca-healthy", "--format", "json").json()
+    _valid(data)
+    probes = {p["fact"]: p for p in data["probes"]}
+    assert probes["A11"]["settled"] and "Copilot_for_Sales_oauthPlcy (<App>_oauthPlcy)" in \
+        probes["A11"]["answer"]
+    assert probes["A13"]["settled"] and probes["A13"]["answer"].endswith("as API names")
+    assert probes["U5"]["answer"].startswith("yes: Profile.LoginIpRanges -> LoginIpRange")
+    assert {"name": "Copilot_for_Sales", "type": "external_client_app"}.items() <= \
+        next(a for a in data["apps"] if a["name"] == "Copilot_for_Sales").items()
+
+
+def test_probes_on_a_connected_app_org_stay_open_where_there_is_nothing_to_compare() -> None:
+    probes = {p["fact"]: p for p in run("doctor", "--org", "demo", "--format", "json")
+              .json()["probes"]}
+    assert probes["A11"]["settled"] is False and probes["A13"]["settled"] is False
+    assert "nothing to compare" in probes["A11"]["answer"]
