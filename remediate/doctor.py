@@ -456,8 +456,12 @@ def _apps(gw: Gateway, report: Report) -> None:
         report.apps.append({"name": name, "type": "connected_app", "id": str(r.get("Id") or ""),
                             "source": "installed" if installed else "local",
                             "namespace": (comp or {}).get("namespacePrefix") or None})
-    for c in sorted(_list_metadata(gw, "ExternalClientApplication"),
-                    key=lambda c: str(c["fullName"])):
+    try:
+        ecas = _list_metadata(gw, "ExternalClientApplication")
+    except RemediateError as err:  # e.g. an API version before External Client Apps
+        report.errors.append(f"External Client Apps: {err.message}")
+        return
+    for c in sorted(ecas, key=lambda c: str(c["fullName"])):
         installed = bool(c.get("namespacePrefix")) or c.get("manageableState") == "installed"
         report.apps.append({"name": str(c["fullName"]), "type": "external_client_app",
                             "id": str(c.get("id") or ""),

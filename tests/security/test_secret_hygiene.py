@@ -131,6 +131,8 @@ webhooks = [{{ url = "{hook.url}", kind = "json" }}, {{ url = "{hook.url}", kind
         cli("history", "--format", "json", config=cfg)
         cli("demo")
         cli("kinds")
+        for fmt in ("text", "json"):
+            cli("doctor", "--org", "demo", "--format", fmt)
         cli("playbook", "validate", *map(str, sorted((REPO / "playbooks").glob("*.yaml"))))
         cli("playbook", "schema")
         cli("audit", "--org", "sandbox:no-such-scenario")  # an error message
