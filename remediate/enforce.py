@@ -245,6 +245,10 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
     try:
         current = engine.assess(handle)
         plan = current.plan
+        if plan.empty and current.unknown:  # not clean: some steps could not be checked
+            return OrgReport(target.name, "pending approval", run_id,
+                             message="could not check: " + "; ".join(
+                                 f"{f.playbook}/{f.step}: {f.error}" for f in current.unknown))
         if plan.empty:
             return OrgReport(target.name, "clean", run_id)
         if len(plan.changes) > policy.max_changes:
@@ -265,6 +269,8 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
                            run_id, applied=result.applied, pending=remaining)
         failed_tokens = [f"{name}: {t.error or t.api_error or t.status}"
                          for name, t in verified.tokens if not t.ok]
+        failed_tokens += [f"{name}: not tried (no credentials)"
+                          for name in verified.not_tried]
         if stuck:
             report.outcome = "failed"
             report.message = ("verification failed: still pending after apply: "

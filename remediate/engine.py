@@ -20,9 +20,11 @@ from remediate import diagnose as diagnosis
 from remediate.errors import (
     ApplyFailed,
     NotApproved,
+    NotFound,
     OutcomeUnknown,
     ProductionGuard,
     RemediateError,
+    SafetyRefusal,
     StalePlan,
 )
 from remediate.journal import Journal, change_record, new_run_id
@@ -31,20 +33,27 @@ from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, 
 from remediate.salesforce.gateway import TokenResult
 from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, UserRead
 
-Status = Literal["ok", "drift", "manual"]
+Status = Literal["ok", "drift", "manual", "unknown"]
+STATUSES: tuple[Status, ...] = ("ok", "drift", "manual", "unknown")
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One step's result. ``unknown`` (``error`` set) means the step could not be checked:
+    something it reads is missing from the org, so it is neither ok nor drift."""
+
     playbook: str
     step: str
     kind: str
     cause: str | None
     description: str
     changes: tuple[Change, ...]
+    error: str | None = None
 
     @property
     def status(self) -> Status:
+        if self.error is not None:
+            return "unknown"
         if not self.changes:
             return "ok"
         return "drift" if any(c.automatic for c in self.changes) else "manual"
@@ -61,6 +70,15 @@ class Assessment:
     def drift(self) -> bool:
         return not self.plan.empty
 
+    @property
+    def unknown(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "unknown"]
+
+    @property
+    def clean(self) -> bool:
+        """Every step was checked and none differs: the only state audit exits 0 on."""
+        return self.plan.empty and not self.unknown
+
 
 def assess(handle: OrgHandle) -> Assessment:
     reads: set[Read] = {OrgRead()}
@@ -72,17 +90,23 @@ def assess(handle: OrgHandle) -> Assessment:
     all_changes: list[Change] = []
     for step in handle.steps:
         ctx = StepContext(step.playbook, step.id, step.cause)
-        changes = []
-        for change in step.kind.diff(step.params, inv, ctx):
+        description = step.description or step.kind.summary
+        try:
+            changes = step.kind.diff(step.params, inv, ctx)
+        except NotFound as err:  # something the step needs is missing: it cannot be checked
+            findings.append(Finding(step.playbook, step.id, step.kind.name, step.cause,
+                                    description, (), error=err.message))
+            continue
+        for change in changes:
             key = (change.target, change.field,
                    change.write.model_dump_json() if change.write else change.manual or "")
             if key in seen:
-                continue  # another step already asks for exactly this change
+                continue  # another step already asks for exactly this write: plan it once
             seen.add(key)
-            changes.append(change)
-        all_changes.extend(changes)
+            all_changes.append(change)
+        # every step reports its own status, even when its change is planned by another step
         findings.append(Finding(step.playbook, step.id, step.kind.name, step.cause,
-                                step.description or step.kind.summary, tuple(changes)))
+                                description, tuple(changes)))
     org = inv.org
     plan = Plan.build(org=handle.name, org_id=org.org_id, instance_url=org.my_domain_url,
                       playbooks_digest=handle.digest, changes=all_changes)
@@ -304,15 +328,27 @@ def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
 
 @dataclass
 class VerifyResult:
+    """The re-read, and every bound integration: signed in or failed (``tokens``), or not
+    tried because its credentials are not configured (``not_tried``, with why)."""
+
     assessment: Assessment
     tokens: list[tuple[str, TokenResult]]
+    not_tried: dict[str, str] = field(default_factory=dict)
+    reread_only: bool = False  # the user asked for the re-read only: no sign-in is claimed
+
+    @property
+    def signed_in(self) -> bool:
+        """Every bound integration signed in (and there was at least one)."""
+        return bool(self.tokens) and not self.not_tried and all(t.ok for _, t in self.tokens)
 
     @property
     def ok(self) -> bool:
-        return self.assessment.plan.empty and all(t.ok for _, t in self.tokens)
+        if not self.assessment.clean:
+            return False
+        return True if self.reread_only else self.signed_in
 
 
-def verify(handle: OrgHandle) -> VerifyResult:
+def verify(handle: OrgHandle, *, reread_only: bool = False) -> VerifyResult:
     """Re-read the org, and sign in as each integration (a token request, then one API call).
 
     When signing in already told the org's My Domain, the re-read and the integrations'
@@ -320,8 +356,8 @@ def verify(handle: OrgHandle) -> VerifyResult:
     """
     selected = {s.playbook for s in handle.steps}
     # a built-in org's integrations are named after their playbooks: verify only the selected
-    logins = [login for login in handle.logins
-              if not (handle.builtin and login.name not in selected)]
+    logins = [] if reread_only else [login for login in handle.logins
+                                     if not (handle.builtin and login.name not in selected)]
     gw = handle.gateway
     my_domain = gw.known_my_domain() if logins else None
     if my_domain is not None:
@@ -340,10 +376,14 @@ def verify(handle: OrgHandle) -> VerifyResult:
     tokens = []
     for login, (ok, value) in zip(logins, token_outcomes, strict=True):
         if not ok:
-            raise value
+            if not isinstance(value, RemediateError):
+                raise value
+            # the token endpoint could not be reached: a failed sign-in, not a crash
+            value = TokenResult(False, 0, "request_failed", value.message)
         assert isinstance(value, TokenResult)
         tokens.append((login.name, value))
-    return VerifyResult(current, tokens)
+    not_tried = {} if reread_only else dict(handle.not_tried)
+    return VerifyResult(current, tokens, not_tried, reread_only)
 
 
 # ---- diagnose ----------------------------------------------------------------------------
@@ -421,11 +461,26 @@ def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any
 # ---- snapshot ----------------------------------------------------------------------------
 
 
-def snapshot(handle: OrgHandle, name: str) -> dict[str, Any]:
-    """A playbook that pins what the org is now, for every step bound to it (cause C12)."""
+def snapshot(handle: OrgHandle, name: str, *, capture_drift: bool = False) -> dict[str, Any]:
+    """A playbook that pins what the org is now, for every step bound to it (cause C12).
+
+    An org that drifts from its bound playbooks is refused unless ``capture_drift``: a
+    baseline taken from it would pin the drift. Steps that could not be checked are never
+    captured (there is nothing to pin)."""
     current = assess(handle)
+    if not current.clean and not capture_drift:
+        differing = [f"{f.playbook}/{f.step} ({f.status})" for f in current.findings
+                     if f.status != "ok"]
+        raise SafetyRefusal(
+            f"org {handle.name!r} does not match its bound playbooks ({len(differing)} step(s): "
+            + ", ".join(differing) + "); a baseline taken now would pin that drift. Nothing "
+            "was written", hint="fix it first ('remediate plan', 'remediate apply'), or pass "
+                                "--capture-drift to capture the org as it is")
+    unchecked = {(f.playbook, f.step) for f in current.unknown}
     steps = []
     for step in handle.steps:
+        if (step.playbook, step.id) in unchecked:
+            continue
         ctx = StepContext(step.playbook, step.id, "C12")
         params = step.kind.capture(step.params, current.inventory, ctx)
         steps.append({"id": f"{step.playbook}-{step.id}", "kind": step.kind.name, "cause": "C12",

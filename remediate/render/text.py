@@ -33,13 +33,17 @@ def audit(a: Assessment, org_name: str) -> str:
         if f.playbook != current:
             current = f.playbook
             lines.append(f"Playbook {current}")
-        mark = {"ok": "ok    ", "drift": "DRIFT ", "manual": "MANUAL"}[f.status]
+        mark = {"ok": "ok    ", "drift": "DRIFT ", "manual": "MANUAL",
+                "unknown": "UNKNOWN"}[f.status]
         cause = f" [{f.cause}]" if f.cause else ""
         lines.append(f"  {mark} {f.step}{cause}")
+        if f.error is not None:
+            lines.append(f"      not checked: {f.error}")
         for c in f.changes:
             lines.extend(change_lines(c, "      "))
     s = summary(a.findings)
-    lines += ["", f"{s['ok']} ok, {s['drift']} drifted, {s['manual']} need a person."]
+    lines += ["", f"{s['ok']} ok, {s['drift']} drifted, {s['manual']} need a person"
+                  + (f", {s['unknown']} could not be checked." if s["unknown"] else ".")]
     if a.drift:
         lines.append("Run 'remediate plan' to see the changes, 'remediate apply' to make them.")
     return "\n".join(lines)
@@ -81,23 +85,31 @@ def applied(r: ApplyResult) -> str:
 def verified(v: VerifyResult) -> str:
     p = v.assessment.plan
     lines = []
-    if p.empty:
+    if p.empty and not v.assessment.unknown:
         lines.append("Re-read: the org matches its playbooks.")
-    else:
+    elif not p.empty:
         lines.append(f"Re-read: {len(p.changes)} difference(s) remain:")
         for c in p.changes:
             lines.extend(change_lines(c))
+    for f in v.assessment.unknown:
+        lines.append(f"Re-read: {f.playbook}/{f.step} could not be checked: {f.error}")
     for name, t in v.tokens:
         if t.ok:
             lines.append(f"Token request for {name}: ok (signed in at {t.instance_url}, API call "
                          f"HTTP {t.api_status}).")
-        elif t.status != 200:
+        elif t.status != 200 or t.api_status is None:
             lines.append(f"Token request for {name}: FAILED: {t.error}: {t.error_description}")
         else:
             lines.append(f"Token request for {name}: signed in, but the API call failed: HTTP "
                          f"{t.api_status} {t.api_error}")
-    if not v.tokens:
-        lines.append("No integration credentials are configured, so no token request was made.")
+    for name, why in v.not_tried.items():
+        lines.append(f"Token request for {name}: not tried (no credentials): {why}")
+    if v.reread_only:
+        lines.append("Sign-in not tried (--reread-only): only the re-read is verified.")
+    elif not v.tokens and not v.not_tried:
+        lines.append("No integration is bound for sign-in ([orgs.<name>.verify.<integration>] "
+                     "in remediate.toml), so nothing signed in; pass --reread-only to verify "
+                     "the re-read alone.")
     lines.append("Verified." if v.ok else "NOT verified.")
     return "\n".join(lines)
 
