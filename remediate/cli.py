@@ -165,7 +165,7 @@ def plan(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
     elif fmt is Format.markdown:
         _echo(markdown.plan(result.plan))
     else:
-        _echo(text.plan(result.plan))
+        _echo(text.plan(result.plan, len(result.unknown)))
         if out is not None:
             _echo(f"\nSaved to {out}. Apply exactly this plan with: remediate apply {out} "
                   f"--org {org}")
@@ -222,7 +222,8 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
         handle.close()
     _echo("Re-read after apply: no automatic changes remain. Run 'remediate verify' to prove "
           "the integrations can sign in.")
-    raise typer.Exit(EXIT_DRIFT if after.plan.manual else EXIT_OK)
+    _echo_unknown(after)
+    raise typer.Exit(EXIT_DRIFT if after.plan.manual or after.unknown else EXIT_OK)
 
 
 def _approve(yes: bool) -> Any:

@@ -49,8 +49,11 @@ def audit(a: Assessment, org_name: str) -> str:
     return "\n".join(lines)
 
 
-def plan(p: Plan) -> str:
+def plan(p: Plan, unknown: int = 0) -> str:
     lines = [f"Plan for org {p.org} ({p.org_id}), checksum {p.checksum[:16]}"]
+    if p.empty and unknown:
+        return "\n".join([*lines, "", "No changes to plan, but not every step could be "
+                                       "checked."])
     if p.empty:
         return "\n".join([*lines, "", "No changes. The org matches its playbooks."])
     auto, manual = p.automatic, p.manual
