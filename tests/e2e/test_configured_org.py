@@ -134,3 +134,20 @@ def test_unknown_org_lists_what_is_configured(tmp_path: Path) -> None:
     result = run("audit", "--org", "prod")
     assert result.code == 64
     assert "unknown org 'prod'" in result.err
+
+
+def test_audit_and_plan_need_no_verify_credentials_and_verify_reports_them_not_tried(
+        tmp_path: Path, lab: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, token, ca = lab
+    monkeypatch.setenv("LAB_TOKEN", token)
+    monkeypatch.delenv("COPILOT_SECRET", raising=False)
+    cfg = config(tmp_path, url, ca)
+    cfg.write_text(cfg.read_text() + '\n[orgs.lab.verify.copilot-for-sales]\n'
+                   'client_id = "abc"\nclient_secret_env = "COPILOT_SECRET"\n')
+    assert run("--config", str(cfg), "audit", "--org", "lab").code == 2
+    assert run("--config", str(cfg), "plan", "--org", "lab").code == 2
+    verified = run("--config", str(cfg), "verify", "--org", "lab")
+    assert verified.code == 4
+    assert "Token request for copilot-for-sales: not tried (no credentials): " in verified.out
+    assert "COPILOT_SECRET" in verified.out
+    assert "NOT verified." in verified.out
