@@ -150,15 +150,17 @@ def check_plan(saved: Plan, current: Assessment, handle: OrgHandle) -> None:
                         "written. Run 'remediate plan' again and review the new diff")
 
 
-def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool) -> None:
+def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool, *,
+                     flag: str | None = "--allow-production") -> None:
     """Writing to an org whose Organization.IsSandbox is false needs its mark (``production =
     true``) or the caller's explicit flag. Built-in sandbox orgs carry the mark (orgs.py): they
     are emulators, whatever IsSandbox their scenario says. ``enforce`` passes no flag."""
     if org.is_sandbox or handle.config.production or allow_production:
         return
+    how = f"pass {flag} to apply anyway" if flag else \
+        "mark it 'production = true' there to allow it"
     raise ProductionGuard(f"org {handle.name!r} is a production org (Organization.IsSandbox is "
-                          "false) and is not marked 'production = true' in remediate.toml; "
-                          "pass --allow-production to apply anyway")
+                          f"false) and is not marked 'production = true' in remediate.toml; {how}")
 
 
 def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
