@@ -259,13 +259,37 @@ def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
 @app.command()
 def diagnose(org: str = ORG, error: str | None = typer.Option(
         None, "--error", "-e", help="The error an integration or a user saw."),
-        playbook: list[str] | None = PLAYBOOKS) -> None:
-    """Name the cause of a failure, the evidence, and the step that fixes it."""
+        playbook: list[str] | None = PLAYBOOKS,
+        since: str | None = typer.Option(
+            None, "--since", help="Only Login History failures since then: an ISO date/time "
+                                  "(UTC unless it says) or an age such as 90m, 12h, 7d.")) -> None:
+    """Name the cause of a failure, the evidence, and the step that fixes it.
+    Exit 0 only when it names a cause; 2 when it cannot."""
     from remediate import engine
     from remediate.render import text
 
-    result = _on_org(org, playbook, lambda h: engine.diagnose(h, error))
+    after = _parse_since(since) if since is not None else None
+    result = _on_org(org, playbook, lambda h: engine.diagnose(h, error, after))
     _echo(text.diagnosed(result))
+    raise typer.Exit(EXIT_OK if result.named else EXIT_DRIFT)
+
+
+def _parse_since(text: str) -> Any:
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from remediate.errors import UsageError
+
+    age = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    if age:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[age.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since {text!r}: expected an ISO date/time (2026-01-31T09:00) or an "
+                         "age such as 90m, 12h, 7d") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @app.command()

@@ -31,7 +31,16 @@ from remediate.journal import Journal, change_record, new_run_id
 from remediate.orgs import OrgHandle
 from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, RecordWrite
 from remediate.salesforce.gateway import TokenResult
-from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, UserRead
+from remediate.steps.base import (
+    Inventory,
+    MetadataRead,
+    OrgInfo,
+    OrgRead,
+    Read,
+    StepContext,
+    UserInfo,
+    UserRead,
+)
 
 Status = Literal["ok", "drift", "manual", "unknown"]
 STATUSES: tuple[Status, ...] = ("ok", "drift", "manual", "unknown")
@@ -398,66 +407,145 @@ class Diagnosis:
     explanation: str
     confirmed: list[Finding]
     advice: str | None = None
+    unrecognised: list[str] = field(default_factory=list)  # error texts no pattern matches
+    past: int = 0  # failures older than the user's last successful sign-in (already fixed)
+
+    @property
+    def named(self) -> bool:
+        """A cause (or a named non-configuration cause) was found: the only exit-0 case."""
+        return bool(self.causes or self.advice)
 
 
-def diagnose(handle: OrgHandle, error_text: str | None) -> Diagnosis:
+def diagnose(handle: OrgHandle, error_text: str | None,
+             since: datetime | None = None) -> Diagnosis:
     current = assess(handle)
     evidence: list[str] = []
     texts: list[str] = []
+    causes: list[str] = []
+    past = 0
     if error_text:
         evidence.append(f"error: {error_text}")
         texts.append(error_text)
     else:
-        for row in _failed_logins(handle, current):
+        rows, past = _failed_logins(handle, current, since)
+        for row in rows:
             line = (f"Login History {row.get('LoginTime')}: {row.get('Status')} "
                     f"(user {row.get('_username')}, {row.get('LoginUrl')}, "
-                    f"{row.get('Application')})")
+                    f"{row.get('Application')}, from {row.get('SourceIp')})")
             evidence.append(line)
             texts.append(str(row.get("Status") or ""))
-    causes: list[str] = []
+            outside = _outside_ranges(row, current)
+            if outside:
+                evidence.append(outside)
+                if "C11" not in causes:
+                    causes.append("C11")
     explanation = ""
     advice = None
+    unrecognised: list[str] = []
     for text in texts:
         m = diagnosis.match(text)
         if m is None:
+            if text not in unrecognised:
+                unrecognised.append(text)
             continue
         advice = advice or m.not_a_cause
         explanation = explanation or m.explanation
         for cause in m.causes:
             if cause not in causes:
                 causes.append(cause)
-    drifting = [f for f in current.findings if f.status != "ok"]
+    drifting = [f for f in current.findings if f.status in ("drift", "manual")]
     confirmed = [f for f in drifting if f.cause in causes] if causes else drifting
     if not causes and confirmed:
         causes = sorted({f.cause for f in confirmed if f.cause}, key=_cause_order)
-    return Diagnosis(evidence, causes, explanation, confirmed, advice)
+    return Diagnosis(evidence, causes, explanation, confirmed, advice, unrecognised, past)
 
 
 def _cause_order(cause: str) -> int:
     return int(cause[1:]) if cause[1:].isdigit() else 99
 
 
-def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any]]:
+def _outside_ranges(row: dict[str, Any], current: Assessment) -> str | None:
+    """Evidence when the failed attempt came from outside its user's profile login IP ranges
+    (read only when a profile.login_ip_ranges step is bound). A profile with no ranges admits
+    every address (Salesforce Help, "Restrict Login IP Addresses in Profiles")."""
+    import ipaddress
+
+    from remediate.steps.org import _ranges
+
+    ip_text = row.get("SourceIp")
+    profile = row.get("_profile")
+    if not ip_text or not profile:
+        return None
+    meta = current.inventory.results.get(MetadataRead("Profile", str(profile)))
+    if not isinstance(meta, dict):  # not read: no profile.login_ip_ranges step is bound
+        return None
+    ranges = _ranges(meta.get("loginIpRanges"))
+    if not ranges:
+        return None
+    try:
+        ip = ipaddress.ip_address(str(ip_text))
+        spans = [(ipaddress.ip_address(str(r.get("startAddress"))),
+                  ipaddress.ip_address(str(r.get("endAddress")))) for r in ranges]
+    except ValueError:
+        return None
+    if any(lo.version == ip.version and lo <= ip <= hi for lo, hi in spans):
+        return None
+    shown = ", ".join(f"{r.get('startAddress')}-{r.get('endAddress')}" for r in ranges)
+    return (f"source IP {ip} is outside profile {profile}'s login IP ranges ({shown})")
+
+
+def _login_time(row: dict[str, Any]) -> datetime | None:
+    text = str(row.get("LoginTime") or "")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+
+
+def _failed_logins(handle: OrgHandle, current: Assessment,
+                   since: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The current failed sign-ins of the bound users (newest first) and how many older
+    failures were left out. A failure is current when it is newer than ``since`` and than
+    its user's last successful sign-in (a later success means it was fixed)."""
     usernames = sorted({str(s.params.username) for s in handle.steps
                         if hasattr(s.params, "username")})
-    users: dict[str, str] = {}  # 15-character user id -> username
+    users: dict[str, UserInfo] = {}  # 15-character user id -> user
     for name in usernames:
         info = current.inventory.results.get(UserRead(name))
         if info is not None:
-            users[info.id[:15]] = name
+            users[info.id[:15]] = info
     if not users:
-        return []
+        return [], 0
     ids = ", ".join(f"'{i}'" for i in sorted(users))
     rows = handle.gateway.query(
-        "SELECT UserId, LoginTime, Status, LoginUrl, Application, LoginType FROM LoginHistory "
-        f"WHERE UserId IN ({ids}) ORDER BY LoginTime DESC LIMIT 50")
+        "SELECT UserId, LoginTime, Status, LoginUrl, Application, LoginType, SourceIp "
+        f"FROM LoginHistory WHERE UserId IN ({ids}) ORDER BY LoginTime DESC LIMIT 50")
+    last_success: dict[str, datetime] = {}
     failed = []
+    past = 0
     for row in rows:
+        uid = str(row["UserId"])[:15]
+        when = _login_time(row)
         if str(row.get("Status")) == "Success":
+            if when is not None and (uid not in last_success or when > last_success[uid]):
+                last_success[uid] = when
             continue
-        row["_username"] = users.get(str(row["UserId"])[:15], row.get("UserId"))
-        failed.append(row)
-    return failed[:10]
+        failed.append((uid, when, row))
+    current_rows = []
+    for uid, when, row in failed:
+        fixed = when is not None and uid in last_success and when <= last_success[uid]
+        old = since is not None and (when is None or when < since)
+        if fixed or old:
+            past += 1
+            continue
+        info = users.get(uid)
+        row["_username"] = info.username if info else row.get("UserId")
+        row["_profile"] = info.profile_name if info else None
+        current_rows.append(row)
+    return current_rows[:10], past
 
 
 # ---- snapshot ----------------------------------------------------------------------------

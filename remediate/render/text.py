@@ -123,8 +123,14 @@ def diagnosed(d: Diagnosis) -> str:
         lines.append("Evidence:")
         lines.extend(f"  {e}" for e in d.evidence)
     else:
-        lines.append("No error text was given and the integration users have no failed logins "
-                     "in Login History.")
+        lines.append("No error text was given and the integration users have no current failed "
+                     "logins in Login History.")
+    if d.past:
+        lines.append(f"({d.past} older failed login(s) left out: each is before its user's last "
+                     "successful sign-in, or before --since.)")
+    for text in d.unrecognised:
+        lines += ["", f"remediate does not recognise this error text: {text!r}. It names no "
+                      "cause for it."]
     if d.advice:
         lines += ["", f"Not a configuration drift: {d.advice}."]
     if d.causes:
@@ -143,4 +149,6 @@ def diagnosed(d: Diagnosis) -> str:
     elif d.causes:
         lines += ["", "The audit finds no drift for these causes: check the integration's own "
                       "settings (URL, credentials), or whether the org changed meanwhile."]
+    if not d.named:
+        lines += ["", "No cause named."]
     return "\n".join(lines)
