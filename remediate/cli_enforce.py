@@ -199,7 +199,7 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
                   if not plan.manual else "\nNothing for remediate to roll back automatically.")
             raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
         engine.guard_production(handle, undo.current.org, allow_production)
-        _echo(text.plan(plan))
+        _echo(text.rollback(plan, undo.current.inventory))
         approval = _approve(yes)
         result = engine.apply(handle, undo.current, approval, journal)
         histories.journal_rollback(journal, result.run_id, run_id, recorded.org)

@@ -152,3 +152,35 @@ def diagnosed(d: Diagnosis) -> str:
     if not d.named:
         lines += ["", "No cause named."]
     return "\n".join(lines)
+
+
+def rollback(p: Plan, inv: Any) -> str:
+    """A rollback's changes: what the org holds now (re-read just now) against what rollback
+    will write, with removals (list items taken out, rows deleted) marked as removals."""
+    from remediate.plan import MetadataWrite, RecordDelete
+    from remediate.steps.base import get_path
+
+    lines = [f"Rollback plan for org {p.org} ({p.org_id}), checksum {p.checksum[:16]}",
+             "Each line: what the org holds now (re-read) -> what rollback will write."]
+    auto, manual = p.automatic, p.manual
+    if auto:
+        lines += ["", f"remediate will make {len(auto)} change(s), in this order:"]
+    for c in auto:
+        w = c.write
+        if isinstance(w, RecordDelete):
+            lines.append(f"    - REMOVE {c.target}: {c.field}: delete row {w.record_id} "
+                         f"(now: {_v(c.before)}; after: {_v(c.after)})")
+        elif isinstance(w, MetadataWrite) and w.mode == "remove":
+            now = get_path(inv.metadata(w.type, w.full_name), w.path)
+            items = [] if now is None else (now if isinstance(now, list) else [now])
+            left = [item for item in items if item not in w.value]
+            lines.append(f"    - REMOVE {c.target}: {c.field}: take out {_v(w.value)}: "
+                         f"{_v(items)} -> {_v(left)}")
+        else:
+            lines.append(f"    ~ {c.target}: {c.field}: {_v(c.before)} -> {_v(c.after)}")
+        lines.append(f"        ({c.playbook}/{c.step}{', ' + c.cause if c.cause else ''})")
+    if manual:
+        lines += ["", f"{len(manual)} change(s) need a person (remediate will not make them):"]
+        for c in manual:
+            lines.extend(change_lines(c))
+    return "\n".join(lines)
