@@ -488,7 +488,8 @@ def _outside_ranges(row: dict[str, Any], current: Assessment) -> str | None:
                   ipaddress.ip_address(str(r.get("endAddress")))) for r in ranges]
     except ValueError:
         return None
-    if any(lo.version == ip.version and lo <= ip <= hi for lo, hi in spans):
+    if any(lo.version == ip.version == hi.version
+           and int(lo) <= int(ip) <= int(hi) for lo, hi in spans):
         return None
     shown = ", ".join(f"{r.get('startAddress')}-{r.get('endAddress')}" for r in ranges)
     return (f"source IP {ip} is outside profile {profile}'s login IP ranges ({shown})")
