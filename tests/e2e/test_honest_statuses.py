@@ -135,3 +135,20 @@ def test_a_configuration_defining_a_reserved_org_name_is_an_error(tmp_path: Path
     result = run("--config", str(cfg), "audit", "--org", name)
     assert result.code == 64
     assert f"orgs.{name}: the org name {name!r} is reserved" in result.err
+
+
+def test_an_unreachable_token_endpoint_is_a_failed_sign_in_and_the_others_are_listed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = orgs.open_on_sandbox
+
+    def with_fault(*args: Any, **kwargs: Any) -> orgs.OrgHandle:
+        handle = opened(*args, **kwargs)
+        handle.sandbox.inject("drop_connection", api="oauth", operation="token", calls=2)
+        return handle
+
+    monkeypatch.setattr(orgs, "open_on_sandbox", with_fault)
+    result = run("verify", "--org", "sandbox:healthy")
+    assert result.code == 4, result.out + result.err
+    assert "FAILED: request_failed: " in result.out
+    assert result.out.count("Token request for ") == 2  # both integrations are listed
+    assert "NOT verified." in result.out
