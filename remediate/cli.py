@@ -318,6 +318,8 @@ def snapshot(org: str = ORG, out: Path = typer.Option(..., "--out", help="Playbo
     out.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
                    encoding="utf-8")
     _echo(f"Wrote {out} ({len(data['steps'])} steps).")
+    if "Not captured" in data["description"]:
+        _echo("Not captured" + data["description"].split(" Not captured", 1)[1])
 
 
 @app.command()

@@ -582,7 +582,9 @@ def snapshot(handle: OrgHandle, name: str, *, capture_drift: bool = False) -> di
         "apiVersion": "remediate/v1", "kind": "Playbook", "name": name,
         "description": (f"Baseline captured from org {handle.name} ({current.org.org_id}) at "
                         f"{datetime.now(UTC).isoformat(timespec='seconds')}. Drift from it is an "
-                        "unintended change (C12)."),
+                        "unintended change (C12)."
+                        + ("" if not unchecked else " Not captured (could not be checked): "
+                           + ", ".join(f"{p}/{s}" for p, s in sorted(unchecked)) + ".")),
         "variables": {}, "steps": steps,
     }
 

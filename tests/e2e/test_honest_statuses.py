@@ -152,3 +152,15 @@ def test_an_unreachable_token_endpoint_is_a_failed_sign_in_and_the_others_are_li
     assert "FAILED: request_failed: " in result.out
     assert result.out.count("Token request for ") == 2  # both integrations are listed
     assert "NOT verified." in result.out
+
+
+def test_snapshot_with_capture_drift_leaves_out_and_names_the_steps_it_could_not_check(
+        tmp_path: Path) -> None:
+    out = tmp_path / "baseline.yaml"
+    result = run("snapshot", "--org", C9, "--out", str(out), "--capture-drift")
+    assert result.code == 0, result.err
+    assert "Not captured (could not be checked): workato/admin-approved-access, " \
+           "workato/ip-relaxation." in result.out
+    captured = out.read_text()
+    assert "was workato/ip-relaxation" not in captured
+    assert "was workato/ip-ranges" in captured
