@@ -92,6 +92,13 @@ def _bound_steps(name: str) -> set[str]:
 
     settings = _settings()
     if is_builtin(name):
+        from remediate.orgs import builtin_scenario
+        from remediate.sandbox import scenario as scenarios
+
+        try:
+            scenarios.load(builtin_scenario(name))
+        except scenarios.ScenarioError as exc:
+            raise ConfigError(f"org {name!r}: {exc}") from None
         loaded = [playbooks.load(playbooks.resolve(p)) for p in BUILTIN_PLAYBOOKS]
         return {f"{pb.name}/{step.id}" for pb in loaded for step in pb.model.steps}
     config = settings.orgs.get(name)

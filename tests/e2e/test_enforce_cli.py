@@ -162,6 +162,13 @@ def test_enforcing_an_org_that_is_not_configured_is_bad_input_naming_the_file(
     assert writes("demo") == 0
 
 
+def test_enforcing_a_builtin_org_with_no_such_scenario_is_bad_input(tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[enforce.orgs."sandbox:no-such-scenario"]\n')
+    result = run("--config", cfg, "enforce", "--all")
+    assert result.code == 64
+    assert "org 'sandbox:no-such-scenario'" in result.err
+
+
 def test_enforce_all_with_no_configuration_is_bad_input_saying_where_it_looked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
