@@ -143,7 +143,8 @@ def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
         _echo(markdown.audit(result, org))
     else:
         _echo(text.audit(result, org))
-    raise typer.Exit(EXIT_DRIFT if result.drift else EXIT_OK)
+    # 0 only when every step was checked and matches: drift, manual or unknown all exit 2
+    raise typer.Exit(EXIT_OK if result.clean else EXIT_DRIFT)
 
 
 @app.command()
@@ -164,11 +165,21 @@ def plan(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
     elif fmt is Format.markdown:
         _echo(markdown.plan(result.plan))
     else:
-        _echo(text.plan(result.plan))
+        _echo(text.plan(result.plan, len(result.unknown)))
         if out is not None:
             _echo(f"\nSaved to {out}. Apply exactly this plan with: remediate apply {out} "
                   f"--org {org}")
-    raise typer.Exit(EXIT_DRIFT if not result.plan.empty else EXIT_OK)
+        _echo_unknown(result)
+    raise typer.Exit(EXIT_OK if result.clean else EXIT_DRIFT)
+
+
+def _echo_unknown(result: Any) -> None:
+    """Steps the plan could not include because they could not be checked."""
+    if result.unknown:
+        _echo(f"\n{len(result.unknown)} step(s) could not be checked (the plan may be "
+              "incomplete):")
+        for f in result.unknown:
+            _echo(f"    ? {f.playbook}/{f.step}: {f.error}")
 
 
 @app.command()
@@ -211,7 +222,8 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
         handle.close()
     _echo("Re-read after apply: no automatic changes remain. Run 'remediate verify' to prove "
           "the integrations can sign in.")
-    raise typer.Exit(EXIT_DRIFT if after.plan.manual else EXIT_OK)
+    _echo_unknown(after)
+    raise typer.Exit(EXIT_DRIFT if after.plan.manual or after.unknown else EXIT_OK)
 
 
 def _approve(yes: bool) -> Any:
@@ -229,12 +241,16 @@ def _approve(yes: bool) -> Any:
 
 
 @app.command()
-def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS) -> None:
-    """Re-read the org (no difference may remain) and sign in as each integration."""
+def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
+           reread_only: bool = typer.Option(
+               False, "--reread-only",
+               help="Only re-read the org; sign in as no integration.")) -> None:
+    """Re-read the org (no difference may remain) and sign in as each integration.
+    Exit 0 only when every bound integration signed in (or with --reread-only)."""
     from remediate import engine
     from remediate.render import text
 
-    result = _on_org(org, playbook, engine.verify)
+    result = _on_org(org, playbook, lambda h: engine.verify(h, reread_only=reread_only))
     _echo(text.verified(result))
     if not result.ok:
         raise VerificationFailed("verification failed (see above)")
@@ -243,30 +259,67 @@ def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS) -> None:
 @app.command()
 def diagnose(org: str = ORG, error: str | None = typer.Option(
         None, "--error", "-e", help="The error an integration or a user saw."),
-        playbook: list[str] | None = PLAYBOOKS) -> None:
-    """Name the cause of a failure, the evidence, and the step that fixes it."""
+        playbook: list[str] | None = PLAYBOOKS,
+        since: str | None = typer.Option(
+            None, "--since", help="Only Login History failures since then: an ISO date/time "
+                                  "(UTC unless it says) or an age such as 90m, 12h, 7d.")) -> None:
+    """Name the cause of a failure, the evidence, and the step that fixes it.
+    Exit 0 only when it names a cause; 2 when it cannot."""
     from remediate import engine
     from remediate.render import text
 
-    result = _on_org(org, playbook, lambda h: engine.diagnose(h, error))
+    after = _parse_since(since) if since is not None else None
+    result = _on_org(org, playbook, lambda h: engine.diagnose(h, error, after))
     _echo(text.diagnosed(result))
+    raise typer.Exit(EXIT_OK if result.named else EXIT_DRIFT)
+
+
+def _parse_since(text: str) -> Any:
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from remediate.errors import UsageError
+
+    age = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    if age:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[age.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since {text!r}: expected an ISO date/time (2026-01-31T09:00) or an "
+                         "age such as 90m, 12h, 7d") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @app.command()
 def snapshot(org: str = ORG, out: Path = typer.Option(..., "--out", help="Playbook to write."),
              name: str = typer.Option("baseline", "--name", help="Name of the new playbook."),
-             playbook: list[str] | None = PLAYBOOKS) -> None:
-    """Capture a working org as a baseline playbook; later drift from it is cause C12."""
+             playbook: list[str] | None = PLAYBOOKS,
+             force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+             capture_drift: bool = typer.Option(
+                 False, "--capture-drift",
+                 help="Capture an org that drifts from its bound playbooks anyway.")) -> None:
+    """Capture a working org as a baseline playbook; later drift from it is cause C12.
+    Refuses (exit 3) an org that drifts, unless --capture-drift, and an existing --out file,
+    unless --force."""
     import yaml
 
     from remediate import engine
+    from remediate.errors import SafetyRefusal
 
-    data = _on_org(org, playbook, lambda h: engine.snapshot(h, name))
+    if out.exists() and not force:
+        raise SafetyRefusal(f"{out} already exists; nothing was written",
+                            hint="pass --force to overwrite it, or choose another --out")
+    data = _on_org(org, playbook,
+                   lambda h: engine.snapshot(h, name, capture_drift=capture_drift))
     header = (f"# Baseline captured by 'remediate snapshot --org {org}'. Bind it to an org "
               "with no variables:\n#   [orgs.<name>.playbooks.\"" + str(out) + "\"]\n")
     out.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
                    encoding="utf-8")
     _echo(f"Wrote {out} ({len(data['steps'])} steps).")
+    if "Not captured" in data["description"]:
+        _echo("Not captured" + data["description"].split(" Not captured", 1)[1])
 
 
 @app.command()

@@ -47,11 +47,16 @@ def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | Non
         raise UsageError("name the orgs to enforce with --org (repeatable), or pass --all")
     names = list(dict.fromkeys(org or [])) if org else \
         sorted(set(settings.orgs) | set(settings.enforce.orgs))
+    if not names:
+        raise UsageError(f"--all found no org to enforce: {_config_looked_at()} defines no "
+                         "[orgs.<name>] and no [enforce.orgs.\"<name>\"]")
     if shard is not None:
         index, count = enforcement.parse_shard(shard)
         names = enforcement.select_shard(names, index, count)
     targets = [enforcement.Target(name, partial(_open, name, None),
                                   enforcement.policy_for(name, settings)) for name in names]
+    for target in targets:  # every policy is checked before any org is touched
+        enforcement.check_policy(target.name, target.policy, _bound_steps(target.name))
     result = enforcement.run_fleet(targets, journal=_journal(),
                                    workers=workers or settings.enforce.workers,
                                    kill=enforcement.kill_switch(settings), notifier=Notifier())
@@ -60,6 +65,49 @@ def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | Non
     else:
         _echo(fleet_text(result, shard))
     raise typer.Exit(result.exit_code)
+
+
+def _config_looked_at() -> str:
+    """The configuration file this run read, or where it looked for one."""
+    import os
+    from pathlib import Path
+
+    from remediate import cli
+
+    path = cli.STATE.config or (Path(os.environ["REMEDIATE_CONFIG"])
+                                if os.environ.get("REMEDIATE_CONFIG") else None)
+    if path is not None:
+        return str(path)
+    local = Path("remediate.toml")
+    return str(local) if local.exists() else \
+        "no configuration file (looked for --config, $REMEDIATE_CONFIG and ./remediate.toml)"
+
+
+def _bound_steps(name: str) -> set[str]:
+    """``playbook/step-id`` of every step bound to the org, without signing in to it."""
+    from remediate import cli
+    from remediate import playbook as playbooks
+    from remediate.errors import ConfigError
+    from remediate.orgs import BUILTIN_PLAYBOOKS, bind_playbooks, is_builtin
+
+    settings = _settings()
+    if is_builtin(name):
+        from remediate.orgs import builtin_scenario
+        from remediate.sandbox import scenario as scenarios
+
+        try:
+            scenarios.load(builtin_scenario(name))
+        except scenarios.ScenarioError as exc:
+            raise ConfigError(f"org {name!r}: {exc}") from None
+        loaded = [playbooks.load(playbooks.resolve(p)) for p in BUILTIN_PLAYBOOKS]
+        return {f"{pb.name}/{step.id}" for pb in loaded for step in pb.model.steps}
+    config = settings.orgs.get(name)
+    if config is None:
+        raise ConfigError(f"org {name!r} is not configured: {_config_looked_at()} has no "
+                          f"[orgs.{name}] (built in: demo, sandbox:<scenario>)")
+    base = cli.STATE.config.parent if cli.STATE.config else None
+    steps, _ = bind_playbooks(config.playbooks, None, base=base)
+    return {f"{s.playbook}/{s.id}" for s in steps}
 
 
 def fleet_data(result: FleetReport) -> dict[str, Any]:
@@ -158,7 +206,7 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
                   if not plan.manual else "\nNothing for remediate to roll back automatically.")
             raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
         engine.guard_production(handle, undo.current.org, allow_production)
-        _echo(text.plan(plan))
+        _echo(text.rollback(plan, undo.current.inventory))
         approval = _approve(yes)
         result = engine.apply(handle, undo.current, approval, journal)
         histories.journal_rollback(journal, result.run_id, run_id, recorded.org)

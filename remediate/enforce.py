@@ -96,6 +96,24 @@ def policy_for(name: str, settings: Settings) -> Policy:
     return Policy.of(by_name or in_org, settings.enforce.webhooks)
 
 
+def check_policy(name: str, policy: Policy, bound: set[str]) -> None:
+    """A policy may name only steps bound to its org (``playbook/step-id``) and known kinds:
+    an unknown one would leave the admin believing auto-fix is on."""
+    from remediate.steps.base import kinds
+
+    for ref in sorted(policy.auto_approve_steps):
+        if ref not in bound:
+            raise ConfigError(f"org {name!r}: enforce policy auto_approve_steps names "
+                              f"{ref!r}, which is not a step bound to this org (bound: "
+                              f"{', '.join(sorted(bound)) or 'none'})")
+    known = kinds()
+    for kind in sorted(policy.auto_approve_kinds):
+        if kind not in known:
+            raise ConfigError(f"org {name!r}: enforce policy auto_approve_kinds names "
+                              f"{kind!r}, which is not a step kind (known: "
+                              f"{', '.join(sorted(known))})")
+
+
 def kill_switch(settings: Settings) -> str | None:
     """Why every run is plan-only right now, or None."""
     if os.environ.get(KILL_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
@@ -235,8 +253,8 @@ def _guarded(target: Target, run_id: str, journal: Journal, kill: str | None) ->
     except Exception as exc:  # one org's bug must not stop the fleet; say what, not a traceback
         log.error("enforce.internal_error", org=target.name, error=type(exc).__name__)
         return OrgReport(target.name, "failed", run_id,
-                         message=f"internal error ({type(exc).__name__}); run 'remediate audit "
-                                 f"--org {target.name} -vv' to see it")
+                         message=f"internal error ({type(exc).__name__}); run 'remediate -vv "
+                                 f"audit --org {target.name}' to see it")
 
 
 def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) -> OrgReport:
@@ -245,6 +263,10 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
     try:
         current = engine.assess(handle)
         plan = current.plan
+        if plan.empty and current.unknown:  # not clean: some steps could not be checked
+            return OrgReport(target.name, "pending approval", run_id,
+                             message="could not check: " + "; ".join(
+                                 f"{f.playbook}/{f.step}: {f.error}" for f in current.unknown))
         if plan.empty:
             return OrgReport(target.name, "clean", run_id)
         if len(plan.changes) > policy.max_changes:
@@ -254,7 +276,7 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
         if kill is not None or not approved:
             return OrgReport(target.name, "pending approval", run_id, pending=list(plan.changes),
                              message=f"{kill}; plan only" if kill else "")
-        engine.guard_production(handle, current.org, allow_production=False)
+        engine.guard_production(handle, current.org, allow_production=False, flag=None)
         result = engine.apply(handle, current, engine.approval("policy"), journal,
                               only=policy.approves, run_id=run_id)
         verified = engine.verify(handle)
@@ -265,6 +287,8 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
                            run_id, applied=result.applied, pending=remaining)
         failed_tokens = [f"{name}: {t.error or t.api_error or t.status}"
                          for name, t in verified.tokens if not t.ok]
+        failed_tokens += [f"{name}: not tried (no credentials)"
+                          for name in verified.not_tried]
         if stuck:
             report.outcome = "failed"
             report.message = ("verification failed: still pending after apply: "

@@ -20,31 +20,49 @@ from remediate import diagnose as diagnosis
 from remediate.errors import (
     ApplyFailed,
     NotApproved,
+    NotFound,
     OutcomeUnknown,
     ProductionGuard,
     RemediateError,
+    SafetyRefusal,
     StalePlan,
 )
 from remediate.journal import Journal, change_record, new_run_id
 from remediate.orgs import OrgHandle
 from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, RecordWrite
 from remediate.salesforce.gateway import TokenResult
-from remediate.steps.base import Inventory, OrgInfo, OrgRead, Read, StepContext, UserRead
+from remediate.steps.base import (
+    Inventory,
+    MetadataRead,
+    OrgInfo,
+    OrgRead,
+    Read,
+    StepContext,
+    UserInfo,
+    UserRead,
+)
 
-Status = Literal["ok", "drift", "manual"]
+Status = Literal["ok", "drift", "manual", "unknown"]
+STATUSES: tuple[Status, ...] = ("ok", "drift", "manual", "unknown")
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One step's result. ``unknown`` (``error`` set) means the step could not be checked:
+    something it reads is missing from the org, so it is neither ok nor drift."""
+
     playbook: str
     step: str
     kind: str
     cause: str | None
     description: str
     changes: tuple[Change, ...]
+    error: str | None = None
 
     @property
     def status(self) -> Status:
+        if self.error is not None:
+            return "unknown"
         if not self.changes:
             return "ok"
         return "drift" if any(c.automatic for c in self.changes) else "manual"
@@ -61,6 +79,15 @@ class Assessment:
     def drift(self) -> bool:
         return not self.plan.empty
 
+    @property
+    def unknown(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "unknown"]
+
+    @property
+    def clean(self) -> bool:
+        """Every step was checked and none differs: the only state audit exits 0 on."""
+        return self.plan.empty and not self.unknown
+
 
 def assess(handle: OrgHandle) -> Assessment:
     reads: set[Read] = {OrgRead()}
@@ -72,17 +99,23 @@ def assess(handle: OrgHandle) -> Assessment:
     all_changes: list[Change] = []
     for step in handle.steps:
         ctx = StepContext(step.playbook, step.id, step.cause)
-        changes = []
-        for change in step.kind.diff(step.params, inv, ctx):
+        description = step.description or step.kind.summary
+        try:
+            changes = step.kind.diff(step.params, inv, ctx)
+        except NotFound as err:  # something the step needs is missing: it cannot be checked
+            findings.append(Finding(step.playbook, step.id, step.kind.name, step.cause,
+                                    description, (), error=err.message))
+            continue
+        for change in changes:
             key = (change.target, change.field,
                    change.write.model_dump_json() if change.write else change.manual or "")
             if key in seen:
-                continue  # another step already asks for exactly this change
+                continue  # another step already asks for exactly this write: plan it once
             seen.add(key)
-            changes.append(change)
-        all_changes.extend(changes)
+            all_changes.append(change)
+        # every step reports its own status, even when its change is planned by another step
         findings.append(Finding(step.playbook, step.id, step.kind.name, step.cause,
-                                step.description or step.kind.summary, tuple(changes)))
+                                description, tuple(changes)))
     org = inv.org
     plan = Plan.build(org=handle.name, org_id=org.org_id, instance_url=org.my_domain_url,
                       playbooks_digest=handle.digest, changes=all_changes)
@@ -126,15 +159,17 @@ def check_plan(saved: Plan, current: Assessment, handle: OrgHandle) -> None:
                         "written. Run 'remediate plan' again and review the new diff")
 
 
-def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool) -> None:
+def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool, *,
+                     flag: str | None = "--allow-production") -> None:
     """Writing to an org whose Organization.IsSandbox is false needs its mark (``production =
     true``) or the caller's explicit flag. Built-in sandbox orgs carry the mark (orgs.py): they
     are emulators, whatever IsSandbox their scenario says. ``enforce`` passes no flag."""
     if org.is_sandbox or handle.config.production or allow_production:
         return
+    how = f"pass {flag} to apply anyway" if flag else \
+        "mark it 'production = true' there to allow it"
     raise ProductionGuard(f"org {handle.name!r} is a production org (Organization.IsSandbox is "
-                          "false) and is not marked 'production = true' in remediate.toml; "
-                          "pass --allow-production to apply anyway")
+                          f"false) and is not marked 'production = true' in remediate.toml; {how}")
 
 
 def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
@@ -304,15 +339,27 @@ def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
 
 @dataclass
 class VerifyResult:
+    """The re-read, and every bound integration: signed in or failed (``tokens``), or not
+    tried because its credentials are not configured (``not_tried``, with why)."""
+
     assessment: Assessment
     tokens: list[tuple[str, TokenResult]]
+    not_tried: dict[str, str] = field(default_factory=dict)
+    reread_only: bool = False  # the user asked for the re-read only: no sign-in is claimed
+
+    @property
+    def signed_in(self) -> bool:
+        """Every bound integration signed in (and there was at least one)."""
+        return bool(self.tokens) and not self.not_tried and all(t.ok for _, t in self.tokens)
 
     @property
     def ok(self) -> bool:
-        return self.assessment.plan.empty and all(t.ok for _, t in self.tokens)
+        if not self.assessment.clean:
+            return False
+        return True if self.reread_only else self.signed_in
 
 
-def verify(handle: OrgHandle) -> VerifyResult:
+def verify(handle: OrgHandle, *, reread_only: bool = False) -> VerifyResult:
     """Re-read the org, and sign in as each integration (a token request, then one API call).
 
     When signing in already told the org's My Domain, the re-read and the integrations'
@@ -320,8 +367,8 @@ def verify(handle: OrgHandle) -> VerifyResult:
     """
     selected = {s.playbook for s in handle.steps}
     # a built-in org's integrations are named after their playbooks: verify only the selected
-    logins = [login for login in handle.logins
-              if not (handle.builtin and login.name not in selected)]
+    logins = [] if reread_only else [login for login in handle.logins
+                                     if not (handle.builtin and login.name not in selected)]
     gw = handle.gateway
     my_domain = gw.known_my_domain() if logins else None
     if my_domain is not None:
@@ -340,10 +387,14 @@ def verify(handle: OrgHandle) -> VerifyResult:
     tokens = []
     for login, (ok, value) in zip(logins, token_outcomes, strict=True):
         if not ok:
-            raise value
+            if not isinstance(value, RemediateError):
+                raise value
+            # the token endpoint could not be reached: a failed sign-in, not a crash
+            value = TokenResult(False, 0, "request_failed", value.message)
         assert isinstance(value, TokenResult)
         tokens.append((login.name, value))
-    return VerifyResult(current, tokens)
+    not_tried = {} if reread_only else dict(handle.not_tried)
+    return VerifyResult(current, tokens, not_tried, reread_only)
 
 
 # ---- diagnose ----------------------------------------------------------------------------
@@ -356,76 +407,171 @@ class Diagnosis:
     explanation: str
     confirmed: list[Finding]
     advice: str | None = None
+    unrecognised: list[str] = field(default_factory=list)  # error texts no pattern matches
+    past: int = 0  # failures older than the user's last successful sign-in (already fixed)
+
+    @property
+    def named(self) -> bool:
+        """A cause (or a named non-configuration cause) was found: the only exit-0 case."""
+        return bool(self.causes or self.advice)
 
 
-def diagnose(handle: OrgHandle, error_text: str | None) -> Diagnosis:
+def diagnose(handle: OrgHandle, error_text: str | None,
+             since: datetime | None = None) -> Diagnosis:
     current = assess(handle)
     evidence: list[str] = []
     texts: list[str] = []
+    causes: list[str] = []
+    past = 0
     if error_text:
         evidence.append(f"error: {error_text}")
         texts.append(error_text)
     else:
-        for row in _failed_logins(handle, current):
+        rows, past = _failed_logins(handle, current, since)
+        for row in rows:
             line = (f"Login History {row.get('LoginTime')}: {row.get('Status')} "
                     f"(user {row.get('_username')}, {row.get('LoginUrl')}, "
-                    f"{row.get('Application')})")
+                    f"{row.get('Application')}, from {row.get('SourceIp')})")
             evidence.append(line)
             texts.append(str(row.get("Status") or ""))
-    causes: list[str] = []
+            outside = _outside_ranges(row, current)
+            if outside:
+                evidence.append(outside)
+                if "C11" not in causes:
+                    causes.append("C11")
     explanation = ""
     advice = None
+    unrecognised: list[str] = []
     for text in texts:
         m = diagnosis.match(text)
         if m is None:
+            if text not in unrecognised:
+                unrecognised.append(text)
             continue
         advice = advice or m.not_a_cause
         explanation = explanation or m.explanation
         for cause in m.causes:
             if cause not in causes:
                 causes.append(cause)
-    drifting = [f for f in current.findings if f.status != "ok"]
+    drifting = [f for f in current.findings if f.status in ("drift", "manual")]
     confirmed = [f for f in drifting if f.cause in causes] if causes else drifting
     if not causes and confirmed:
         causes = sorted({f.cause for f in confirmed if f.cause}, key=_cause_order)
-    return Diagnosis(evidence, causes, explanation, confirmed, advice)
+    return Diagnosis(evidence, causes, explanation, confirmed, advice, unrecognised, past)
 
 
 def _cause_order(cause: str) -> int:
     return int(cause[1:]) if cause[1:].isdigit() else 99
 
 
-def _failed_logins(handle: OrgHandle, current: Assessment) -> list[dict[str, Any]]:
+def _outside_ranges(row: dict[str, Any], current: Assessment) -> str | None:
+    """Evidence when the failed attempt came from outside its user's profile login IP ranges
+    (read only when a profile.login_ip_ranges step is bound). A profile with no ranges admits
+    every address (Salesforce Help, "Restrict Login IP Addresses in Profiles")."""
+    import ipaddress
+
+    from remediate.steps.org import _ranges
+
+    ip_text = row.get("SourceIp")
+    profile = row.get("_profile")
+    if not ip_text or not profile:
+        return None
+    meta = current.inventory.results.get(MetadataRead("Profile", str(profile)))
+    if not isinstance(meta, dict):  # not read: no profile.login_ip_ranges step is bound
+        return None
+    ranges = _ranges(meta.get("loginIpRanges"))
+    if not ranges:
+        return None
+    try:
+        ip = ipaddress.ip_address(str(ip_text))
+        spans = [(ipaddress.ip_address(str(r.get("startAddress"))),
+                  ipaddress.ip_address(str(r.get("endAddress")))) for r in ranges]
+    except ValueError:
+        return None
+    if any(lo.version == ip.version == hi.version
+           and int(lo) <= int(ip) <= int(hi) for lo, hi in spans):
+        return None
+    shown = ", ".join(f"{r.get('startAddress')}-{r.get('endAddress')}" for r in ranges)
+    return (f"source IP {ip} is outside profile {profile}'s login IP ranges ({shown})")
+
+
+def _login_time(row: dict[str, Any]) -> datetime | None:
+    text = str(row.get("LoginTime") or "")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+
+
+def _failed_logins(handle: OrgHandle, current: Assessment,
+                   since: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The current failed sign-ins of the bound users (newest first) and how many older
+    failures were left out. A failure is current when it is newer than ``since`` and than
+    its user's last successful sign-in (a later success means it was fixed)."""
     usernames = sorted({str(s.params.username) for s in handle.steps
                         if hasattr(s.params, "username")})
-    users: dict[str, str] = {}  # 15-character user id -> username
+    users: dict[str, UserInfo] = {}  # 15-character user id -> user
     for name in usernames:
         info = current.inventory.results.get(UserRead(name))
         if info is not None:
-            users[info.id[:15]] = name
+            users[info.id[:15]] = info
     if not users:
-        return []
+        return [], 0
     ids = ", ".join(f"'{i}'" for i in sorted(users))
     rows = handle.gateway.query(
-        "SELECT UserId, LoginTime, Status, LoginUrl, Application, LoginType FROM LoginHistory "
-        f"WHERE UserId IN ({ids}) ORDER BY LoginTime DESC LIMIT 50")
+        "SELECT UserId, LoginTime, Status, LoginUrl, Application, LoginType, SourceIp "
+        f"FROM LoginHistory WHERE UserId IN ({ids}) ORDER BY LoginTime DESC LIMIT 50")
+    last_success: dict[str, datetime] = {}
     failed = []
+    past = 0
     for row in rows:
+        uid = str(row["UserId"])[:15]
+        when = _login_time(row)
         if str(row.get("Status")) == "Success":
+            if when is not None and (uid not in last_success or when > last_success[uid]):
+                last_success[uid] = when
             continue
-        row["_username"] = users.get(str(row["UserId"])[:15], row.get("UserId"))
-        failed.append(row)
-    return failed[:10]
+        failed.append((uid, when, row))
+    current_rows = []
+    for uid, when, row in failed:
+        fixed = when is not None and uid in last_success and when <= last_success[uid]
+        old = since is not None and (when is None or when < since)
+        if fixed or old:
+            past += 1
+            continue
+        info = users.get(uid)
+        row["_username"] = info.username if info else row.get("UserId")
+        row["_profile"] = info.profile_name if info else None
+        current_rows.append(row)
+    return current_rows[:10], past
 
 
 # ---- snapshot ----------------------------------------------------------------------------
 
 
-def snapshot(handle: OrgHandle, name: str) -> dict[str, Any]:
-    """A playbook that pins what the org is now, for every step bound to it (cause C12)."""
+def snapshot(handle: OrgHandle, name: str, *, capture_drift: bool = False) -> dict[str, Any]:
+    """A playbook that pins what the org is now, for every step bound to it (cause C12).
+
+    An org that drifts from its bound playbooks is refused unless ``capture_drift``: a
+    baseline taken from it would pin the drift. Steps that could not be checked are never
+    captured (there is nothing to pin)."""
     current = assess(handle)
+    if not current.clean and not capture_drift:
+        differing = [f"{f.playbook}/{f.step} ({f.status})" for f in current.findings
+                     if f.status != "ok"]
+        raise SafetyRefusal(
+            f"org {handle.name!r} does not match its bound playbooks ({len(differing)} step(s): "
+            + ", ".join(differing) + "); a baseline taken now would pin that drift. Nothing "
+            "was written", hint="fix it first ('remediate plan', 'remediate apply'), or pass "
+                                "--capture-drift to capture the org as it is")
+    unchecked = {(f.playbook, f.step) for f in current.unknown}
     steps = []
     for step in handle.steps:
+        if (step.playbook, step.id) in unchecked:
+            continue
         ctx = StepContext(step.playbook, step.id, "C12")
         params = step.kind.capture(step.params, current.inventory, ctx)
         steps.append({"id": f"{step.playbook}-{step.id}", "kind": step.kind.name, "cause": "C12",
@@ -436,7 +582,9 @@ def snapshot(handle: OrgHandle, name: str) -> dict[str, Any]:
         "apiVersion": "remediate/v1", "kind": "Playbook", "name": name,
         "description": (f"Baseline captured from org {handle.name} ({current.org.org_id}) at "
                         f"{datetime.now(UTC).isoformat(timespec='seconds')}. Drift from it is an "
-                        "unintended change (C12)."),
+                        "unintended change (C12)."
+                        + ("" if not unchecked else " Not captured (could not be checked): "
+                           + ", ".join(f"{p}/{s}" for p, s in sorted(unchecked)) + ".")),
         "variables": {}, "steps": steps,
     }
 

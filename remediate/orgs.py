@@ -34,6 +34,9 @@ class OrgHandle:
     sandbox: Any = None  # remediate.sandbox.app.Sandbox for built-in orgs
     state_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: integrations bound in [orgs.NAME.verify] whose credentials are not available, with why:
+    #: only ``verify`` needs them, and it reports these as "not tried"
+    not_tried: dict[str, str] = field(default_factory=dict)
 
     @property
     def builtin(self) -> bool:
@@ -76,8 +79,14 @@ def open_org(name: str, settings: Settings, *, only: list[str] | None = None,
     gateway = Gateway(_credentials(name, config), ca_bundle=str(config.ca_bundle)
                       if config.ca_bundle else None, version=config.api_version,
                       timeout=config.timeout_s, org_label=f"org {name!r}")
-    logins = [_login(name, integration, v) for integration, v in config.verify.items()]
-    return OrgHandle(name, config, gateway, steps, digest, logins)
+    logins: list[IntegrationLogin] = []
+    not_tried: dict[str, str] = {}
+    for integration, v in config.verify.items():
+        try:  # audit and plan never need an integration's own credentials
+            logins.append(_login(name, integration, v))
+        except ConfigError as err:
+            not_tried[integration] = err.message
+    return OrgHandle(name, config, gateway, steps, digest, logins, not_tried=not_tried)
 
 
 def bind_playbooks(bindings: dict[str, dict[str, Any]], only: list[str] | None,

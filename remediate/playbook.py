@@ -165,6 +165,29 @@ def _check(path: Path, node: Any, model: Playbook) -> None:
             if name not in model.variables:
                 raise PlaybookError(f"{where}: uses ${{{name}}}, which is not declared "
                                     "under variables")
+        _check_params(path, node, i, step, registry[step.kind].params)
+
+
+def _check_params(path: Path, node: Any, i: int, step: StepSpec, params: type[Params]) -> None:
+    """The step's ``with:`` against its kind's parameters, before any variable is bound: an
+    unknown parameter, a missing one or a wrong literal (an unknown ``via``) fails here, so
+    ``playbook validate`` refuses what audit would. A value that is a ``${variable}`` is
+    checked when the org binds it."""
+    try:
+        params.model_validate(step.with_)
+    except ValidationError as exc:
+        for err in exc.errors():
+            value = err.get("input")
+            if isinstance(value, str) and _VAR.search(value):
+                continue  # a variable: its value is only known when an org binds it
+            if not err["loc"] and _references(step.with_):
+                continue  # a rule across parameters that a variable may satisfy
+            loc = tuple(err["loc"])
+            field = ".".join(str(p) for p in loc) or "(with)"
+            msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+            line = _line(node, ("steps", i, "with_", *loc))
+            raise PlaybookError(f"{path}:{line}: steps[{i}] ({step.id}): with.{field}: "
+                                f"{msg}") from None
 
 
 def _references(value: Any) -> list[str]:
@@ -282,7 +305,54 @@ def json_schema() -> dict[str, Any]:
                "parameters": kind.params.model_json_schema()}
         for name, kind in sorted(kinds().items())
     }
+    # editors validate ``with:`` too: the step's ``kind`` selects its parameters' schema
+    defs = schema.setdefault("$defs", {})
+    step = defs["StepSpec"]
+    step["properties"]["kind"]["enum"] = sorted(kinds())
+    rules = []
+    for name, kind in sorted(kinds().items()):
+        params = _hoist(kind.params.model_json_schema(), defs, name)
+        for prop in params.get("properties", {}).values():
+            _allow_variable(prop)
+        rules.append({"if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+                      "then": {"properties": {"with": params}}})
+    step["allOf"] = rules
     return schema
+
+
+_VARIABLE_SCHEMA = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"}
+
+
+def _allow_variable(prop: dict[str, Any]) -> None:
+    """A parameter may also be a ``${variable}``, bound per org."""
+    original = dict(prop)
+    prop.clear()
+    prop["anyOf"] = [original, _VARIABLE_SCHEMA]
+    for key in ("title", "description", "default"):
+        if key in original:
+            prop[key] = original.pop(key)
+
+
+def _hoist(params: dict[str, Any], defs: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Move a parameter schema's own ``$defs`` to the top level, named after the kind."""
+    own = params.pop("$defs", {})
+    prefix = kind.replace(".", "_") + "."
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: rewrite(v) for k, v in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                out["$ref"] = "#/$defs/" + prefix + ref[len("#/$defs/"):]
+            return out
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    for name, sub in own.items():
+        defs[prefix + name] = rewrite(sub)
+    result: dict[str, Any] = rewrite(params)
+    return result
 
 
 def builtin_dir() -> Path:

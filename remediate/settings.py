@@ -192,6 +192,11 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     finally:
         _TOML_PATH[0] = None
+    for name in settings.orgs:
+        if name == "demo" or name.startswith("sandbox:"):
+            raise ConfigError(f"{path or 'environment'}: orgs.{name}: the org name {name!r} is "
+                              "reserved for the built-in sandbox orgs (demo, sandbox:<scenario>); "
+                              "give the org another name")
     return settings, warnings
 
 

@@ -16,13 +16,15 @@ def change_data(c: Change) -> dict[str, Any]:
 
 def finding_data(f: Finding) -> dict[str, Any]:
     return {"playbook": f.playbook, "step": f.step, "kind": f.kind, "cause": f.cause,
-            "status": f.status, "description": f.description,
+            "status": f.status, "checked": f.status != "unknown",
+            **({"reason": f.error} if f.error is not None else {}),
+            "description": f.description,
             "changes": [change_data(c) for c in f.changes]}
 
 
 def assessment_data(a: Assessment, org_name: str) -> dict[str, Any]:
     return {"org": org_name, "org_id": a.org.org_id, "my_domain": a.org.my_domain_url,
-            "drift": a.drift, "checksum": a.plan.checksum,
+            "drift": a.drift, "clean": a.clean, "checksum": a.plan.checksum,
             "summary": summary(a.findings),
             "findings": [finding_data(f) for f in a.findings]}
 
@@ -34,7 +36,7 @@ def plan_data(p: Plan) -> dict[str, Any]:
 
 
 def summary(findings: list[Finding]) -> dict[str, int]:
-    out = {"ok": 0, "drift": 0, "manual": 0}
+    out = {"ok": 0, "drift": 0, "manual": 0, "unknown": 0}
     for f in findings:
         out[f.status] += 1
     return out

@@ -19,11 +19,15 @@ def audit(a: Assessment, org_name: str) -> str:
     s = summary(a.findings)
     lines = [f"## remediate audit: {org_name}", "",
              f"Org id `{a.org.org_id}`, My Domain {a.org.my_domain_url}. "
-             f"{s['ok']} ok, {s['drift']} drifted, {s['manual']} need a person.", "",
+             f"{s['ok']} ok, {s['drift']} drifted, {s['manual']} need a person, "
+             f"{s['unknown']} could not be checked.", "",
              "| playbook | step | cause | status | target | field | before | after |",
              "|---|---|---|---|---|---|---|---|"]
     for f in a.findings:
-        if not f.changes:
+        if f.error is not None:
+            lines.append(f"| {f.playbook} | {f.step} | {f.cause or ''} | unknown | "
+                         f"{_cell('not checked: ' + f.error)} | | | |")
+        elif not f.changes:
             lines.append(f"| {f.playbook} | {f.step} | {f.cause or ''} | ok | | | | |")
         for c in f.changes:
             lines.append(f"| {f.playbook} | {f.step} | {f.cause or ''} | {f.status} | "

@@ -745,6 +745,10 @@ class Gateway:
             return TokenResult(False, response.status_code, payload.get("error"),
                                payload.get("error_description"))
         instance = str(payload.get("instance_url") or base)
+        if not payload.get("access_token"):  # HTTP 200 is not a sign-in without a token
+            return TokenResult(False, response.status_code, "no_access_token",
+                               f"{base}/services/oauth2/token answered HTTP "
+                               f"{response.status_code} without an access_token")
         token = str(payload.get("access_token"))
         try:
             self._count()

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
+from remediate.errors import NotFound
 from remediate.plan import Change, MetadataWrite
 from remediate.steps.base import (
     Inventory,
@@ -70,11 +71,15 @@ def app_target(p: AppParams) -> str:
 
 
 def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> list[Change] | None:
-    """A change that says the app is not in the org, or None when it is."""
+    """A change that says the app is not in the org, or None when it is. Only ``app.installed``
+    reports the missing app as a change; any other step on it could not be checked, so it
+    raises NotFound and the engine makes it an ``unknown`` finding."""
     header = inv.metadata(CA if p.type == "connected_app" else ECA, p.app)
     if header is not None and header.get("fullName"):
         return None
     what = "connected app" if p.type == "connected_app" else "external client app"
+    if kind != "app.installed":
+        raise NotFound(f"{ctx.where}: {what} {p.app!r} not in org (see its app.installed step)")
     return [ctx.change(
         kind, target=app_target(p), field="installed", before=False, after=True,
         manual=(f"The {what} {p.app!r} is not in this org. Install the integration's package "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,15 +64,17 @@ def test_missing_token_variable_is_one_clear_line(tmp_path: Path,
                                   "LAB_TOKEN is not set")
 
 
-def test_unknown_user_names_the_playbook_step_and_username(
+def test_unknown_user_is_an_unknown_finding_of_each_step_and_the_audit_goes_on(
         tmp_path: Path, lab: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     url, token, ca = lab
     monkeypatch.setenv("LAB_TOKEN", token)
     cfg = config(tmp_path, url, ca, user="nobody@acme.example.com")
     result = run("--config", str(cfg), "audit", "--org", "lab")
-    assert result.code == 1
-    assert "no user with username 'nobody@acme.example.com'" in result.err
-    assert "playbook 'copilot-for-sales', step" in result.err
+    assert result.code == 2, result.err
+    assert "UNKNOWN run-as-user [C2]" in result.out
+    assert "not checked: playbook 'copilot-for-sales', step 'run-as-user': no user with " \
+           "username 'nobody@acme.example.com'" in result.out
+    assert "DRIFT  client-credentials-on [C1]" in result.out  # the rest of the audit ran
     assert "Traceback" not in result.err
 
 
@@ -81,9 +84,13 @@ def test_unknown_permission_set_is_named(tmp_path: Path, lab: tuple[str, str, st
     monkeypatch.setenv("LAB_TOKEN", token)
     cfg = config(tmp_path, url, ca)
     cfg.write_text(cfg.read_text() + 'permission_set = "No_Such_Set"\n')
-    result = run("--config", str(cfg), "audit", "--org", "lab")
-    assert result.code == 1
-    assert "no permission set with API name 'No_Such_Set'" in result.err
+    result = run("--config", str(cfg), "audit", "--org", "lab", "--format", "json")
+    assert result.code == 2, result.err
+    data = json.loads(result.out)
+    unknown = [f for f in data["findings"] if f["status"] == "unknown"]
+    assert unknown and all(not f["checked"] for f in unknown)
+    assert any("no permission set with API name 'No_Such_Set'" in f["reason"] for f in unknown)
+    assert data["summary"]["unknown"] == len(unknown) and data["clean"] is False
 
 
 def test_malformed_playbook_names_file_and_line(tmp_path: Path, lab: tuple[str, str, str],
@@ -126,3 +133,20 @@ def test_unknown_org_lists_what_is_configured(tmp_path: Path) -> None:
     result = run("audit", "--org", "prod")
     assert result.code == 64
     assert "unknown org 'prod'" in result.err
+
+
+def test_audit_and_plan_need_no_verify_credentials_and_verify_reports_them_not_tried(
+        tmp_path: Path, lab: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, token, ca = lab
+    monkeypatch.setenv("LAB_TOKEN", token)
+    monkeypatch.delenv("COPILOT_SECRET", raising=False)
+    cfg = config(tmp_path, url, ca)
+    cfg.write_text(cfg.read_text() + '\n[orgs.lab.verify.copilot-for-sales]\n'
+                   'client_id = "abc"\nclient_secret_env = "COPILOT_SECRET"\n')
+    assert run("--config", str(cfg), "audit", "--org", "lab").code == 2
+    assert run("--config", str(cfg), "plan", "--org", "lab").code == 2
+    verified = run("--config", str(cfg), "verify", "--org", "lab")
+    assert verified.code == 4
+    assert "Token request for copilot-for-sales: not tried (no credentials): " in verified.out
+    assert "COPILOT_SECRET" in verified.out
+    assert "NOT verified." in verified.out

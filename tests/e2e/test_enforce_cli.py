@@ -139,14 +139,57 @@ def test_plan_over_the_change_threshold_is_refused_whole(tmp_path: Path) -> None
 
 def test_one_org_failing_does_not_stop_the_others_and_the_worst_outcome_is_the_exit_code(
         tmp_path: Path) -> None:
-    cfg = config(tmp_path, f'[enforce.orgs.demo]\nauto_approve_kinds = {json.dumps(ALL_KINDS)}\n')
-    result = run("--config", cfg, "enforce", "--org", "no-such-org", "--org", "demo",
+    cfg = config(tmp_path, f'[enforce.orgs.demo]\nauto_approve_kinds = {json.dumps(ALL_KINDS)}\n'
+                 '[orgs.broken]\nlogin_url = "https://broken.my.salesforce.com"\n'
+                 'auth = "access_token"\naccess_token_env = "I11_NO_SUCH_TOKEN"\n'
+                 '[orgs.broken.playbooks.copilot-for-sales]\n'
+                 'integration_user = "x@acme.example.com"\n')
+    result = run("--config", cfg, "enforce", "--org", "broken", "--org", "demo",
                  "--format", "json")
     assert result.code == 1, result.err
     outcomes = {o["org"]: o for o in result.json()["orgs"]}
     assert outcomes["demo"]["outcome"] == "fixed"
-    assert outcomes["no-such-org"]["outcome"] == "failed"
-    assert "unknown org 'no-such-org'" in outcomes["no-such-org"]["message"]
+    assert outcomes["broken"]["outcome"] == "failed"
+    assert "I11_NO_SUCH_TOKEN" in outcomes["broken"]["message"]
+
+
+def test_enforcing_an_org_that_is_not_configured_is_bad_input_naming_the_file(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, "[enforce.orgs.demo]\n")
+    result = run("--config", cfg, "enforce", "--org", "no-such-org", "--org", "demo")
+    assert result.code == 64
+    assert f"org 'no-such-org' is not configured: {cfg} has no [orgs.no-such-org]" in result.err
+    assert writes("demo") == 0
+
+
+def test_enforcing_a_builtin_org_with_no_such_scenario_is_bad_input(tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[enforce.orgs."sandbox:no-such-scenario"]\n')
+    result = run("--config", cfg, "enforce", "--all")
+    assert result.code == 64
+    assert "org 'sandbox:no-such-scenario'" in result.err
+
+
+def test_enforce_all_with_no_configuration_is_bad_input_saying_where_it_looked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REMEDIATE_CONFIG", raising=False)
+    result = run("enforce", "--all")
+    assert result.code == 64
+    assert "--all found no org to enforce: no configuration file (looked for --config, " \
+           "$REMEDIATE_CONFIG and ./remediate.toml)" in result.err
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("auto_approve_steps", "copilot-for-sales/no-such-step", "not a step bound to this org"),
+    ("auto_approve_kinds", "user.actve", "not a step kind"),
+])
+def test_an_enforce_policy_naming_an_unknown_step_or_kind_is_bad_input(
+        tmp_path: Path, key: str, value: str, said: str) -> None:
+    cfg = config(tmp_path, f'[enforce.orgs.demo]\n{key} = ["{value}"]\n')
+    result = run("--config", cfg, "enforce", "--org", "demo")
+    assert result.code == 64
+    assert f"org 'demo': enforce policy {key} names {value!r}, which is {said}" in result.err
+    assert writes("demo") == 0
 
 
 def test_all_takes_every_org_named_in_the_configuration_and_shards_split_them(

@@ -96,7 +96,8 @@ def test_diagnose_adds_one_login_history_query_to_the_read(seen: list[Seen]) -> 
 
 def test_snapshot_costs_what_audit_costs(seen: list[Seen], tmp_path: pytest.TempPathFactory
                                          ) -> None:
-    assert run("snapshot", "--org", "demo", "--out", f"{tmp_path}/baseline.yaml").code == 0
+    assert run("snapshot", "--org", "demo", "--out", f"{tmp_path}/baseline.yaml",
+               "--capture-drift").code == 0
     assert seen[0].requests == {"oauth": 1, "rest": 1, "tooling": 1, "soap": 3}
     assert seen[0].rounds == 2
 

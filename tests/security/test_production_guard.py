@@ -85,6 +85,9 @@ def test_enforce_refuses_an_unmarked_production_org_even_when_its_policy_approve
     result = run("--config", str(config(tmp_path, url, ca)), "enforce", "--org", "lab")
     assert result.code == 3, result.out + result.err
     assert sandbox.writes == 0
+    # the message names only what enforce has: the config mark, not apply's flag
+    assert "mark it 'production = true' there" in result.out
+    assert "--allow-production" not in result.out + result.err
     marked = config(tmp_path, url, ca, mark="production = true")
     assert run("--config", str(marked), "enforce", "--org", "lab").code == 0
     assert sandbox.writes > 0

@@ -85,9 +85,14 @@ def test_client_credentials_off_becomes_a_metadata_set_to_true() -> None:
                                     path="oauthConfig.isClientCredentialEnabled", value=True)
 
 
-def test_missing_app_is_a_manual_change_not_an_error() -> None:
-    [c] = diff("app.client_credentials", app="Gone")
+def test_missing_app_is_a_manual_change_of_app_installed_only() -> None:
+    [c] = diff("app.installed", app="Gone")
     assert not c.automatic and "not in this org" in (c.manual or "")
+
+
+def test_other_steps_on_a_missing_app_cannot_be_checked() -> None:
+    with pytest.raises(NotFound, match="connected app 'Gone' not in org"):
+        diff("app.client_credentials", app="Gone")
 
 
 def test_run_as_user_compares_usernames_case_insensitively() -> None:
