@@ -246,8 +246,9 @@ def part_fleet(orgs: int, workers: int, latency_ms: int) -> None:
 def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
     from benchmarks.orgs import Timing, fleet_sandbox, handle_for, logins_for
     from remediate import engine
+    from remediate.builtin import builtin_bindings
     from remediate.logging import configure
-    from remediate.orgs import bind_playbooks, builtin_bindings
+    from remediate.orgs import bind_playbooks
 
     configure("json", "warning")  # as the CLI runs without -v: no per-org info lines
     _private_dirs()

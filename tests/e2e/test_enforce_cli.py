@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import registry
 from cliharness import run, writes
 from webhooks import receiver
 
+from remediate.builtin import sandbox_state_path
 from remediate.enforce import org_lock
 from remediate.journal import Journal
-from remediate.orgs import sandbox_state_path
 from remediate.sandbox import persist
 from remediate.sandbox import scenario as scenarios
 from remediate.settings import state_dir
@@ -23,8 +24,7 @@ from remediate.settings import state_dir
 pytestmark = pytest.mark.e2e
 
 APPROVED = ["copilot-for-sales/client-credentials-on", "workato/stored-urls"]
-ALL_KINDS = ["user.permission_set", "user.license", "user.api_enabled", "profile.login_ip_ranges",
-             "app.client_credentials", "org.stored_urls"]
+ALL_KINDS = registry.automatic_kinds("demo")
 
 
 def config(tmp_path: Path, body: str) -> str:
@@ -63,7 +63,8 @@ webhooks = [{{ url = "{hook.url}", kind = "json" }}, {{ url = "{hook.url}", kind
         assert {c["target"] + ": " + c["field"] for c in org["applied"]} == {
             "ConnectedApp Copilot_for_Sales: oauthConfig.isClientCredentialEnabled",
             "RemoteSiteSetting Acme_Old_Instance: url"}
-        assert len(org["pending"]) == 4 and all(c["automatic"] for c in org["pending"])
+        assert len(org["pending"]) == len(registry.automatic_changes("demo")) - len(APPROVED)
+        assert all(c["automatic"] for c in org["pending"])
 
         batches = [c for e in journal_events("batch") for c in e["changes"]]
         assert sorted(f"{c['playbook']}/{c['step']}" for c in batches) == sorted(APPROVED)
