@@ -237,8 +237,9 @@ def run_apply(handle: OrgHandle, journal: Journal) -> Run:
         current = engine.assess(handle)
         run.planned = list(current.plan.automatic)
         if current.plan.automatic:
-            engine.apply(handle, current, engine.approval("flag"), journal)
-            run.converged = not engine.assess(handle).plan.automatic
+            done = engine.apply_and_verify(handle, current, engine.approval("flag"), journal,
+                                           sign_in=False)
+            run.converged = not done.after.plan.automatic
         else:
             run.converged = True
     except RemediateError as err:
