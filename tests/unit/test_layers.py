@@ -38,3 +38,16 @@ def test_the_import_contracts_hold() -> None:
     done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_one_engine_function_sequences_apply_reread_and_verify() -> None:
+    """apply, demo, rollback and enforce all go through engine.apply_and_verify (ADR 0074):
+    nothing else in the product calls engine.apply."""
+    package = Path(remediate.__file__).parent
+    calls = [f"{p.relative_to(package)}:{n}" for p in sorted(package.rglob("*.py"))
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if "engine.apply(" in line or "= apply(handle" in line]
+    assert len(calls) == 1 and calls[0].startswith("engine.py:"), calls
+    source = (package / "engine.py").read_text(encoding="utf-8")
+    body = source[source.index("def apply_and_verify("):]
+    assert "= apply(handle" in body.split("\ndef ", 1)[0]
