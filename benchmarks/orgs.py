@@ -1,6 +1,6 @@
 """Sandbox orgs for the benchmarks: the demo org, orgs with N integrations, and fleets.
 
-Each org gets a handle like the built-in ``demo`` org's (orgs.py): the real gateway, signed in
+Each org gets a handle like the built-in ``demo`` org's (builtin.py): the real gateway, signed in
 with the client credentials flow through remediate's admin connected app, on a session whose
 Salesforce hosts are answered in process by the sandbox. ``Timing`` records when each request
 started and ended, to count the round trips of latency a command really cost.
@@ -14,13 +14,8 @@ from functools import cache
 from typing import Any
 
 from remediate import playbook as playbooks
-from remediate.orgs import (
-    OrgHandle,
-    bind_playbooks,
-    builtin_bindings,
-    sandbox_admin,
-    sandbox_logins,
-)
+from remediate.builtin import builtin_bindings, sandbox_admin, sandbox_logins
+from remediate.orgs import OrgHandle, bind_playbooks
 from remediate.salesforce.gateway import Gateway, IntegrationLogin, TimeoutSession
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.adapter import SandboxAdapter
@@ -76,8 +71,8 @@ def handle_for(org: Org, sandbox: Sandbox, steps: list[Any], digest: str,
                logins: list[IntegrationLogin] | None = None, name: str = "bench") -> OrgHandle:
     gateway = Gateway(sandbox_admin(org), session=mount_org(TimeoutSession(), sandbox, org),
                       org_label=f"org {name!r}")
-    config = OrgConfig(login_url=org.my_domain_url, auth="sandbox")
-    return OrgHandle(name, config, gateway, steps, digest, logins or [], sandbox, None, {})
+    config = OrgConfig(login_url=org.my_domain_url, auth="client_credentials")
+    return OrgHandle(name, config, gateway, steps, digest, logins or [], sandbox=sandbox)
 
 
 def logins_for(spec: scenarios.Scenario) -> list[IntegrationLogin]:

@@ -113,9 +113,10 @@ def demo_flows(latency: float) -> dict[str, Measure]:
 
     def session() -> None:
         h = demo_handle(sandbox, org, spec)
-        current = _assess_for_apply(h)
-        engine.apply(h, current, engine.approval("flag"), _journal())
-        assert engine.verify(h).ok, "the demo org should verify after apply"
+        current = engine.assess_to_apply(h)
+        done = engine.apply_and_verify(h, current, engine.approval("flag"), _journal(),
+                                       sign_in=True)
+        assert done.verified is not None and done.verified.ok, "the demo org should verify"
 
     sandbox, org, spec = demo_sandbox()
     timing = Timing(sandbox)
@@ -126,9 +127,10 @@ def demo_flows(latency: float) -> dict[str, Measure]:
 
     def apply_command() -> None:
         h = demo_handle(sandbox, org, spec)
-        current = _assess_for_apply(h)
-        engine.apply(h, current, engine.approval("flag"), _journal())
-        assert not engine.assess(h).plan.automatic
+        current = engine.assess_to_apply(h)
+        done = engine.apply_and_verify(h, current, engine.approval("flag"), _journal(),
+                                       sign_in=False)
+        assert not done.after.plan.automatic
 
     def verify_command() -> None:
         assert engine.verify(demo_handle(sandbox, org, spec)).ok
@@ -141,18 +143,6 @@ def demo_flows(latency: float) -> dict[str, Measure]:
     second.run(verify_command)
     out["apply_verify.cli"] = first.add(second)
     return out
-
-
-def _assess_for_apply(handle: Any) -> Any:
-    """The assessment ``remediate apply`` makes: whole metadata components (it may write them
-    back), then partial answers again for later reads."""
-    from remediate import engine
-
-    handle.gateway.full_metadata = True
-    try:
-        return engine.assess(handle)
-    finally:
-        handle.gateway.full_metadata = False
 
 
 def naive_flows(latency: float) -> dict[str, Measure]:
@@ -246,8 +236,9 @@ def part_fleet(orgs: int, workers: int, latency_ms: int) -> None:
 def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
     from benchmarks.orgs import Timing, fleet_sandbox, handle_for, logins_for
     from remediate import engine
+    from remediate.builtin import builtin_bindings
     from remediate.logging import configure
-    from remediate.orgs import bind_playbooks, builtin_bindings
+    from remediate.orgs import bind_playbooks
 
     configure("json", "warning")  # as the CLI runs without -v: no per-org info lines
     _private_dirs()

@@ -8,121 +8,36 @@ Results go to stdout, logs and errors to stderr. Exit codes (README, "Exit codes
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import typer
 
+from remediate import cli_enforce
+from remediate.cli_base import (
+    FORMAT,
+    ORG,
+    PLAYBOOKS,
+    STATE,
+    Format,
+    app,
+    playbook_app,
+    sandbox_app,
+)
+from remediate.cli_base import approve as _approve
+from remediate.cli_base import echo as _echo
+from remediate.cli_base import journal as _journal
+from remediate.cli_base import on_org as _on_org
+from remediate.cli_base import open_handle as _open
 from remediate.errors import (
     EXIT_DRIFT,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    NotApproved,
     RemediateError,
     VerificationFailed,
 )
-from remediate.sandbox.cli import sandbox_app
-
-if TYPE_CHECKING:
-    from remediate.orgs import OrgHandle
-    from remediate.settings import Settings
-
-
-T = TypeVar("T")
-
-
-class Format(StrEnum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-app = typer.Typer(
-    name="remediate",
-    help="Keep Salesforce server-to-server integrations working: audit, plan, apply, verify.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain help: importing rich costs more than the rest of start-up
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(sandbox_app, name="sandbox")
-playbook_app = typer.Typer(help="Validate playbooks and export their JSON Schema.",
-                           no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(playbook_app, name="playbook")
-
-
-class _State:
-    config: Path | None = None
-    settings: Settings | None = None
-
-
-STATE = _State()
-
-ORG = typer.Option(..., "--org", "-o", help="Org name from remediate.toml, 'demo', or "
-                                            "'sandbox:<scenario>'.")
-PLAYBOOKS = typer.Option(None, "--playbook", "-p",
-                         help="Only these bound playbooks (repeatable).")
-FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
-
-
-@app.callback()
-def _main(
-    config: Path | None = typer.Option(None, "--config", "-c", envvar="REMEDIATE_CONFIG",
-                                       help="Configuration file (default ./remediate.toml)."),
-    log_format: str = typer.Option("auto", "--log-format",
-                                   help="Logs on stderr: auto (console on a terminal, JSON "
-                                        "otherwise), console or json."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
-) -> None:
-    from remediate.logging import configure
-
-    level = {0: "warning", 1: "info"}.get(verbose, "debug")
-    configure(log_format, level)
-    STATE.config = config
-
-
-def _settings() -> Settings:
-    from remediate.logging import get_logger
-    from remediate.settings import load_settings
-
-    if STATE.settings is None:
-        STATE.settings, warnings = load_settings(STATE.config)
-        for w in warnings:
-            get_logger().warning("config.readable_by_others", detail=w)
-    return STATE.settings
-
-
-def _open(org: str, playbooks: list[str] | None) -> OrgHandle:
-    from remediate.orgs import open_org
-
-    base = STATE.config.parent if STATE.config else None
-    return open_org(org, _settings(), only=playbooks or None, config_dir=base)
-
-
-def _on_org(org: str, playbooks: list[str] | None, action: Callable[[OrgHandle], T]) -> T:
-    """Open the org, run one engine action on it, and always close it (built-in orgs save
-    their state on close)."""
-    handle = _open(org, playbooks)
-    try:
-        return action(handle)
-    finally:
-        handle.close()
-
-
-def _journal() -> Any:
-    from remediate.journal import Journal
-
-    return Journal(_settings().journal_path)
-
-
-def _echo(text: str) -> None:
-    typer.echo(text)
-
 
 # ---- commands ------------------------------------------------------------------------------
 
@@ -197,9 +112,8 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
 
     saved = Plan.load(plan_file) if plan_file is not None else None
     handle = _open(org, playbook)
-    handle.gateway.full_metadata = True  # read whole components it may write back (ADR 0010)
     try:
-        current = engine.assess(handle)
+        current = engine.assess_to_apply(handle)
         if saved is not None:
             engine.check_plan(saved, current, handle)
         if not current.plan.automatic:
@@ -209,35 +123,16 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
         engine.guard_production(handle, current.org, allow_production)
         _echo(text.plan(current.plan))
         approval = _approve(yes)
-        result = engine.apply(handle, current, approval, _journal())
-        _echo("")
-        _echo(text.applied(result))
-        handle.gateway.full_metadata = False
-        after = engine.assess(handle)
-        if after.plan.automatic:
-            raise VerificationFailed(
-                f"after apply, {len(after.plan.automatic)} change(s) are still pending: "
-                + "; ".join(c.label() for c in after.plan.automatic))
+        done = engine.apply_and_verify(
+            handle, current, approval, _journal(), sign_in=False,
+            on_applied=lambda result: _echo("\n" + text.applied(result)))
+        done.require_no_automatic_left("apply")
     finally:
         handle.close()
     _echo("Re-read after apply: no automatic changes remain. Run 'remediate verify' to prove "
           "the integrations can sign in.")
-    _echo_unknown(after)
-    raise typer.Exit(EXIT_DRIFT if after.plan.manual or after.unknown else EXIT_OK)
-
-
-def _approve(yes: bool) -> Any:
-    from remediate import engine
-
-    if yes:
-        return engine.approval("flag")
-    try:
-        ok = typer.confirm("\nApply these changes?", default=False, err=True)
-    except typer.Abort:
-        ok = False
-    if not ok:
-        raise NotApproved("not approved; nothing was written")
-    return engine.approval("prompt")
+    _echo_unknown(done.after)
+    raise typer.Exit(EXIT_DRIFT if done.after.plan.manual or done.after.unknown else EXIT_OK)
 
 
 @app.command()
@@ -384,11 +279,10 @@ def playbook_schema() -> None:
 @app.command()
 def demo() -> None:
     """The whole story on the built-in demo org: audit, plan, approve, apply, verify."""
-    from remediate import engine
-    from remediate.orgs import sandbox_state_path
+    from remediate import builtin, engine
     from remediate.render import text
 
-    sandbox_state_path("demo").unlink(missing_ok=True)
+    builtin.reset("demo")
     handle = _open("demo", None)
     try:
         _echo("== 0. the symptom: both integrations try to sign in to the demo org ==\n")
@@ -416,10 +310,12 @@ def demo() -> None:
         else:
             _echo("(no terminal to ask on: approving automatically, as this is the sandbox)")
             approval = engine.approval("flag")
-        result = engine.apply(handle, current, approval, _journal())
-        _echo(text.applied(result))
-        _echo("\n== 4. verify: re-read, and sign in as each integration ==\n")
-        verified = engine.verify(handle)
+        done = engine.apply_and_verify(
+            handle, current, approval, _journal(), sign_in=True,
+            on_applied=lambda result: _echo(text.applied(result) + "\n\n== 4. verify: re-read, "
+                                            "and sign in as each integration ==\n"))
+        assert done.verified is not None
+        verified = done.verified
         _echo(text.verified(verified))
     finally:
         handle.close()
@@ -436,13 +332,10 @@ def demo() -> None:
 @sandbox_app.command("reset")
 def sandbox_reset(org: str = typer.Option("demo", "--org", "-o")) -> None:
     """Start a built-in sandbox org over from its scenario."""
-    from remediate.errors import UsageError
-    from remediate.orgs import builtin_scenario, is_builtin, sandbox_state_path
+    from remediate import builtin
 
-    if not is_builtin(org):
-        raise UsageError(f"{org!r} is not a built-in sandbox org (demo or sandbox:<scenario>)")
-    sandbox_state_path(builtin_scenario(org)).unlink(missing_ok=True)
-    _echo(f"Reset {org}: the next command starts from scenario {builtin_scenario(org)!r}.")
+    scenario = builtin.reset(org)
+    _echo(f"Reset {org}: the next command starts from scenario {scenario!r}.")
 
 
 @sandbox_app.command("status")
@@ -450,31 +343,23 @@ def sandbox_status(org: str = typer.Option("demo", "--org", "-o")) -> None:
     """Counters of a built-in sandbox org (requests, writes), as JSON."""
     import json
 
-    from remediate.errors import UsageError
-    from remediate.orgs import builtin_scenario, is_builtin, sandbox_state_path
-    from remediate.sandbox import persist
+    from remediate import builtin
 
-    if not is_builtin(org):
-        raise UsageError(f"{org!r} is not a built-in sandbox org (demo or sandbox:<scenario>)")
-    path = sandbox_state_path(builtin_scenario(org))
-    extra = persist.load(path)[1] if path.exists() else {}
-    _echo(json.dumps({"org": org, "state": str(path), "saved": path.exists(),
-                      "writes": extra.get("writes", 0), "requests": extra.get("requests", 0)}))
+    _echo(json.dumps(builtin.status(org)))
 
 
 @sandbox_app.command("integration")
 def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"),
                         login_url: str = typer.Option(..., "--login-url")) -> None:
     """Act as the admin of the external system: change the URL an integration signs in to."""
-    from remediate.errors import UsageError
-    from remediate.orgs import is_builtin
+    from remediate import builtin
 
-    if not is_builtin(org):
-        raise UsageError(f"{org!r} is not a built-in sandbox org (demo or sandbox:<scenario>)")
-    handle = _open(org, None)
-    handle.extra.setdefault("integrations", {}).setdefault(name, {})["login_url"] = login_url
-    handle.close()
+    builtin.set_login_url(org, name, login_url)
     _echo(f"{name} in {org} now signs in at {login_url}.")
+
+
+for _command in cli_enforce.COMMANDS:  # enforce, history, rollback
+    app.command()(_command)
 
 
 def main() -> None:
@@ -517,5 +402,3 @@ def main() -> None:
                    "; please report it", err=True)
         sys.exit(EXIT_FAILURE)
 
-
-from remediate import cli_enforce as _cli_enforce  # noqa: E402, F401  (registers enforce, history, rollback)

@@ -1,6 +1,6 @@
 """``remediate enforce``, ``history`` and ``rollback``: the commands for unattended runs.
 
-Registered on ``remediate.cli.app`` (imported from the bottom of cli.py).
+remediate.cli registers ``COMMANDS`` after its own (so ``--help`` lists them last).
 """
 
 from __future__ import annotations
@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from remediate.cli import FORMAT, Format, _approve, _echo, _journal, _open, _settings, app
-from remediate.errors import EXIT_DRIFT, EXIT_OK, UsageError, VerificationFailed
+from remediate.cli_base import FORMAT, Format
+from remediate.cli_base import approve as _approve
+from remediate.cli_base import echo as _echo
+from remediate.cli_base import journal as _journal
+from remediate.cli_base import open_handle as _open
+from remediate.cli_base import settings as _settings
+from remediate.errors import EXIT_DRIFT, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from remediate.enforce import FleetReport
@@ -33,7 +38,6 @@ ALLOW_PRODUCTION = typer.Option(False, "--allow-production",
                                      "'production = true'.")
 
 
-@app.command()
 def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | None = SHARD,
             workers: int | None = WORKERS, fmt: Format = FORMAT) -> None:
     """One unattended pass for cron: lock, audit, apply what the policy approves, verify,
@@ -72,9 +76,9 @@ def _config_looked_at() -> str:
     import os
     from pathlib import Path
 
-    from remediate import cli
+    from remediate import cli_base
 
-    path = cli.STATE.config or (Path(os.environ["REMEDIATE_CONFIG"])
+    path = cli_base.STATE.config or (Path(os.environ["REMEDIATE_CONFIG"])
                                 if os.environ.get("REMEDIATE_CONFIG") else None)
     if path is not None:
         return str(path)
@@ -85,27 +89,24 @@ def _config_looked_at() -> str:
 
 def _bound_steps(name: str) -> set[str]:
     """``playbook/step-id`` of every step bound to the org, without signing in to it."""
-    from remediate import cli
+    from remediate import cli_base
     from remediate import playbook as playbooks
+    from remediate.builtin import BUILTIN_PLAYBOOKS, is_builtin
     from remediate.errors import ConfigError
-    from remediate.orgs import BUILTIN_PLAYBOOKS, bind_playbooks, is_builtin
+    from remediate.orgs import bind_playbooks
 
     settings = _settings()
     if is_builtin(name):
-        from remediate.orgs import builtin_scenario
-        from remediate.sandbox import scenario as scenarios
+        from remediate.builtin import check_scenario
 
-        try:
-            scenarios.load(builtin_scenario(name))
-        except scenarios.ScenarioError as exc:
-            raise ConfigError(f"org {name!r}: {exc}") from None
+        check_scenario(name)
         loaded = [playbooks.load(playbooks.resolve(p)) for p in BUILTIN_PLAYBOOKS]
         return {f"{pb.name}/{step.id}" for pb in loaded for step in pb.model.steps}
     config = settings.orgs.get(name)
     if config is None:
         raise ConfigError(f"org {name!r} is not configured: {_config_looked_at()} has no "
                           f"[orgs.{name}] (built in: demo, sandbox:<scenario>)")
-    base = cli.STATE.config.parent if cli.STATE.config else None
+    base = cli_base.STATE.config.parent if cli_base.STATE.config else None
     steps, _ = bind_playbooks(config.playbooks, None, base=base)
     return {f"{s.playbook}/{s.id}" for s in steps}
 
@@ -158,7 +159,6 @@ def fleet_text(result: FleetReport, shard: str | None = None) -> str:
     return "\n".join(lines)
 
 
-@app.command()
 def history(org: str | None = HISTORY_ORG, limit: int = LIMIT, fmt: Format = FORMAT) -> None:
     """List runs from the journal: run id, org, when, kind, status, changes, approval."""
     from remediate import history as histories
@@ -184,7 +184,6 @@ def history_text(found: list[RunSummary]) -> str:
     return "\n".join(lines)
 
 
-@app.command()
 def rollback(run_id: str = RUN_ID, yes: bool = YES,
              allow_production: bool = ALLOW_PRODUCTION) -> None:
     """Restore the before-values of a run's changes: shows the diff, applies after approval."""
@@ -208,16 +207,19 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
         engine.guard_production(handle, undo.current.org, allow_production)
         _echo(text.rollback(plan, undo.current.inventory))
         approval = _approve(yes)
-        result = engine.apply(handle, undo.current, approval, journal)
-        histories.journal_rollback(journal, result.run_id, run_id, recorded.org)
-        _echo("")
-        _echo(text.applied(result))
-        again = histories.build(handle, journal, run_id).plan
-        if again.automatic:
-            raise VerificationFailed(f"after rollback, {len(again.automatic)} change(s) are "
-                                     "still not undone: "
-                                     + "; ".join(c.label() for c in again.automatic))
+
+        def applied(result: engine.ApplyResult) -> None:
+            histories.journal_rollback(journal, result.run_id, run_id, recorded.org)
+            _echo("\n" + text.applied(result))
+
+        done = engine.apply_and_verify(
+            handle, undo.current, approval, journal, sign_in=False, on_applied=applied,
+            reread=lambda h: histories.build(h, journal, run_id).current)
+        done.require_no_automatic_left("rollback")
     finally:
         handle.close()
-    _echo(f"Rolled back run {run_id} as run {result.run_id}.")
+    _echo(f"Rolled back run {run_id} as run {done.result.run_id}.")
     raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
+
+
+COMMANDS = (enforce, history, rollback)

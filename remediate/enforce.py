@@ -277,12 +277,11 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
             return OrgReport(target.name, "pending approval", run_id, pending=list(plan.changes),
                              message=f"{kill}; plan only" if kill else "")
         engine.guard_production(handle, current.org, allow_production=False, flag=None)
-        result = engine.apply(handle, current, engine.approval("policy"), journal,
-                              only=policy.approves, run_id=run_id)
-        verified = engine.verify(handle)
-        remaining = list(verified.assessment.plan.changes)
-        left = {(c.target, c.field) for c in remaining}
-        stuck = [c for c in result.applied if (c.target, c.field) in left]
+        done = engine.apply_and_verify(handle, current, engine.approval("policy"), journal,
+                                       sign_in=True, only=policy.approves, run_id=run_id)
+        result, verified, stuck = done.result, done.verified, done.stuck
+        assert verified is not None
+        remaining = list(done.after.plan.changes)
         report = OrgReport(target.name, "fixed" if not remaining else "pending approval",
                            run_id, applied=result.applied, pending=remaining)
         failed_tokens = [f"{name}: {t.error or t.api_error or t.status}"

@@ -1,9 +1,11 @@
-"""detect -> diff -> plan; approve -> apply -> verify. The only module that sequences a run.
+"""detect -> diff -> plan; approve -> apply -> re-read -> verify. The module that sequences a run.
 
 Every command starts with ``assess``: gather the reads of every bound step, fetch them through
-the gateway in one batch, let each step diff its slice, and build the plan. ``apply`` assesses
-again, refuses a stale plan, and writes in dependency order, one batch per API request,
-journalling each batch before the next.
+the gateway in one batch, let each step diff its slice, and build the plan. ``check_plan``
+refuses a saved plan the org no longer matches. ``apply`` writes in dependency order, one batch
+per API request (a wave where batches are independent), journalling each batch before the next.
+``apply_and_verify`` is the one sequence every writing command runs: apply, re-read, and sign
+in as the integrations when asked. The CLI parses, calls these and renders.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from remediate.errors import (
     RemediateError,
     SafetyRefusal,
     StalePlan,
+    VerificationFailed,
 )
 from remediate.journal import Journal, change_record, new_run_id
 from remediate.orgs import OrgHandle
@@ -162,7 +165,7 @@ def check_plan(saved: Plan, current: Assessment, handle: OrgHandle) -> None:
 def guard_production(handle: OrgHandle, org: OrgInfo, allow_production: bool, *,
                      flag: str | None = "--allow-production") -> None:
     """Writing to an org whose Organization.IsSandbox is false needs its mark (``production =
-    true``) or the caller's explicit flag. Built-in sandbox orgs carry the mark (orgs.py): they
+    true``) or the caller's explicit flag. Built-in sandbox orgs carry the mark (builtin.py): they
     are emulators, whatever IsSandbox their scenario says. ``enforce`` passes no flag."""
     if org.is_sandbox or handle.config.production or allow_production:
         return
@@ -365,10 +368,7 @@ def verify(handle: OrgHandle, *, reread_only: bool = False) -> VerifyResult:
     When signing in already told the org's My Domain, the re-read and the integrations'
     sign-ins go out together; otherwise the sign-ins wait for the re-read to learn it.
     """
-    selected = {s.playbook for s in handle.steps}
-    # a built-in org's integrations are named after their playbooks: verify only the selected
-    logins = [] if reread_only else [login for login in handle.logins
-                                     if not (handle.builtin and login.name not in selected)]
+    logins = [] if reread_only else handle.logins
     gw = handle.gateway
     my_domain = gw.known_my_domain() if logins else None
     if my_domain is not None:
@@ -395,6 +395,60 @@ def verify(handle: OrgHandle, *, reread_only: bool = False) -> VerifyResult:
         tokens.append((login.name, value))
     not_tried = {} if reread_only else dict(handle.not_tried)
     return VerifyResult(current, tokens, not_tried, reread_only)
+
+
+# ---- the one apply sequence: apply -> re-read -> verify -----------------------------------
+
+
+@dataclass
+class Converged:
+    """What ``apply_and_verify`` did: the apply, the org re-read after it, and (when asked) the
+    integrations' sign-ins."""
+
+    result: ApplyResult
+    after: Assessment
+    verified: VerifyResult | None = None
+
+    @property
+    def stuck(self) -> list[Change]:
+        """Applied changes the re-read still asks for: the write did not take."""
+        left = {(c.target, c.field) for c in self.after.plan.changes}
+        return [c for c in self.result.applied if (c.target, c.field) in left]
+
+    def require_no_automatic_left(self, what: str) -> None:
+        """Fail (exit 4) when the re-read still finds changes remediate would make."""
+        pending = self.after.plan.automatic
+        if pending:
+            raise VerificationFailed(f"after {what}, {len(pending)} change(s) are still pending: "
+                                     + "; ".join(c.label() for c in pending))
+
+
+def assess_to_apply(handle: OrgHandle) -> Assessment:
+    """``assess`` reading whole metadata components, as a run that writes them back does
+    (ADR 0010); ``apply_and_verify`` goes back to the lighter reads for its re-read."""
+    handle.gateway.full_metadata = True
+    return assess(handle)
+
+
+def apply_and_verify(handle: OrgHandle, current: Assessment, approved: Approval | None,
+                     journal: Journal, *, sign_in: bool,
+                     only: Callable[[Change], bool] | None = None, run_id: str | None = None,
+                     reread: Callable[[OrgHandle], Assessment] | None = None,
+                     on_applied: Callable[[ApplyResult], None] | None = None) -> Converged:
+    """The sequence every writing command runs (apply, demo, rollback, enforce): apply the
+    approved changes, re-read the org, and with ``sign_in`` sign in as each integration.
+
+    ``reread`` replaces the plain re-read (a rollback re-builds its undo plan); ``on_applied``
+    is called between the writes and the re-read (to render or journal what was written).
+    """
+    result = apply(handle, current, approved, journal, only=only, run_id=run_id)
+    if on_applied is not None:
+        on_applied(result)
+    handle.gateway.full_metadata = False
+    if sign_in:
+        verified = verify(handle)
+        return Converged(result, verified.assessment, verified)
+    return Converged(result, (reread or assess)(handle))
 
 
 # ---- diagnose ----------------------------------------------------------------------------

@@ -4,9 +4,11 @@ One line per event, each flushed and fsynced before the next write to the org, s
 dies half-way leaves a journal that says exactly what was applied and what was not:
 
 * ``apply.start``: run id, org, org id, plan checksum, approval (who, how, when), the changes;
-* ``batch``: one write request's changes with ``result`` = applied | failed (and the error),
-  and ``created``: the ids of the rows it inserted (what ``rollback`` deletes);
-* ``apply.end``: status = applied | failed | nothing-to-do.
+* ``batch``: one write request's changes with ``result`` = applied | failed | unknown (the
+  write may have been committed, ADR 0009) and the error, and ``created``: the ids of the rows
+  it inserted (what ``rollback`` deletes);
+* ``apply.end``: status = applied | failed (a run with nothing to apply writes no line);
+* ``rollback``: which run a rollback run undid; ``enforce``: one org's outcome in an enforce run.
 
 Values are the plan's before/after values; no credential ever reaches a plan, so none reaches
 the journal.
@@ -30,10 +32,7 @@ def new_run_id() -> str:
 
 
 def change_record(change: Change) -> dict[str, Any]:
-    return {"playbook": change.playbook, "step": change.step, "kind": change.kind,
-            "cause": change.cause, "target": change.target, "field": change.field,
-            "before": change.before, "after": change.after,
-            "write": change.write.model_dump(mode="json") if change.write else None}
+    return change.data(write=True)
 
 
 class Journal:

@@ -18,9 +18,10 @@ import structlog
 
 SECRET_KEYS = re.compile(r"secret|password|passwd|token|private_?key|assertion|authorization|"
                          r"session_?id|api_?key|credential", re.IGNORECASE)
+#: The one set of secret shapes: logs, error messages (salesforce.errors.scrub), webhooks.
 SECRET_PATTERNS = (
-    re.compile(r"00D\w{12,15}![\w.\-]+"),  # Salesforce session ids
-    re.compile(r"(?i)\b(bearer|basic)\s+[\w.\-+/=]+"),
+    re.compile(r"00D\w{12,15}![\w.\-~]+"),  # Salesforce session ids
+    re.compile(r"(?i)\b(bearer|basic)\s+[\w.\-+/=!~]+"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+"),  # JWTs
 )

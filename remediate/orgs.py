@@ -1,15 +1,13 @@
 """Turning ``--org NAME`` into a signed-in gateway, bound playbook steps and verify logins.
 
-Configured orgs come from remediate.toml. Built-in orgs need no configuration: ``demo`` is the
-sandbox's ``demo`` scenario, and ``sandbox:<scenario>`` any shipped scenario; each runs in
-process against the sandbox org emulator, with both shipped playbooks bound to the scenario's
-users and apps, and its state kept in the user's cache directory between commands
-(``remediate sandbox reset`` starts it over).
+Configured orgs come from remediate.toml. Built-in orgs (``demo``, ``sandbox:<scenario>``) need
+no configuration: remediate.builtin opens them, and is the only module that knows the sandbox.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,8 @@ from typing import Any
 from remediate import playbook as playbooks
 from remediate.errors import ConfigError
 from remediate.playbook import BoundStep
-from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin, TimeoutSession
-from remediate.settings import OrgConfig, Settings, cache_dir, secret_from_env
-
-BUILTIN_PLAYBOOKS = ("copilot-for-sales", "workato")
+from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin
+from remediate.settings import OrgConfig, Settings, secret_from_env
 
 
 @dataclass
@@ -31,45 +27,25 @@ class OrgHandle:
     steps: list[BoundStep]
     digest: str
     logins: list[IntegrationLogin] = field(default_factory=list)
-    sandbox: Any = None  # remediate.sandbox.app.Sandbox for built-in orgs
+    sandbox: Any = None  # the emulator behind a built-in org (tests inject faults on it)
     state_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: integrations bound in [orgs.NAME.verify] whose credentials are not available, with why:
     #: only ``verify`` needs them, and it reports these as "not tried"
     not_tried: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def builtin(self) -> bool:
-        return self.sandbox is not None
+    on_close: Callable[[], None] | None = None  # a built-in org saves its state here
 
     def close(self) -> None:
-        """Keep a built-in org's state (and its write counter) for the next command."""
-        if self.sandbox is not None and self.state_path is not None:
-            from remediate.sandbox import persist
-
-            self.extra["writes"] = int(self.extra.get("writes", 0)) + self.sandbox.writes
-            self.extra["requests"] = int(self.extra.get("requests", 0)) + \
-                self.sandbox.counts["total"]
-            self.sandbox.reset_counters()
-            persist.save(self.state_path, self.sandbox.org, self.extra)
-
-
-def is_builtin(name: str) -> bool:
-    return name == "demo" or name.startswith("sandbox:")
-
-
-def builtin_scenario(name: str) -> str:
-    return "demo" if name == "demo" else name.split(":", 1)[1]
-
-
-def sandbox_state_path(scenario_name: str) -> Path:
-    return cache_dir() / "sandbox" / f"{scenario_name}.json"
+        if self.on_close is not None:
+            self.on_close()
 
 
 def open_org(name: str, settings: Settings, *, only: list[str] | None = None,
              config_dir: Path | None = None) -> OrgHandle:
-    if is_builtin(name):
-        return _open_builtin(name, only)
+    from remediate import builtin
+
+    if builtin.is_builtin(name):
+        return builtin.open_builtin(name, only)
     config = settings.orgs.get(name)
     if config is None:
         known = ", ".join(sorted(settings.orgs)) or "none configured"
@@ -127,7 +103,7 @@ def _credentials(name: str, c: OrgConfig) -> Credentials:
                            private_key=_read_key(c.private_key_file, what))
     if c.auth == "sf_cli":
         return _sf_cli(name, c)
-    raise ConfigError(f"{what}: auth {c.auth!r} is only for built-in sandbox orgs")
+    raise ConfigError(f"{what}: unknown auth {c.auth!r}")
 
 
 def _read_key(path: Path, what: str) -> str:
@@ -176,100 +152,14 @@ def _login(org: str, integration: str, v: Any) -> IntegrationLogin:
     return IntegrationLogin(integration, v.flow, client_id, secret, v.username, key)
 
 
-# ---- built-in sandbox orgs ----------------------------------------------------------------
+_MOVED = {"BUILTIN_PLAYBOOKS", "is_builtin", "builtin_scenario", "sandbox_state_path", "open_on_sandbox",
+          "sandbox_admin", "sandbox_logins", "builtin_bindings"}
 
 
-def _open_builtin(name: str, only: list[str] | None) -> OrgHandle:
-    from remediate.sandbox import persist
-    from remediate.sandbox import scenario as scenarios
-    from remediate.sandbox.app import Sandbox
+def __getattr__(name: str) -> Any:
+    """The built-in orgs' helpers moved to remediate.builtin (ADR 0074); old imports still work."""
+    if name in _MOVED:
+        from remediate import builtin
 
-    scenario_name = builtin_scenario(name)
-    try:
-        spec = scenarios.load(scenario_name)
-    except scenarios.ScenarioError as exc:
-        raise ConfigError(f"org {name!r}: {exc}") from None
-    path = sandbox_state_path(scenario_name)
-    extra: dict[str, Any] = {}
-    if path.exists():
-        try:
-            org, extra = persist.load(path)
-        except (ValueError, KeyError, TypeError, OSError):
-            raise ConfigError(f"org {name!r}: the saved sandbox state at {path} is unreadable; "
-                              f"run 'remediate sandbox reset --org {name}'") from None
-    else:
-        org = scenarios.build_org(spec)
-    return open_on_sandbox(name, spec, Sandbox([org]), only=only, extra=extra, state_path=path)
-
-
-def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | None = None,
-                    extra: dict[str, Any] | None = None, state_path: Path | None = None,
-                    retry: Any = None) -> OrgHandle:
-    """A built-in org's handle on a ``Sandbox`` the caller holds (its only org, built from
-    ``spec``): tests and benchmarks inject faults and read counters on it. Without
-    ``state_path`` nothing is saved on close."""
-    from remediate.sandbox.adapter import mount
-
-    org = sandbox.org
-    extra = {} if extra is None else extra
-    integrations = extra.setdefault("integrations", {})
-    session = mount(TimeoutSession(), sandbox)
-    session.trust_env = False  # answered in process: no proxy or .netrc look-ups per request
-    gateway = Gateway(sandbox_admin(org), session=session, org_label=f"org {name!r}",
-                      retry=retry)
-    config = OrgConfig(login_url=org.my_domain_url, auth="sandbox", scenario=spec.name or None,
-                       production=True,  # an emulator: marked production-allowed
-                       playbooks=builtin_bindings(spec, org.my_domain_url, integrations))
-    steps, digest = bind_playbooks(config.playbooks, only)
-    return OrgHandle(name, config, gateway, steps, digest, sandbox_logins(spec), sandbox,
-                     state_path, extra)
-
-
-def sandbox_admin(org: Any) -> Credentials:
-    """How remediate signs in to a sandbox org: the scenario's ``Remediate_Admin`` app, client
-    credentials at the org's My Domain."""
-    admin = org.metadata["ConnectedApp"]["Remediate_Admin"]["oauthConfig"]
-    return Credentials("client_credentials", org.my_domain_url, client_id=admin["consumerKey"],
-                       client_secret=admin["consumerSecret"])
-
-
-def sandbox_logins(spec: Any, names: set[str] | None = None) -> list[IntegrationLogin]:
-    """The scenario's integrations as ``verify`` signs in with them, each calling from its own
-    address (the sandbox-only X-Sandbox-Client-IP header). ``names`` keeps only those."""
-    return [IntegrationLogin(i.name, i.flow, i.client_id, i.client_secret, i.username,
-                             i.private_key, {"X-Sandbox-Client-IP": i.source_ip})
-            for i in spec.integrations if names is None or i.name in names]
-
-
-def builtin_bindings(spec: Any, my_domain_url: str,
-                     overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Playbook variables for a sandbox scenario (all scenarios share healthy.yaml's names)."""
-    integrations = {i.name: i for i in spec.integrations}
-    eca_names = {e.name for e in spec.external_client_apps}
-
-    def login_url(integration: str) -> str:
-        override = overrides.get(integration, {}).get("login_url")
-        if override:
-            return str(override)
-        configured = integrations[integration].login_url if integration in integrations \
-            else None
-        return configured or my_domain_url
-
-    copilot = {
-        "integration_user": "copilot.integration@acme.example.com",
-        "app_type": "external_client_app" if "Copilot_for_Sales" in eca_names
-        else "connected_app",
-        "login_url": login_url("copilot-for-sales"),
-        "allow_reactivation": True,
-    }
-    workato = {
-        "integration_user": "workato.integration@acme.example.com",
-        "login_url": login_url("workato"),
-        "package_version_id": "04t5e000000WkAtAAK",
-        "ip_ranges": [{"start": "203.0.113.0", "end": "203.0.113.255",
-                       "description": "Workato"}],
-        "named_credentials": [n.name for n in spec.named_credentials],
-        "remote_sites": [r.name for r in spec.remote_sites],
-        "allow_reactivation": True,
-    }
-    return {"copilot-for-sales": copilot, "workato": workato}
+        return getattr(builtin, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -96,6 +96,22 @@ class Change(_Frozen):
     def label(self) -> str:
         return f"{self.target}: {self.field}"
 
+    def data(self, *, origin: bool = True, write: bool = False) -> dict[str, Any]:
+        """The one serialisation of a change (JSON output, the journal, notifications):
+        ``origin`` adds the playbook, step, kind and cause; ``write`` the write itself, as the
+        journal keeps it for ``rollback``. (The plan file stores whole models.)"""
+        out: dict[str, Any] = {"playbook": self.playbook, "step": self.step, "kind": self.kind,
+                               "cause": self.cause} if origin else {}
+        out |= {"target": self.target, "field": self.field, "before": self.before,
+                "after": self.after}
+        if write:
+            out["write"] = self.write.model_dump(mode="json") if self.write else None
+            return out
+        out["automatic"] = self.automatic
+        if self.manual:
+            out["manual"] = self.manual
+        return out
+
 
 class Approval(_Frozen):
     by: str

@@ -356,13 +356,11 @@ def _hoist(params: dict[str, Any], defs: dict[str, Any], kind: str) -> dict[str,
 
 
 def builtin_dir() -> Path:
-    """The playbooks shipped with remediate (playbooks/ in the source tree)."""
+    """The playbooks shipped with remediate: package data ``remediate/playbooks``, a link to the
+    top-level playbooks/ in the source tree (ADR 0024)."""
     from importlib import resources
 
-    packaged = Path(str(resources.files("remediate") / "data" / "playbooks"))
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "playbooks"
+    return Path(str(resources.files("remediate") / "playbooks"))
 
 
 def resolve(name_or_path: str, base: Path | None = None) -> Path:

@@ -109,7 +109,7 @@ class EnforceSettings(_Strict):
 
 class OrgConfig(_Strict):
     login_url: str
-    auth: Literal["sf_cli", "jwt", "client_credentials", "access_token", "sandbox"]
+    auth: Literal["sf_cli", "jwt", "client_credentials", "access_token"]
     client_id: str | None = None
     client_secret_env: str | None = None
     username: str | None = None
@@ -123,7 +123,6 @@ class OrgConfig(_Strict):
     production: bool = False
     playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     verify: dict[str, VerifyLogin] = Field(default_factory=dict)
-    scenario: str | None = None  # auth = "sandbox" only
     enforce: EnforcePolicy | None = None
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from remediate import engine
 from remediate import journal as journal_module
+from remediate.builtin import open_on_sandbox
 from remediate.errors import RemediateError
 from remediate.journal import Journal
-from remediate.orgs import OrgHandle, open_on_sandbox
+from remediate.orgs import OrgHandle
 from remediate.plan import Change, MetadataWrite, RecordDelete, RecordWrite
 from remediate.salesforce.retry import RetryPolicy
 from remediate.sandbox import scenario as scenarios
@@ -52,7 +53,7 @@ def fast_setup(monkeypatch: Any) -> None:
     def client(wsdl: Any, settings: Any = None, **kwargs: Any) -> Any:
         global _document
         if _document is None:
-            _document = Document(wsdl, Transport(), settings=settings)
+            _document = Document(wsdl, Transport(), settings=settings)  # type: ignore[arg-type]  # zeep: an instance
         return Client(_document, settings=settings, **kwargs)
 
     monkeypatch.setattr(vendor, "Client", client)
@@ -236,8 +237,9 @@ def run_apply(handle: OrgHandle, journal: Journal) -> Run:
         current = engine.assess(handle)
         run.planned = list(current.plan.automatic)
         if current.plan.automatic:
-            engine.apply(handle, current, engine.approval("flag"), journal)
-            run.converged = not engine.assess(handle).plan.automatic
+            done = engine.apply_and_verify(handle, current, engine.approval("flag"), journal,
+                                           sign_in=False)
+            run.converged = not done.after.plan.automatic
         else:
             run.converged = True
     except RemediateError as err:

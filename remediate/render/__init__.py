@@ -1,5 +1,6 @@
 """Renderers: the same result data as text (for people), JSON (for tools) or Markdown (for
-tickets and pull requests). Picked from a mapping; no logic beyond presentation."""
+tickets and pull requests); no logic beyond presentation. A change is serialised by
+``Change.data`` alone."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from remediate.plan import Change, Plan
 
 
 def change_data(c: Change) -> dict[str, Any]:
-    return {"target": c.target, "field": c.field, "before": c.before, "after": c.after,
-            "automatic": c.automatic, **({"manual": c.manual} if c.manual else {})}
+    return c.data(origin=False)
 
 
 def finding_data(f: Finding) -> dict[str, Any]:
@@ -31,8 +31,7 @@ def assessment_data(a: Assessment, org_name: str) -> dict[str, Any]:
 
 def plan_data(p: Plan) -> dict[str, Any]:
     return {"org": p.org, "org_id": p.org_id, "checksum": p.checksum,
-            "changes": [{"playbook": c.playbook, "step": c.step, "kind": c.kind,
-                         "cause": c.cause, **change_data(c)} for c in p.changes]}
+            "changes": [c.data() for c in p.changes]}
 
 
 def summary(findings: list[Finding]) -> dict[str, int]:

@@ -21,7 +21,6 @@ from remediate.salesforce.retry import is_transient as is_transient
 __all__ = ["TRANSIENT_CODES", "TruncatedAnswer", "is_transient", "map_exception",
            "rest_error_details", "scrub"]
 
-_TOKENISH = re.compile(r"00D\w{12,15}![\w.]+|Bearer\s+\S+|Basic\s+\S+")
 _NOT_SENT = re.compile(r"NewConnectionError|Failed to resolve|Name or service not known|"
                        r"Connection refused|nodename nor servname|No route to host")
 
@@ -31,8 +30,11 @@ class TruncatedAnswer(Exception):
 
 
 def scrub(text: str) -> str:
-    """Remove anything shaped like a session id or an auth header from a message."""
-    return _TOKENISH.sub("[redacted]", text)
+    """Remove anything shaped like a session id, an auth header, a key or a JWT from a message
+    (the log redactor's patterns: one set for the whole product)."""
+    from remediate.logging import redact_text
+
+    return redact_text(text)
 
 
 def rest_error_details(content: Any) -> tuple[str | None, str]:

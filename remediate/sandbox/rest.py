@@ -21,7 +21,7 @@ import copy
 import json
 import re
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -1205,7 +1205,3 @@ def _substitute_tree(node: Any, bodies: dict[str, Any]) -> Any:
         return {k: _substitute_tree(v, bodies) for k, v in node.items()}
     return node
 
-
-def iter_choices() -> Iterator[tuple[str, str]]:
-    """The behaviours chosen where the reference is uncertain (for docs/sandbox.md)."""
-    yield from CHOSEN.items()

@@ -293,7 +293,6 @@ class AppInstalled(StepKind[AppParams]):
 
 # ---- C11 ---------------------------------------------------------------------------------
 
-CA_IP = ("ENFORCE", "BYPASS_2FACTOR", "BYPASS", "ENFORCE_RELAXREFRESH")
 ECA_IP = {"ENFORCE": "Enforce", "BYPASS_2FACTOR": "Bypass_2factor", "BYPASS": "Bypass",
           "ENFORCE_RELAXREFRESH": "Enforce_RelaxRefresh"}
 

@@ -9,7 +9,7 @@ disagree. ``capture`` turns what is into parameters, for ``snapshot``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -232,6 +232,7 @@ class StepKind(Generic[P]):
 
 
 REGISTRY: dict[str, StepKind[Any]] = {}
+_LOADED: list[bool] = []
 
 
 def register(cls: type[StepKind[Any]]) -> type[StepKind[Any]]:
@@ -242,9 +243,18 @@ def register(cls: type[StepKind[Any]]) -> type[StepKind[Any]]:
 
 
 def kinds() -> dict[str, StepKind[Any]]:
-    """Every step kind, importing the step modules on first use."""
-    from remediate.steps import apps, org, users  # noqa: F401  (they register themselves)
+    """Every step kind, importing the step modules (every module of remediate.steps, found on
+    first use; each registers its kinds) once."""
+    if not _LOADED:
+        import importlib
+        import pkgutil
 
+        import remediate.steps as package
+
+        for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+            if module != "base":
+                importlib.import_module(f"remediate.steps.{module}")
+        _LOADED.append(True)
     return REGISTRY
 
 
@@ -256,5 +266,3 @@ def get_path(data: dict[str, Any] | None, path: str) -> Any:
         cur = cur.get(part)
     return cur
 
-
-Normalise = Callable[[Any], Any]

@@ -38,7 +38,7 @@ import yaml
 from vcr.cassette import Cassette
 from vcr.request import Request as VcrRequest
 
-from remediate import orgs
+from remediate import builtin, orgs
 from remediate.orgs import OrgHandle
 from remediate.playbook import digest
 from remediate.salesforce.gateway import Credentials, Gateway
@@ -117,11 +117,11 @@ DEMO = Case("demo", "*", "demo")
 
 
 def _handle(case: Case, spec: Any, gateway: Gateway, my_domain_url: str) -> OrgHandle:
-    bindings = orgs.builtin_bindings(spec, my_domain_url, {})
+    bindings = builtin.builtin_bindings(spec, my_domain_url, {})
     every, _ = orgs.bind_playbooks(bindings, None)
     steps = [s for s in every if case.kind in ("*", s.kind.name)]
     playbooks = {s.playbook for s in steps}
-    logins = orgs.sandbox_logins(spec, playbooks)
+    logins = builtin.sandbox_logins(spec, playbooks)
     config = OrgConfig(login_url=my_domain_url, auth="access_token", playbooks=bindings)
     return OrgHandle(f"cassette:{case.name}", config, gateway, steps,
                      digest(steps), logins)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from remediate.builtin import sandbox_state_path
 from remediate.cli import main
-from remediate.orgs import sandbox_state_path
 
 
 @dataclass

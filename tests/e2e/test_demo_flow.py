@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+import registry
 from cliharness import run, writes
 
-from remediate.orgs import sandbox_state_path
+from remediate.builtin import sandbox_state_path
 from remediate.sandbox import persist
 
 pytestmark = pytest.mark.e2e
 
-DEMO_CAUSES = {"C1", "C6", "C7", "C10", "C11"}
+DEMO_CAUSES = registry.scenario_causes("demo")
 
 
 def test_audit_of_demo_exits_2_and_reports_every_seeded_cause() -> None:
@@ -50,7 +51,7 @@ def test_plan_apply_verify_then_second_audit_is_clean_and_second_apply_writes_no
 
     applied = run("apply", str(plan_file), "--org", "demo", "--yes")
     assert applied.code == 0, applied.err
-    assert "Applied 6 change(s)" in applied.out
+    assert f"Applied {len(registry.automatic_changes('demo'))} change(s)" in applied.out
 
     verified = run("verify", "--org", "demo")
     assert verified.code == 0, verified.out + verified.err
@@ -123,10 +124,11 @@ def test_journal_records_the_apply_with_approval_and_each_change(tmp_path: Path)
     start = next(x for x in lines if x["event"] == "apply.start")
     assert start["org"] == "demo"
     assert start["approval"]["how"] == "flag"
-    assert len(start["changes"]) == 6
+    expected = len(registry.automatic_changes("demo"))
+    assert len(start["changes"]) == expected
     batches = [x for x in lines if x["event"] == "batch"]
     assert all(b["result"] == "applied" for b in batches)
-    assert sum(len(b["changes"]) for b in batches) == 6
+    assert sum(len(b["changes"]) for b in batches) == expected
     assert lines[-1]["event"] == "apply.end" and lines[-1]["status"] == "applied"
 
 

@@ -12,7 +12,7 @@ import pytest
 from cliharness import run, writes
 
 from remediate import doctor
-from remediate.orgs import open_on_sandbox
+from remediate.builtin import open_on_sandbox
 from remediate.salesforce.gateway import Credentials, Gateway, TimeoutSession
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.adapter import mount

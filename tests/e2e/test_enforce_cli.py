@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import registry
 from cliharness import run, writes
 from webhooks import receiver
 
+from remediate.builtin import sandbox_state_path
 from remediate.enforce import org_lock
 from remediate.journal import Journal
-from remediate.orgs import sandbox_state_path
 from remediate.sandbox import persist
 from remediate.sandbox import scenario as scenarios
 from remediate.settings import state_dir
@@ -23,8 +24,7 @@ from remediate.settings import state_dir
 pytestmark = pytest.mark.e2e
 
 APPROVED = ["copilot-for-sales/client-credentials-on", "workato/stored-urls"]
-ALL_KINDS = ["user.permission_set", "user.license", "user.api_enabled", "profile.login_ip_ranges",
-             "app.client_credentials", "org.stored_urls"]
+ALL_KINDS = registry.automatic_kinds("demo")
 
 
 def config(tmp_path: Path, body: str) -> str:
@@ -63,7 +63,8 @@ webhooks = [{{ url = "{hook.url}", kind = "json" }}, {{ url = "{hook.url}", kind
         assert {c["target"] + ": " + c["field"] for c in org["applied"]} == {
             "ConnectedApp Copilot_for_Sales: oauthConfig.isClientCredentialEnabled",
             "RemoteSiteSetting Acme_Old_Instance: url"}
-        assert len(org["pending"]) == 4 and all(c["automatic"] for c in org["pending"])
+        assert len(org["pending"]) == len(registry.automatic_changes("demo")) - len(APPROVED)
+        assert all(c["automatic"] for c in org["pending"])
 
         batches = [c for e in journal_events("batch") for c in e["changes"]]
         assert sorted(f"{c['playbook']}/{c['step']}" for c in batches) == sorted(APPROVED)
@@ -266,7 +267,7 @@ def test_rollback_of_an_enforce_run_restores_the_org_and_a_second_rollback_chang
 
     listed = run("history", "--org", "demo", "--format", "json").json()
     assert [(r["run_id"], r["kind"], r["status"], r["changes"]) for r in listed] == [
-        (run_id, "enforce", "fixed", 6)]
+        (run_id, "enforce", "fixed", len(registry.automatic_changes("demo")))]
 
     refused = run("rollback", run_id)  # no terminal to approve on: nothing written
     assert refused.code == 3
@@ -274,7 +275,7 @@ def test_rollback_of_an_enforce_run_restores_the_org_and_a_second_rollback_chang
 
     rolled = run("rollback", run_id, "--yes")
     assert rolled.code == 0, rolled.out + rolled.err
-    assert "Applied 6 change(s)" in rolled.out
+    assert f"Applied {len(registry.automatic_changes('demo'))} change(s)" in rolled.out
     assert _org_state() == before
     assert run("audit", "--org", "demo").code == 2
 

@@ -8,28 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import registry
 
 from remediate import enforce
 from remediate import playbook as playbooks
+from remediate.builtin import BUILTIN_PLAYBOOKS, builtin_bindings, sandbox_admin, sandbox_logins
 from remediate.journal import Journal
-from remediate.orgs import (
-    BUILTIN_PLAYBOOKS,
-    OrgHandle,
-    builtin_bindings,
-    sandbox_admin,
-    sandbox_logins,
-)
+from remediate.orgs import OrgHandle
 from remediate.salesforce.gateway import Gateway, TimeoutSession
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.adapter import mount
-from remediate.sandbox.app import Sandbox
+from remediate.sandbox.app import FaultKind, Sandbox
 from remediate.sandbox.state import Org
 from remediate.settings import OrgConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FLEET = 200
-FAULTS = {1: "http_503", 4: "drop_connection", 16: "http_503", 29: "drop_connection"}
+FAULTS: dict[int, FaultKind] = {1: "http_503", 4: "drop_connection", 16: "http_503", 29: "drop_connection"}
 WRITE_FAULT = 3  # a demo org whose writes fail: apply stops, the org is failed
 APPROVE_ALL = enforce.Policy(auto_approve_kinds=frozenset(
     {"user.permission_set", "user.license", "user.api_enabled", "profile.login_ip_ranges",
@@ -48,7 +44,7 @@ def fleet_targets(sandbox: Sandbox, orgs: list[tuple[Org, Any]]) -> list[enforce
                                                 for i in spec.integrations})
         steps = [s for p in BUILTIN_PLAYBOOKS for s in playbooks.bind(loaded[p], bindings[p])]
         logins = sandbox_logins(spec)
-        config = OrgConfig(login_url=url, auth="sandbox", production=True, playbooks=bindings)
+        config = OrgConfig(login_url=url, auth="client_credentials", production=True, playbooks=bindings)
         return OrgHandle(org.my_domain, config, gateway, steps, playbooks.digest(steps), logins)
 
     targets = []
@@ -91,7 +87,8 @@ def test_fleet_of_200_orgs_with_latency_and_faults_completes_with_faulted_orgs_f
         drifting = int(name[3:]) % 10 == 3
         assert report.outcome == ("fixed" if drifting else "clean"), (name, report.message)
         if drifting:
-            assert len(report.applied) == 6 and report.pending == []
+            assert len(report.applied) == len(registry.automatic_changes("demo"))
+            assert report.pending == []
     assert result.worst == "failed" and result.exit_code == 1
     assert "503" in by_org["org1"].message and "cannot reach" in by_org["org4"].message
     assert "apply stopped" in by_org[f"org{WRITE_FAULT}"].message

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from cliharness import run
 
-from remediate import orgs
-from remediate.orgs import sandbox_state_path
+from remediate import builtin, orgs
+from remediate.builtin import sandbox_state_path
 from remediate.sandbox import persist
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +91,7 @@ def test_verify_without_sign_in_is_not_verified_unless_reread_only() -> None:
 
 def test_a_token_answer_without_an_access_token_is_a_failed_sign_in_naming_the_endpoint(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    opened = orgs.open_on_sandbox
+    opened = builtin.open_on_sandbox
 
     def with_fault(*args: Any, **kwargs: Any) -> orgs.OrgHandle:
         handle = opened(*args, **kwargs)
@@ -99,7 +99,7 @@ def test_a_token_answer_without_an_access_token_is_a_failed_sign_in_naming_the_e
         handle.sandbox.inject("bad_soap_body", api="oauth", operation="token", calls=2)
         return handle
 
-    monkeypatch.setattr(orgs, "open_on_sandbox", with_fault)
+    monkeypatch.setattr(builtin, "open_on_sandbox", with_fault)
     result = run("verify", "--org", "sandbox:healthy")
     assert result.code == 4, result.out + result.err
     assert "FAILED: no_access_token: https://acme.my.salesforce.com/services/oauth2/token " \
@@ -139,14 +139,14 @@ def test_a_configuration_defining_a_reserved_org_name_is_an_error(tmp_path: Path
 
 def test_an_unreachable_token_endpoint_is_a_failed_sign_in_and_the_others_are_listed(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    opened = orgs.open_on_sandbox
+    opened = builtin.open_on_sandbox
 
     def with_fault(*args: Any, **kwargs: Any) -> orgs.OrgHandle:
         handle = opened(*args, **kwargs)
         handle.sandbox.inject("drop_connection", api="oauth", operation="token", calls=2)
         return handle
 
-    monkeypatch.setattr(orgs, "open_on_sandbox", with_fault)
+    monkeypatch.setattr(builtin, "open_on_sandbox", with_fault)
     result = run("verify", "--org", "sandbox:healthy")
     assert result.code == 4, result.out + result.err
     assert "FAILED: request_failed: " in result.out

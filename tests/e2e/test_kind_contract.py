@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import registry
 
 from remediate import engine
 from remediate.journal import Journal
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.e2e
 def test_applying_a_kinds_example_twice_leaves_an_empty_plan_and_no_writes(
         name: str, tmp_path: Path) -> None:
     kind = kinds()[name]
-    cause = kind.causes[0].lower()
-    scenario = next(s for s in scenarios.available() if s.startswith(f"{cause}-"))
+    scenario = next(s for s in registry.cause_scenarios()
+                    if scenarios.load(s).causes == [kind.causes[0]])
     handle = open_org(f"sandbox:{scenario}", Settings())
     handle.steps = [BoundStep("contract", "example", kind, kind.causes[0],
                               kind.params.model_validate(kind.example), "")]

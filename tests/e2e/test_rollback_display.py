@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cliharness import run
 
-from remediate.orgs import sandbox_state_path
+from remediate.builtin import sandbox_state_path
 from remediate.sandbox import persist
 
 pytestmark = pytest.mark.e2e

@@ -24,6 +24,7 @@ from typing import Any
 
 import orgstate as st
 import pytest
+import registry
 
 from remediate.errors import ApplyFailed
 from remediate.journal import Journal
@@ -135,4 +136,4 @@ def test_a_fault_that_outlasts_the_retries_gives_up_truthfully_and_the_next_run_
 
 def test_the_matrix_covers_every_request_of_a_clean_apply() -> None:
     requests, planned = clean_apply()
-    assert requests >= 10 and len(planned) == 6
+    assert requests >= 10 and len(planned) == len(registry.automatic_changes("demo"))

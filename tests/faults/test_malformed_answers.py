@@ -18,7 +18,7 @@ import orgstate as st
 import pytest
 from cliharness import run, writes
 
-from remediate import orgs
+from remediate import builtin, orgs
 from remediate.errors import SalesforceError
 from remediate.journal import Journal
 from remediate.salesforce import retry
@@ -39,14 +39,14 @@ def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def with_fault(monkeypatch: pytest.MonkeyPatch, kind: str, api: str, operation: str) -> None:
     """Every built-in org the CLI opens gets the fault on its first matching request."""
-    opened = orgs.open_on_sandbox
+    opened = builtin.open_on_sandbox
 
     def open_with_fault(*args: Any, **kwargs: Any) -> orgs.OrgHandle:
         handle = opened(*args, **kwargs)
         handle.sandbox.inject(kind, api=api, operation=operation, calls=1)
         return handle
 
-    monkeypatch.setattr(orgs, "open_on_sandbox", open_with_fault)
+    monkeypatch.setattr(builtin, "open_on_sandbox", open_with_fault)
 
 
 @pytest.mark.parametrize(("api", "operation"), REQUESTS, ids=[f"{a}-{o}" for a, o in REQUESTS])

@@ -99,12 +99,15 @@ def test_any_text_as_a_playbook_is_refused_in_one_line_naming_the_file(text: str
 
 # ---- configuration files -------------------------------------------------------------------
 
+#: A working configuration of an org nothing answers for (a closed port on this machine): it gets
+#: past every configuration check and fails connecting, with exit 1, never 64.
+NOWHERE = "https://127.0.0.1:19149"
 CONFIG: dict[str, Any] = {
     "journal": "journal.jsonl",
     "orgs": {"prod": {
-        "login_url": "https://acme.my.salesforce.com", "auth": "access_token",
-        "access_token_env": "REMEDIATE_TEST_UNSET_TOKEN", "instance_url":
-            "https://acme.my.salesforce.com", "timeout_s": 30.0, "production": True,
+        "login_url": NOWHERE, "auth": "access_token",
+        "access_token_env": "REMEDIATE_TEST_TOKEN", "instance_url": NOWHERE,
+        "timeout_s": 30.0, "production": True,
         "playbooks": {"copilot-for-sales": {"integration_user": "copilot@acme.com"}},
     }},
 }
@@ -134,20 +137,48 @@ def _toml(value: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _apply_with_config(text: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from remediate.salesforce import retry
+
+    monkeypatch.setenv("REMEDIATE_TEST_TOKEN", "00D000000000001!not-a-real-token")
+    monkeypatch.setattr(retry, "DEFAULT_POLICY", retry.RetryPolicy.no_wait())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "remediate.toml"
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600)
+        return run("--config", str(path), "apply", "--org", "prod", "--yes")
+
+
+def test_the_undamaged_config_gets_past_every_configuration_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _apply_with_config(_toml(CONFIG), monkeypatch)
+    assert result.code == 1, result.err  # it reached for the org, which is not there
+    assert "Traceback" not in result.err and "internal error" not in result.err, result.err
+
+
 @SETTINGS
 @given(doc=damaged(CONFIG) | hs.text(max_size=200).map(lambda t: {"_raw": t}))
 def test_a_damaged_config_is_refused_in_one_line_and_nothing_is_written(
         doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REMEDIATE_TEST_UNSET_TOKEN", raising=False)
+    from remediate.errors import ConfigError
+    from remediate.settings import load_settings
+
+    text = doc["_raw"] if set(doc) == {"_raw"} else _toml(doc)
+    before = writes("demo")
+    result = _apply_with_config(text, monkeypatch)
+    assert result.code != 0
+    assert "Traceback" not in result.err and "internal error" not in result.err, result.err
+    assert len([line for line in result.err.splitlines() if line.startswith("error: ")]) == 1
+    assert writes("demo") == before
+    if result.code == 64:
+        return
+    # the damage was harmless: the file is a valid configuration and apply went for the org
+    assert result.code == 1, result.err
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "remediate.toml"
-        text = doc["_raw"] if set(doc) == {"_raw"} else _toml(doc)
         path.write_text(text, encoding="utf-8")
         path.chmod(0o600)
-        before = writes("demo")
-        result = run("--config", str(path), "apply", "--org", "prod", "--yes")
-        assert result.code != 0
-        assert "Traceback" not in result.err and "internal error" not in result.err, result.err
-        assert result.code == 64, result.err
-        assert len([line for line in result.err.splitlines() if line.startswith("error: ")]) == 1
-        assert writes("demo") == before
+        try:
+            load_settings(path)
+        except ConfigError as exc:
+            pytest.fail(f"exit 1 for a configuration that does not load: {exc.message}")

@@ -87,10 +87,15 @@ def test_healthy_scenario_token_request_succeeds_with_the_same_credentials(
     assert outcome.instance_url == sandbox.org.my_domain_url
 
 
-@pytest.mark.parametrize(("scenario_name", "names"),
-                         [(c[0], c[0].split("-")[0].upper()) for c in CASES if c[0][0] == "c"])
-def test_cause_scenario_names_its_cause(scenario_name: str, names: str) -> None:
-    assert scenarios.load(scenario_name).causes == [names]
+@pytest.mark.parametrize(("scenario_name", "expected"), [(c[0], c[2]) for c in CASES if c[2]],
+                         ids=[c[0] for c in CASES if c[2]])
+def test_the_catalogued_error_of_a_cause_scenario_diagnoses_to_its_cause(
+        scenario_name: str, expected: tuple[str, str]) -> None:
+    from remediate import diagnose  # the product's catalogue, read only by this test
+
+    found = diagnose.match(f"{expected[0]}: {expected[1]}")
+    assert found is not None
+    assert set(scenarios.load(scenario_name).causes) <= set(found.causes)
 
 
 def test_api_disabled_user_gets_a_token_but_rest_call_fails_api_currently_disabled() -> None:

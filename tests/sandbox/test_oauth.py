@@ -58,8 +58,8 @@ def _assertion(integration: IntegrationSpec, *, aud: str = MY_DOMAIN,
                exp: Any = None, key: str | None = None, sub: str | None = None) -> str:
     claims = {"iss": integration.client_id, "sub": sub or integration.username, "aud": aud,
               "exp": exp if exp is not None else int(time.time()) + 180}
-    return jwt.encode(claims, key or probe.signing_key(integration.private_key or ""),
-                      algorithm="RS256")
+    signing: Any = key or probe.signing_key(integration.private_key or "")  # an RSA key
+    return jwt.encode(claims, signing, algorithm="RS256")
 
 
 def _jwt(http: requests.Session, assertion: str, base: str = MY_DOMAIN,

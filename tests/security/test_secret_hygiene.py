@@ -22,6 +22,7 @@ from typing import Any
 
 import orgstate as st
 import pytest
+import registry
 import structlog
 from cliharness import run
 from webhooks import receiver
@@ -35,15 +36,14 @@ from remediate.sandbox.state import Org, Session
 from remediate.settings import state_dir
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_KINDS = ["user.permission_set", "user.license", "user.api_enabled", "profile.login_ip_ranges",
-             "app.client_credentials", "org.stored_urls"]
+ALL_KINDS = registry.automatic_kinds("demo")
 
 
 def scenario_secrets(name: str = "demo") -> list[str]:
     spec = scenarios.load(name)
     found: list[str] = []
-    for app in [*spec.connected_apps, *spec.external_client_apps]:
-        found.append(app.consumer_secret)
+    found += [app.consumer_secret for app in spec.connected_apps]
+    found += [app.consumer_secret for app in spec.external_client_apps]
     for integ in spec.integrations:
         found += [s for s in (integ.client_secret,) if s]
         if integ.private_key:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from functools import partial
 
 import pytest
 
@@ -10,7 +12,7 @@ from remediate.salesforce import mdclient, waves
 
 
 def test_results_come_back_in_call_order() -> None:
-    assert waves.run_wave([lambda i=i: i * i for i in range(12)], limit=4) == \
+    assert waves.run_wave([partial(pow, i, 2) for i in range(12)], limit=4) == \
         [i * i for i in range(12)]
 
 
@@ -23,16 +25,30 @@ def test_calls_of_a_wave_are_in_flight_together_up_to_the_limit() -> None:
     assert sorted(waves.run_wave([call, call, call], limit=3)) == [0, 1, 2]
 
 
-def test_limit_one_runs_the_calls_one_after_another() -> None:
-    running, seen = [0], []
+def _most_in_flight(limit: int, calls: int = 5) -> int:
+    """The most calls of one wave running at the same moment; each call stays in flight long
+    enough (20 ms) for another thread to start beside it, were the wave to allow it."""
+    lock = threading.Lock()
+    running, most = [0], [0]
 
     def call() -> None:
-        running[0] += 1
-        seen.append(running[0])
-        running[0] -= 1
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
 
-    waves.run_wave([call] * 5, limit=1)
-    assert seen == [1] * 5
+    waves.run_wave([call] * calls, limit=limit)
+    return most[0]
+
+
+def test_limit_one_runs_the_calls_one_after_another() -> None:
+    assert _most_in_flight(limit=1) == 1
+
+
+def test_a_wave_never_has_more_than_its_limit_in_flight() -> None:
+    assert _most_in_flight(limit=2) == 2
 
 
 def test_every_call_finishes_before_the_first_failure_is_raised() -> None:

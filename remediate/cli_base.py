@@ -1,0 +1,127 @@
+"""What every remediate command shares: the Typer app, its options, the settings, opening an org,
+the journal, output and approval. remediate.cli and remediate.cli_enforce register their
+commands on ``app``; this module imports neither (ADR 0074).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from remediate.builtin import sandbox_cli
+from remediate.errors import NotApproved
+
+if TYPE_CHECKING:
+    from remediate.orgs import OrgHandle
+    from remediate.settings import Settings
+
+
+T = TypeVar("T")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+app = typer.Typer(
+    name="remediate",
+    help="Keep Salesforce server-to-server integrations working: audit, plan, apply, verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: importing rich costs more than the rest of start-up
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sandbox_app = sandbox_cli()
+app.add_typer(sandbox_app, name="sandbox")
+playbook_app = typer.Typer(help="Validate playbooks and export their JSON Schema.",
+                           no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(playbook_app, name="playbook")
+
+
+class _State:
+    config: Path | None = None
+    settings: Settings | None = None
+
+
+STATE = _State()
+
+ORG = typer.Option(..., "--org", "-o", help="Org name from remediate.toml, 'demo', or "
+                                            "'sandbox:<scenario>'.")
+PLAYBOOKS = typer.Option(None, "--playbook", "-p",
+                         help="Only these bound playbooks (repeatable).")
+FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
+
+
+@app.callback()
+def _main(
+    config: Path | None = typer.Option(None, "--config", "-c", envvar="REMEDIATE_CONFIG",
+                                       help="Configuration file (default ./remediate.toml)."),
+    log_format: str = typer.Option("auto", "--log-format",
+                                   help="Logs on stderr: auto (console on a terminal, JSON "
+                                        "otherwise), console or json."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
+) -> None:
+    from remediate.logging import configure
+
+    level = {0: "warning", 1: "info"}.get(verbose, "debug")
+    configure(log_format, level)
+    STATE.config = config
+
+
+def settings() -> Settings:
+    from remediate.logging import get_logger
+    from remediate.settings import load_settings
+
+    if STATE.settings is None:
+        STATE.settings, warnings = load_settings(STATE.config)
+        for w in warnings:
+            get_logger().warning("config.readable_by_others", detail=w)
+    return STATE.settings
+
+
+def open_handle(org: str, playbooks: list[str] | None) -> OrgHandle:
+    from remediate.orgs import open_org
+
+    base = STATE.config.parent if STATE.config else None
+    return open_org(org, settings(), only=playbooks or None, config_dir=base)
+
+
+def on_org(org: str, playbooks: list[str] | None, action: Callable[[OrgHandle], T]) -> T:
+    """Open the org, run one engine action on it, and always close it (built-in orgs save
+    their state on close)."""
+    handle = open_handle(org, playbooks)
+    try:
+        return action(handle)
+    finally:
+        handle.close()
+
+
+def journal() -> Any:
+    from remediate.journal import Journal
+
+    return Journal(settings().journal_path)
+
+
+def echo(text: str) -> None:
+    typer.echo(text)
+
+
+def approve(yes: bool) -> Any:
+    from remediate import engine
+
+    if yes:
+        return engine.approval("flag")
+    try:
+        ok = typer.confirm("\nApply these changes?", default=False, err=True)
+    except typer.Abort:
+        ok = False
+    if not ok:
+        raise NotApproved("not approved; nothing was written")
+    return engine.approval("prompt")

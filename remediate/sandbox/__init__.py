@@ -1,0 +1,1 @@
+"""The sandbox org: a wire-level Salesforce emulator. It imports nothing of the product (ADR 0074)."""

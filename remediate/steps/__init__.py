@@ -1,0 +1,1 @@
+"""Step kinds: one module per domain; ``base.kinds()`` is the registry."""
