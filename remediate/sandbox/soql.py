@@ -947,3 +947,75 @@ def run(soql: str, org: Org, *, version: str = "59.0", tooling: bool = False,
         return Result([], len(rows), True)
     records = [evaluator.shape(bound, r) for r in rows]
     return Result(records, len(records), False)
+
+
+# ---- column metadata (GET query?q=...&columns=true) ---------------------------------------
+
+#: Apex type names per field type, as the column metadata reports them.
+_APEX_TYPES: dict[str, str] = {
+    "id": "Id", "reference": "Id", "string": "String", "boolean": "Boolean", "int": "Integer",
+    "datetime": "Datetime", "date": "Date",
+}
+
+
+def _column(name: str, display: str, ftype: str | None, obj: schema.SObject | None,
+            joins: list[dict[str, Any]], aggregate: bool = False) -> dict[str, Any]:
+    """One column, keys in the order the real answer has them (alphabetical)."""
+    writable = obj is not None and ftype is not None and name not in (
+        "Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+    return {
+        "aggregate": aggregate,
+        "apexType": _APEX_TYPES.get(ftype or "") if ftype else None,
+        "booleanType": ftype == "boolean",
+        "columnName": name,
+        "custom": name.endswith("__c"),
+        "displayName": display,
+        "foreignKeyName": None,
+        "insertable": bool(writable and obj is not None and obj.createable),
+        "joinColumns": joins,
+        "numberType": ftype == "int",
+        "textType": ftype == "string",
+        "updatable": bool(writable and obj is not None and name in obj.updateable_fields),
+    }
+
+
+def _path_column(path: Path, depth: int = 0) -> dict[str, Any]:
+    if depth == len(path.refs):
+        return _column(path.field, path.text, path.ftype, path.obj, [])
+    ref = path.refs[depth]
+    display = ".".join(path.text.split(".")[:depth + 1])
+    return _column(ref.relationship, display, None, None, [_path_column(path, depth + 1)])
+
+
+def _query_columns(bound: BoundQuery) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in bound.items:
+        if isinstance(item, BoundChild):
+            out.append(_column(item.relationship.name, item.relationship.name, None, None,
+                               _query_columns(item.query), aggregate=True))
+        else:
+            out.append(_path_column(item))
+    return out
+
+
+def columns(soql: str, *, tooling: bool = False,
+            visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """What ``query?columns=true`` answers: the select list described, no rows read.
+
+    Undocumented by Salesforce; the sf CLI's ``data query`` reads ``columnMetadata`` (each
+    column's ``columnName``, ``aggregate`` and nested ``joinColumns``). Raises SoqlError like
+    ``run`` for a query Salesforce would refuse."""
+    query = parse(soql)
+    binder = _Binder(tooling, visible)
+    bound = binder.query(query, binder.sobject(query.sobject))
+    from remediate.sandbox.ids import KEY_PREFIXES
+
+    cols = [] if bound.count else _query_columns(bound)
+    return {
+        "columnMetadata": cols,
+        "entityName": bound.obj.name,
+        "groupBy": False,
+        "idSelected": any(isinstance(i, Path) and not i.refs and i.field == "Id"
+                          for i in bound.items),
+        "keyPrefix": KEY_PREFIXES.get(bound.obj.name),
+    }
