@@ -78,11 +78,12 @@ def _package_xml(types: dict[str, list[str]], version: str) -> bytes:
     root = etree.Element(f"{{{MD_NS}}}Package", nsmap={None: MD_NS})
     for name in sorted(types):
         t = etree.SubElement(root, f"{{{MD_NS}}}types")
-        for member in sorted(types[name]):
+        for member in types[name]:
             etree.SubElement(t, f"{{{MD_NS}}}members").text = member
         etree.SubElement(t, f"{{{MD_NS}}}name").text = name
     etree.SubElement(root, f"{{{MD_NS}}}version").text = version
-    return _DECLARATION + bytes(etree.tostring(root, encoding="UTF-8", pretty_print=True))
+    etree.indent(root, space="    ")
+    return _DECLARATION + bytes(etree.tostring(root, encoding="UTF-8")) + b"\n"
 
 
 # ---- retrieve ------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def retrieve(org: Org, request: dict[str, Any]) -> dict[str, Any]:
     files: list[tuple[str, bytes]] = []
     props: list[dict[str, Any]] = []
     messages: list[dict[str, str]] = []
-    listed: dict[str, list[str]] = {}
+    asked: dict[str, list[str]] = {}
     admin = metadata._admin(org)
     admin_id = str(admin["Id"]) if admin else ""
     admin_name = str(admin.get("Name") or admin.get("Username")) if admin else ""
@@ -108,6 +109,8 @@ def retrieve(org: Org, request: dict[str, Any]) -> dict[str, Any]:
             continue
         package_type = str(entry.get("name") or "")
         members = [str(m) for m in _as_list(entry.get("members"))]
+        # The zip's package.xml echoes the manifest as asked (recorded: members "*" stays "*").
+        asked.setdefault(package_type, []).extend(members)
         for member in members:
             type_name = f"{member}{_SETTINGS_SUFFIX}" if package_type == _SETTINGS_SUFFIX \
                 else package_type
@@ -130,7 +133,6 @@ def retrieve(org: Org, request: dict[str, Any]) -> dict[str, Any]:
                     continue
                 file_name = f"{info.directory}/{name}.{info.suffix}"
                 files.append((prefix + file_name, _component_xml(type_name, record)))
-                listed.setdefault(package_type, []).append(name)
                 row = kind.row(org, name)
                 props.append({
                     "createdById": admin_id, "createdByName": admin_name,
@@ -142,7 +144,7 @@ def retrieve(org: Org, request: dict[str, Any]) -> dict[str, Any]:
                         row.get("LastModifiedDate") if row else None),
                     "manageableState": "unmanaged", "type": package_type,
                 })
-    package = _package_xml(listed, version or "67.0")
+    package = _package_xml(asked, version or "67.0")
     files.insert(0, (f"{prefix}package.xml", package))
     props.append({"createdById": admin_id, "createdByName": admin_name,
                   "createdDate": metadata._api_date(None),
@@ -161,6 +163,13 @@ def retrieve(org: Org, request: dict[str, Any]) -> dict[str, Any]:
     result.update({"status": "Succeeded", "success": True})
     org.metadata_jobs[job_id] = _Job("retrieve", result, buffer.getvalue())
     return _async_result(job_id)
+
+
+def check_status(org: Org, job_id: str) -> dict[str, Any]:
+    """``checkStatus`` (the older poll CumulusCI still sends): the AsyncResult, finished."""
+    if _job(org, job_id) is None:
+        raise MetadataFault("INVALID_ID_FIELD", "invalid async process id")
+    return {"done": True, "id": job_id, "state": "Completed"}
 
 
 def check_retrieve_status(org: Org, job_id: str, include_zip: bool) -> dict[str, Any]:

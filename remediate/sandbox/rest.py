@@ -472,7 +472,10 @@ def _describe(call: _Call, name: str) -> Response:
     body = _object_summary(call, obj)
     body["fields"] = fields
     body["childRelationships"] = [
-        {"relationshipName": c.name, "childSObject": c.child, "field": c.field}
+        # keys and order as a recorded describe has them (tests/conformance)
+        {"cascadeDelete": False, "childSObject": c.child, "deprecatedAndHidden": False,
+         "field": c.field, "junctionIdListNames": [], "junctionReferenceTo": [],
+         "relationshipName": c.name, "restrictedDelete": False}
         for c in obj.children]
     return Response.of_json(200, body)
 

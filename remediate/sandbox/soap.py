@@ -136,7 +136,8 @@ def _call(ctx: Context, name: str, op: etree._Element, all_or_none: bool) -> etr
     return response
 
 
-_FILE_CALLS = frozenset({"retrieve", "checkRetrieveStatus", "deploy", "checkDeployStatus"})
+_FILE_CALLS = frozenset({"retrieve", "checkRetrieveStatus", "deploy", "checkDeployStatus",
+                         "checkStatus"})
 _RETRIEVE_LISTS = frozenset({"types", "members", "packageNames", "specificFiles"})
 
 
@@ -151,6 +152,8 @@ def _file_call(ctx: Context, name: str, op: etree._Element) -> dict[str, Any]:
         request = [el for el in op if isinstance(el.tag, str)]
         value = _to_value(request[0], _RETRIEVE_LISTS) if request else {}
         return packages.retrieve(org, value if isinstance(value, dict) else {})
+    if name == "checkStatus":
+        return packages.check_status(org, _child_text(op, "asyncProcessId"))
     if name == "checkRetrieveStatus":
         return packages.check_retrieve_status(org, _child_text(op, "asyncProcessId"),
                                               _child_text(op, "includeZip") != "false")
