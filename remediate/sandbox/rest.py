@@ -388,7 +388,7 @@ def _query(call: _Call) -> Response:
         result = soql.run(text, cast(Org, _ScopedOrg(call)), version=call.version,
                           tooling=call.tooling, visible=_visible_fn(call))
     except soql.SoqlError as exc:
-        return rest_error(400, exc.code, exc.message)
+        return rest_error(400, exc.code, exc.echoed(text))
     if result.is_count:
         return Response.of_json(200, {"totalSize": result.total_size, "done": True,
                                       "records": []})

@@ -52,10 +52,30 @@ __all__ = ["Result", "SoqlError", "run"]
 class SoqlError(Exception):
     """A query Salesforce would refuse; the REST layer answers it with HTTP 400."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, near: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.near = near  # the text the error points at, when it points at one
+        self.column: int | None = None  # 1-based column of ``near`` in the query
+
+    def echoed(self, soql: str) -> str:
+        """The message as the REST API sends it when it can point at the column: the query,
+        a caret under the column, "ERROR at Row:1:Column:N", then the message (recorded
+        traffic, tests/conformance). Without a column, the bare message."""
+        if self.column is None:
+            return self.message
+        return (f"\n{soql}\n{' ' * (self.column - 1)}^\nERROR at Row:1:Column:{self.column}"
+                f"\n{self.message}")
+
+
+def _locate(err: SoqlError, soql: str) -> SoqlError:
+    """Fill ``err.column`` from ``err.near``: its first whole-word occurrence in the query."""
+    if err.near and err.column is None and "\n" not in soql:
+        found = re.search(rf"(?<![\w.]){re.escape(err.near)}(?![\w])", soql, re.IGNORECASE)
+        if found:
+            err.column = found.start() + 1
+    return err
 
 
 @dataclass(frozen=True)
@@ -321,6 +341,10 @@ class _Parser:
     # -- grammar --
 
     def statement(self) -> Query:
+        if not self.is_kw("SELECT") and self.tok.kind == "ident":
+            # recorded traffic (tests/conformance): a statement that does not start with
+            # SELECT names its first word unquoted
+            raise _malformed(f"unexpected token: {self.tok.text}")
         query = self.query(nested=False)
         if self.tok.kind != "eof":
             raise self.unexpected()
@@ -638,7 +662,8 @@ class _Binder:
         name = current.field_name(ref.parts[-1])
         if name is None:
             raise SoqlError(INVALID_FIELD,
-                            UNKNOWN_FIELD.format(name=ref.parts[-1], entity=current.name))
+                            UNKNOWN_FIELD.format(name=ref.parts[-1], entity=current.name),
+                            near=ref.text)
         return Path(tuple(refs), current, name, current.fields[name], ref.text)
 
     def filter_path(self, ref: FieldRef, obj: schema.SObject) -> Path:
@@ -940,7 +965,10 @@ def run(soql: str, org: Org, *, version: str = "59.0", tooling: bool = False,
     """Answer ``soql`` from ``org``; raises SoqlError for a query Salesforce would refuse."""
     query = parse(soql)
     binder = _Binder(tooling, visible)
-    bound = binder.query(query, binder.sobject(query.sobject))
+    try:
+        bound = binder.query(query, binder.sobject(query.sobject))
+    except SoqlError as exc:
+        raise _locate(exc, soql) from None
     evaluator = _Evaluator(org, version, tooling)
     rows = evaluator.select(bound, evaluator.rows(bound.obj.name))
     if bound.count:

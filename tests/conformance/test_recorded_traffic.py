@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import requests
 import yaml
 from lxml import etree
 
+from remediate.sandbox.app import Sandbox
 from remediate.sandbox.state import Org
 from tests.conftest import admin_token
 
@@ -160,3 +163,81 @@ def test_every_fact_names_a_recorded_source() -> None:
     assert sources == {p.stem for p in RECORDED.glob("*.yaml")}
     text = (Path(__file__).parent / "SOURCES.md").read_text()
     assert all(f"recorded/{s}.yaml" in text for s in sources)
+
+
+# ---- REST answers recorded by forcedotcom/sf-fx-runtime-java -----------------------------
+
+FACTS += [
+    ("sffx_rest", "a statement not starting with SELECT: 400 MALFORMED_QUERY 'unexpected token: "
+                  "<word>' (unquoted)"),
+    ("sffx_rest", "REST error bodies are a list of {message, errorCode} in that key order"),
+    ("sffx_rest", "error answers carry Content-Type application/json;charset=UTF-8"),
+    ("sffx_rest", "error answers carry Sforce-Limit-Info api-usage=N/M"),
+    ("sffx_rest", "unknown column: INVALID_FIELD with the query, a caret and "
+                  "ERROR at Row:1:Column:N before the message"),
+    ("sffx_rest", "PATCH of a malformed id: 400 MALFORMED_ID '... ID: id value of incorrect "
+                  "type: <id>' with fields [Id]"),
+    ("sffx_rest", "a first page's keys are totalSize, done, nextRecordsUrl, records"),
+    ("sffx_rest", "nextRecordsUrl is /services/data/vNN.N/query/01g<id>-<offset>"),
+    ("sffx_rest", "the default batch is 2000 records"),
+]
+
+
+def rest(http: requests.Session, org: Org, method: str, path: str,
+         **kwargs: Any) -> requests.Response:
+    return http.request(method, f"{org.my_domain_url}{path}",
+                        headers={"Authorization": f"Bearer {admin_token(org)}"}, **kwargs)
+
+
+def test_malformed_soql_answers_like_the_recording(http: requests.Session, org: Org) -> None:
+    want = load("sffx_rest")["malformed_soql"]
+    got = rest(http, org, "GET", "/services/data/v53.0/query",
+               params={"q": want["query"].replace("Account", "User")})
+    assert got.status_code == want["status"]
+    assert got.json() == json.loads(want["body"])
+    assert list(got.json()[0]) == list(json.loads(want["body"])[0])
+    assert got.headers["Content-Type"] == want["content_type"]
+    assert re.fullmatch(r"api-usage=\d+/\d+", got.headers["Sforce-Limit-Info"])
+    assert re.fullmatch(r"api-usage=\d+/\d+", want["sforce_limit_info"])
+
+
+def test_unknown_column_echoes_the_query_with_a_caret_like_the_recording(
+        http: requests.Session, org: Org) -> None:
+    want = load("sffx_rest")["unknown_column"]
+    got = rest(http, org, "GET", "/services/data/v53.0/query",
+               params={"q": want["query"].replace("Account", "User")})
+    assert got.status_code == want["status"]
+    assert got.headers["Content-Type"] == want["content_type"]
+    assert got.json() == json.loads(want["body"].replace("Account", "User"))
+
+
+def test_malformed_id_on_patch_answers_like_the_recording(http: requests.Session,
+                                                         org: Org) -> None:
+    want = load("sffx_rest")["malformed_id"]
+    bad_id = want["path"].rsplit("/", 1)[1]
+    got = rest(http, org, want["method"], f"/services/data/v53.0/sobjects/PermissionSet/{bad_id}",
+               json={"Label": "x"})
+    recorded_error = json.loads(want["body"])[0]
+    assert got.status_code == want["status"]
+    error = got.json()[0]
+    assert list(error) == list(recorded_error)
+    assert (error["errorCode"], error["fields"]) == (recorded_error["errorCode"],
+                                                     recorded_error["fields"])
+    # Only the object label differs: "Record" for the recording's custom object.
+    assert error["message"].split(" ID: ", 1)[1] == recorded_error["message"].split(" ID: ", 1)[1]
+
+
+def test_first_page_of_a_long_query_has_the_recorded_envelope(
+        http: requests.Session, org: Org, sandbox: Sandbox) -> None:
+    want = load("sffx_rest")["first_page"]
+    assert sandbox.page_size == want["batch_size"]
+    sandbox.page_size = 2  # the org has few rows; the envelope is the same at any size
+    got = rest(http, org, "GET", want["query_path"], params={"q": "SELECT Id FROM User"})
+    assert got.status_code == want["status"]
+    body = got.json()
+    assert list(body) == want["keys"]
+    assert body["done"] is want["done"]
+    pattern = r"/services/data/v51\.0/query/01g[A-Za-z0-9]{15}-(\d+)"
+    assert re.fullmatch(pattern, want["nextRecordsUrl"])
+    found = re.fullmatch(pattern, body["nextRecordsUrl"])
+    assert found is not None and int(found.group(1)) == len(body["records"]) == 2
