@@ -125,13 +125,21 @@ def _sf_cli(name: str, c: OrgConfig) -> Credentials:
     exe = shutil.which("sf")
     if exe is None:
         raise ConfigError(f"{what}: the Salesforce CLI ('sf') is not on PATH")
-    done = subprocess.run([exe, "org", "display", "--target-org", c.sf_alias, "--json"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    def sf_json(*args: str) -> Any:
+        done = subprocess.run([exe, *args, "--target-org", str(c.sf_alias), "--json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        return json.loads(done.stdout)["result"]
+
     try:
-        result = json.loads(done.stdout)["result"]
-        return Credentials("access_token", c.login_url, access_token=result["accessToken"],
-                           instance_url=result["instanceUrl"])
-    except (ValueError, KeyError, TypeError):
+        result = sf_json("org", "display")
+        token = result.get("accessToken")
+        if not isinstance(token, str) or not token or token.startswith("[REDACTED]"):
+            # sf 2.1xx hides the token in `org display`; `org auth show-access-token` (with
+            # --json, no prompt) is the command it names for reading it.
+            token = sf_json("org", "auth", "show-access-token")["accessToken"]
+        return Credentials("access_token", c.login_url, access_token=token,
+                           instance_url=str(result["instanceUrl"]).rstrip("/"))
+    except (ValueError, KeyError, TypeError, AttributeError, subprocess.TimeoutExpired):
         raise ConfigError(f"{what}: 'sf org display --target-org {c.sf_alias}' gave no access "
                           "token; run 'sf org login' for that alias first") from None
 

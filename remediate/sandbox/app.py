@@ -32,12 +32,34 @@ FAULT_KINDS: tuple[str, ...] = (
 #: Malformed answers: the request is handled, then its answer is garbled (see fault_response).
 MALFORMED_KINDS = frozenset({"html_error_page", "truncated_json", "bad_soap_body", "error_in_200"})
 LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
-API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0",
-                "67.0")
-RELEASE_NAMES = {"57.0": "Spring '23", "58.0": "Summer '23", "59.0": "Winter '24",
-                 "60.0": "Spring '24", "61.0": "Summer '24", "62.0": "Winter '25",
-                 "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26",
-                 "66.0": "Spring '26", "67.0": "Summer '26"}
+#: The API versions every path serves: real orgs answer 31.0 (Summer '14) up to the current
+#: release (reference: GET /services/data lists them; the sf CLI logs in on v51.0). Generated
+#: from a min and a max so the next release is one number; the issue-9 side (metadata fields by
+#: version) reads the same tuple.
+MIN_API_VERSION = 31
+MAX_API_VERSION = 67
+API_VERSIONS: tuple[str, ...] = tuple(f"{v}.0" for v in range(MIN_API_VERSION,
+                                                               MAX_API_VERSION + 1))
+
+
+def release_name(version: str) -> str:
+    """The release a version shipped in: 57.0 is Spring '23, three releases a year."""
+    step = int(float(version)) - 57
+    season = ("Spring", "Summer", "Winter")[step % 3]
+    year = 23 + step // 3 + (1 if season == "Winter" else 0)
+    return f"{season} '{year:02d}"
+
+
+RELEASE_NAMES = {v: release_name(v) for v in API_VERSIONS}
+
+
+def api_versions(max_api_version: str | None = None) -> tuple[str, ...]:
+    """The versions an org serves: all of API_VERSIONS, or up to its ``max_api_version``
+    switch (tests of a client against an org a release behind)."""
+    if max_api_version is None:
+        return API_VERSIONS
+    top = float(max_api_version)
+    return tuple(v for v in API_VERSIONS if float(v) <= top)
 
 
 class CaseInsensitiveDict(dict[str, str]):

@@ -34,6 +34,8 @@ KEY_PREFIXES: dict[str, str] = {
     "ExternalClientApplication": "0xI",  # sandbox
     "PackageInstallRequest": "0Hf",
     "QueryLocator": "01g",
+    "DeployRequest": "0Af",  # Metadata API deploy ids
+    "RetrieveRequest": "09S",  # Metadata API retrieve ids
 }
 
 

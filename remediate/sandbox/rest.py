@@ -28,12 +28,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from remediate.sandbox import access
 from remediate.sandbox.app import (
-    API_VERSIONS,
     DAILY_API_MAX,
     RELEASE_NAMES,
     Context,
     Response,
     Sandbox,
+    api_versions,
     rest_error,
 )
 from remediate.sandbox.ids import KEY_PREFIXES, is_valid_id, same_id
@@ -220,7 +220,7 @@ def handle(ctx: Context, *, tooling: bool = False) -> Response:
     request = ctx.request
     path = request.path
     if path.rstrip("/") == "/services/data" and request.method == "GET":
-        return Response.of_json(200, _versions())
+        return Response.of_json(200, _versions(ctx.org))
     match = _PATH.match(path)
     if match is None:
         return _not_found().response()
@@ -229,16 +229,16 @@ def handle(ctx: Context, *, tooling: bool = False) -> Response:
         return session_or_error
     assert ctx.org is not None
     version = match.group(1)
-    if version not in API_VERSIONS:
+    if version not in api_versions(ctx.org.max_api_version):
         return _not_found().response()
     call = _Call(ctx, ctx.org, session_or_error, version, tooling, request.method.upper(),
                  _split(match.group(3)), request.query, request.body)
     return _route(call)
 
 
-def _versions() -> list[dict[str, str]]:
+def _versions(org: Org | None) -> list[dict[str, str]]:
     return [{"label": RELEASE_NAMES[v], "url": f"/services/data/v{v}", "version": v}
-            for v in API_VERSIONS]
+            for v in api_versions(org.max_api_version if org is not None else None)]
 
 
 def _split(rest: str | None) -> list[str]:
@@ -382,11 +382,17 @@ def _query(call: _Call) -> Response:
     text = call.param("q")
     if not text or not text.strip():
         return rest_error(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+    if call.param("columns") == "true":
+        try:
+            return Response.of_json(200, soql.columns(text, tooling=call.tooling,
+                                                      visible=_visible_fn(call)))
+        except soql.SoqlError as exc:
+            return rest_error(400, exc.code, exc.message)
     try:
         result = soql.run(text, cast(Org, _ScopedOrg(call)), version=call.version,
                           tooling=call.tooling, visible=_visible_fn(call))
     except soql.SoqlError as exc:
-        return rest_error(400, exc.code, exc.message)
+        return rest_error(400, exc.code, exc.echoed(text))
     if result.is_count:
         return Response.of_json(200, {"totalSize": result.total_size, "done": True,
                                       "records": []})
@@ -470,7 +476,10 @@ def _describe(call: _Call, name: str) -> Response:
     body = _object_summary(call, obj)
     body["fields"] = fields
     body["childRelationships"] = [
-        {"relationshipName": c.name, "childSObject": c.child, "field": c.field}
+        # keys and order as a recorded describe has them (tests/conformance)
+        {"cascadeDelete": False, "childSObject": c.child, "deprecatedAndHidden": False,
+         "field": c.field, "junctionIdListNames": [], "junctionReferenceTo": [],
+         "relationshipName": c.name, "restrictedDelete": False}
         for c in obj.children]
     return Response.of_json(200, body)
 
@@ -1145,7 +1154,7 @@ def _run_subrequest(call: _Call, sub: dict[str, Any], bodies: dict[str, Any]) ->
     if match is None:
         return _SubResult(ref, 404, [{"errorCode": "NOT_FOUND", "message": NOT_FOUND_MESSAGE}])
     version = match.group(1)
-    if version not in API_VERSIONS:
+    if version not in api_versions(call.org.max_api_version):
         return _SubResult(ref, 404, [{"errorCode": "NOT_FOUND", "message": NOT_FOUND_MESSAGE}])
     inner = _Call(call.ctx, call.org, call.session, version, match.group(2) is not None,
                   str(sub["method"]).upper(), _split(match.group(3)),

@@ -129,9 +129,42 @@ def _call(ctx: Context, name: str, op: etree._Element, all_or_none: bool) -> etr
             _append_fields(etree.SubElement(response, _md("result")), props)
     elif name == "describeMetadata":
         _append_fields(etree.SubElement(response, _md("result")), metadata.describe())
+    elif name in _FILE_CALLS:
+        _append_fields(etree.SubElement(response, _md("result")), _file_call(ctx, name, op))
     else:
         raise _ClientFault(f"No operation available for request {{{MD_NS}}}{name}")
     return response
+
+
+_FILE_CALLS = frozenset({"retrieve", "checkRetrieveStatus", "deploy", "checkDeployStatus",
+                         "checkStatus"})
+_RETRIEVE_LISTS = frozenset({"types", "members", "packageNames", "specificFiles"})
+
+
+def _file_call(ctx: Context, name: str, op: etree._Element) -> dict[str, Any]:
+    """The file-based calls (packages.py): retrieve and deploy with their status checks."""
+    from remediate.sandbox import packages
+
+    org = ctx.org
+    assert org is not None
+    if name == "retrieve":
+        # The WSDL names the part retrieveRequest; jsforce (the sf CLI) sends it as request.
+        request = [el for el in op if isinstance(el.tag, str)]
+        value = _to_value(request[0], _RETRIEVE_LISTS) if request else {}
+        return packages.retrieve(org, value if isinstance(value, dict) else {})
+    if name == "checkStatus":
+        return packages.check_status(org, _child_text(op, "asyncProcessId"))
+    if name == "checkRetrieveStatus":
+        return packages.check_retrieve_status(org, _child_text(op, "asyncProcessId"),
+                                              _child_text(op, "includeZip") != "false")
+    if name == "deploy":
+        options = _local_children(op, "DeployOptions")
+        value = _to_value(options[0], frozenset({"runTests"})) if options else {}
+        ctx.mark_write()
+        return packages.deploy(org, _child_text(op, "ZipFile"),
+                               value if isinstance(value, dict) else {})
+    return packages.check_deploy_status(org, _child_text(op, "asyncProcessId"),
+                                        _child_text(op, "includeDetails") == "true")
 
 
 # ---- request ---------------------------------------------------------------------------------

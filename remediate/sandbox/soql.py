@@ -52,10 +52,30 @@ __all__ = ["Result", "SoqlError", "run"]
 class SoqlError(Exception):
     """A query Salesforce would refuse; the REST layer answers it with HTTP 400."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, near: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.near = near  # the text the error points at, when it points at one
+        self.column: int | None = None  # 1-based column of ``near`` in the query
+
+    def echoed(self, soql: str) -> str:
+        """The message as the REST API sends it when it can point at the column: the query,
+        a caret under the column, "ERROR at Row:1:Column:N", then the message (recorded
+        traffic, tests/conformance). Without a column, the bare message."""
+        if self.column is None:
+            return self.message
+        return (f"\n{soql}\n{' ' * (self.column - 1)}^\nERROR at Row:1:Column:{self.column}"
+                f"\n{self.message}")
+
+
+def _locate(err: SoqlError, soql: str) -> SoqlError:
+    """Fill ``err.column`` from ``err.near``: its first whole-word occurrence in the query."""
+    if err.near and err.column is None and "\n" not in soql:
+        found = re.search(rf"(?<![\w.]){re.escape(err.near)}(?![\w])", soql, re.IGNORECASE)
+        if found:
+            err.column = found.start() + 1
+    return err
 
 
 @dataclass(frozen=True)
@@ -321,6 +341,10 @@ class _Parser:
     # -- grammar --
 
     def statement(self) -> Query:
+        if not self.is_kw("SELECT") and self.tok.kind == "ident":
+            # recorded traffic (tests/conformance): a statement that does not start with
+            # SELECT names its first word unquoted
+            raise _malformed(f"unexpected token: {self.tok.text}")
         query = self.query(nested=False)
         if self.tok.kind != "eof":
             raise self.unexpected()
@@ -638,7 +662,8 @@ class _Binder:
         name = current.field_name(ref.parts[-1])
         if name is None:
             raise SoqlError(INVALID_FIELD,
-                            UNKNOWN_FIELD.format(name=ref.parts[-1], entity=current.name))
+                            UNKNOWN_FIELD.format(name=ref.parts[-1], entity=current.name),
+                            near=ref.text)
         return Path(tuple(refs), current, name, current.fields[name], ref.text)
 
     def filter_path(self, ref: FieldRef, obj: schema.SObject) -> Path:
@@ -940,10 +965,85 @@ def run(soql: str, org: Org, *, version: str = "59.0", tooling: bool = False,
     """Answer ``soql`` from ``org``; raises SoqlError for a query Salesforce would refuse."""
     query = parse(soql)
     binder = _Binder(tooling, visible)
-    bound = binder.query(query, binder.sobject(query.sobject))
+    try:
+        bound = binder.query(query, binder.sobject(query.sobject))
+    except SoqlError as exc:
+        raise _locate(exc, soql) from None
     evaluator = _Evaluator(org, version, tooling)
     rows = evaluator.select(bound, evaluator.rows(bound.obj.name))
     if bound.count:
         return Result([], len(rows), True)
     records = [evaluator.shape(bound, r) for r in rows]
     return Result(records, len(records), False)
+
+
+# ---- column metadata (GET query?q=...&columns=true) ---------------------------------------
+
+#: Apex type names per field type, as the column metadata reports them.
+_APEX_TYPES: dict[str, str] = {
+    "id": "Id", "reference": "Id", "string": "String", "boolean": "Boolean", "int": "Integer",
+    "datetime": "Datetime", "date": "Date",
+}
+
+
+def _column(name: str, display: str, ftype: str | None, obj: schema.SObject | None,
+            joins: list[dict[str, Any]], aggregate: bool = False) -> dict[str, Any]:
+    """One column, keys in the order the real answer has them (alphabetical)."""
+    writable = obj is not None and ftype is not None and name not in (
+        "Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+    return {
+        "aggregate": aggregate,
+        "apexType": _APEX_TYPES.get(ftype or "") if ftype else None,
+        "booleanType": ftype == "boolean",
+        "columnName": name,
+        "custom": name.endswith("__c"),
+        "displayName": display,
+        "foreignKeyName": None,
+        "insertable": bool(writable and obj is not None and obj.createable),
+        "joinColumns": joins,
+        "numberType": ftype == "int",
+        "textType": ftype == "string",
+        "updatable": bool(writable and obj is not None and name in obj.updateable_fields),
+    }
+
+
+def _path_column(path: Path, depth: int = 0) -> dict[str, Any]:
+    if depth == len(path.refs):
+        return _column(path.field, path.text, path.ftype, path.obj, [])
+    ref = path.refs[depth]
+    display = ".".join(path.text.split(".")[:depth + 1])
+    return _column(ref.relationship, display, None, None, [_path_column(path, depth + 1)])
+
+
+def _query_columns(bound: BoundQuery) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in bound.items:
+        if isinstance(item, BoundChild):
+            out.append(_column(item.relationship.name, item.relationship.name, None, None,
+                               _query_columns(item.query), aggregate=True))
+        else:
+            out.append(_path_column(item))
+    return out
+
+
+def columns(soql: str, *, tooling: bool = False,
+            visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """What ``query?columns=true`` answers: the select list described, no rows read.
+
+    Undocumented by Salesforce; the sf CLI's ``data query`` reads ``columnMetadata`` (each
+    column's ``columnName``, ``aggregate`` and nested ``joinColumns``). Raises SoqlError like
+    ``run`` for a query Salesforce would refuse."""
+    query = parse(soql)
+    binder = _Binder(tooling, visible)
+    bound = binder.query(query, binder.sobject(query.sobject))
+    from remediate.sandbox.ids import KEY_PREFIXES
+
+    cols = [] if bound.count else _query_columns(bound)
+    return {
+        "columnMetadata": cols,
+        "entityName": bound.obj.name,
+        "groupBy": False,
+        "idSelected": any(isinstance(i, Path) and not i.refs and i.field == "Id"
+                          for i in bound.items),
+        "keyPrefix": KEY_PREFIXES.get(bound.obj.name),
+    }

@@ -68,6 +68,10 @@ class Org:
     #: Source IP the sandbox assumes for a request that does not say (see docs/sandbox.md).
     default_client_ip: str = "198.51.100.7"
     api_usage: int = 0  # REST and Tooling calls today (Sforce-Limit-Info, /limits)
+    #: Highest API version this org serves (None: app.API_VERSIONS up to the current release).
+    max_api_version: str | None = None
+    #: Finished Metadata API retrieve/deploy jobs by async id (packages.py keeps them).
+    metadata_jobs: dict[str, Any] = field(default_factory=dict)
     #: Connected apps a not-yet-installed package brings: SubscriberPackage id -> app specs
     #: (``scenario.ConnectedAppSpec`` dumps). Installing the package creates them.
     package_apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
