@@ -39,13 +39,16 @@ class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
+    html = "html"
+    sarif = "sarif"
+    junit = "junit"
 
 
 app = typer.Typer(
     name="remediate",
     help="Keep Salesforce server-to-server integrations working: audit, plan, apply, verify.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # typer's --install-completion / --show-completion
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: importing rich costs more than the rest of start-up
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -63,11 +66,37 @@ class _State:
 
 STATE = _State()
 
-ORG = typer.Option(..., "--org", "-o", help="Org name from remediate.toml, 'demo', or "
-                                            "'sandbox:<scenario>'.")
+def _default_org(value: str | None) -> str:
+    """--org, else REMEDIATE_ORG, else remediate.toml's ``default_org``; else bad input."""
+    import os
+
+    from remediate.errors import UsageError
+
+    if value:
+        return value
+    found = os.environ.get("REMEDIATE_ORG") or _settings().default_org
+    if not found:
+        raise UsageError("no org given: pass --org NAME, set REMEDIATE_ORG, or set default_org "
+                         "in remediate.toml")
+    return found
+
+
+ORG = typer.Option(None, "--org", "-o", callback=_default_org,
+                   help="Org name from remediate.toml, 'demo', or 'sandbox:<scenario>' "
+                        "(default: REMEDIATE_ORG, or default_org in remediate.toml).")
 PLAYBOOKS = typer.Option(None, "--playbook", "-p",
                          help="Only these bound playbooks (repeatable).")
 FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from remediate import __version__
+        from remediate.render import envelope
+
+        envelope.set_result({"version": __version__})
+        _echo(f"remediate {__version__}")
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
@@ -78,6 +107,10 @@ def _main(
                                    help="Logs on stderr: auto (console on a terminal, JSON "
                                         "otherwise), console or json."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Print remediate's version and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Every command: print one JSON envelope "
+                                                       "(docs/json.md); same as --format json."),
 ) -> None:
     from remediate.logging import configure
 
@@ -94,6 +127,7 @@ def _settings() -> Settings:
         STATE.settings, warnings = load_settings(STATE.config)
         for w in warnings:
             get_logger().warning("config.readable_by_others", detail=w)
+            _envelope().warn(w)
     return STATE.settings
 
 
@@ -121,7 +155,53 @@ def _journal() -> Any:
 
 
 def _echo(text: str) -> None:
+    if not _envelope().active() and sys.stdout.isatty():
+        from remediate.render.colour import paint
+
+        text = paint(text)
     typer.echo(text)
+
+
+def _envelope() -> Any:
+    from remediate.render import envelope
+
+    return envelope
+
+
+def _emit(data: Any) -> None:
+    """A command's data: into the JSON envelope, or (called outside main()) printed as JSON."""
+    import json
+
+    if _envelope().active():
+        _envelope().set_result(data)
+    else:
+        _echo(json.dumps(data, indent=2, default=str))
+
+
+def _json(fmt: Format | None = None) -> bool:
+    return bool(_envelope().active() or fmt is Format.json)
+
+
+def _refuse_format(fmt: Format, allowed: tuple[Format, ...], command: str) -> None:
+    from remediate.errors import UsageError
+
+    if fmt not in allowed and not _envelope().active():
+        raise UsageError(f"--format {fmt.value}: not supported by '{command}' (it supports "
+                         + ", ".join(f.value for f in allowed) + ")")
+
+
+def _report(text: str, out: Path | None) -> None:
+    """A report on stdout, or written to ``out``."""
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        from remediate.errors import UsageError
+
+        raise UsageError(f"{out}: cannot write the report ({exc.strerror})") from None
+    _echo(f"Wrote {out}.")
 
 
 # ---- commands ------------------------------------------------------------------------------
@@ -129,73 +209,112 @@ def _echo(text: str) -> None:
 
 @app.command()
 def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
-          fmt: Format = FORMAT) -> None:
+          fmt: Format = FORMAT,
+          out: Path | None = typer.Option(None, "--out", help="Write the report (markdown, "
+                                          "html, sarif, junit) to FILE instead of stdout.")
+          ) -> None:
     """Detect drift: each playbook step, ok or not, with what differs. Exit 2 on drift."""
-    import json
-
     from remediate import engine
-    from remediate.render import assessment_data, markdown, text
+    from remediate.render import assessment_data, markdown, reports, text
 
     result = _on_org(org, playbook, engine.assess)
-    if fmt is Format.json:
-        _echo(json.dumps(assessment_data(result, org), indent=2, default=str))
+    if _json(fmt):
+        _emit(assessment_data(result, org))
     elif fmt is Format.markdown:
-        _echo(markdown.audit(result, org))
+        _report(markdown.audit(result, org), out)
+    elif fmt is Format.html:
+        _report(reports.audit_html(result, org), out)
+    elif fmt is Format.sarif:
+        _report(reports.sarif(result, org), out)
+    elif fmt is Format.junit:
+        _report(reports.junit(result, org), out)
     else:
-        _echo(text.audit(result, org))
+        _report(text.audit(result, org), out)
     raise typer.Exit(EXIT_DRIFT if result.drift else EXIT_OK)
 
 
 @app.command()
 def plan(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
          out: Path | None = typer.Option(None, "--out", help="Save the plan for 'apply FILE'."),
-         fmt: Format = FORMAT) -> None:
-    """Dry run: the changes apply would make, before and after per field. Exit 2 if any."""
-    import json
+         fmt: Format = FORMAT,
+         report: Path | None = typer.Option(None, "--report", help="Write the markdown or html "
+                                            "report to FILE instead of stdout."),
+         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                                help="Exit 2 when there are changes (as "
+                                                     "terraform plan -detailed-exitcode).")
+         ) -> None:
+    """Dry run: the changes apply would make, before and after per field. Exit 0 (2 for
+    changes with --detailed-exitcode)."""
+    from remediate.render import markdown, plan_data, reports, text
 
-    from remediate import engine
-    from remediate.render import markdown, plan_data, text
-
-    result = _on_org(org, playbook, engine.assess)
+    _refuse_format(fmt, (Format.text, Format.json, Format.markdown, Format.html), "plan")
+    result, cost = _on_org(org, playbook, _assess_costed)
+    saved = result.plan.model_copy(update={"playbooks": tuple(playbook) if playbook else None,
+                                           "api_requests": cost})
     if out is not None:
-        result.plan.save(out)
-    if fmt is Format.json:
-        _echo(json.dumps(plan_data(result.plan), indent=2, default=str))
+        saved.save(out)
+    if _json(fmt):
+        _emit(plan_data(saved))
     elif fmt is Format.markdown:
-        _echo(markdown.plan(result.plan))
+        _report(markdown.plan(saved), report)
+    elif fmt is Format.html:
+        _report(reports.plan_html(saved), report)
     else:
-        _echo(text.plan(result.plan))
+        _report(text.plan(saved), report)
+        if saved.automatic:
+            _echo(f"apply will cost about {cost} API request(s) of the org's daily allowance.")
         if out is not None:
-            _echo(f"\nSaved to {out}. Apply exactly this plan with: remediate apply {out} "
-                  f"--org {org}")
-    raise typer.Exit(EXIT_DRIFT if not result.plan.empty else EXIT_OK)
+            _echo(f"\nSaved to {out}. Apply exactly this plan with: remediate apply {out}")
+    raise typer.Exit(EXIT_DRIFT if detailed_exitcode and not result.plan.empty else EXIT_OK)
+
+
+def _assess_costed(handle: OrgHandle) -> Any:
+    from remediate import engine, safety
+
+    current = engine.assess(handle)
+    return current, safety.api_cost(current.plan, handle.gateway.round_trips)
 
 
 @app.command()
-def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'plan --out'."),
-          org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
+def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'plan --out' "
+                                                  "(it names its org and playbooks)."),
+          org: str | None = typer.Option(None, "--org", "-o",
+                                         help="Org name (default: the plan file's, else "
+                                              "REMEDIATE_ORG or default_org)."),
+          playbook: list[str] | None = PLAYBOOKS,
           yes: bool = typer.Option(False, "--yes", "-y", help="Approve without asking."),
           allow_production: bool = typer.Option(False, "--allow-production",
                                                 help="Apply to a production org not marked "
                                                      "'production = true'."),
+          allow_lockout: bool = typer.Option(False, "--allow-lockout",
+                                             help="Apply a change that takes access from "
+                                                  "remediate's own sign-in or another "
+                                                  "integration's."),
           ) -> None:
     """Show the diff, ask for approval, make the changes, then re-read to confirm."""
-    from remediate import engine
+    from remediate import engine, safety
     from remediate.plan import Plan
-    from remediate.render import text
+    from remediate.render import change_data, plan_data, text
 
     saved = Plan.load(plan_file) if plan_file is not None else None
+    if saved is not None:
+        org, playbook = _plan_selection(saved, plan_file, org, playbook)
+    org = _default_org(org)
     handle = _open(org, playbook)
     handle.gateway.full_metadata = True  # read whole components it may write back (ADR 0010)
     try:
         current = engine.assess(handle)
+        reads = handle.gateway.round_trips
         if saved is not None:
             engine.check_plan(saved, current, handle)
         if not current.plan.automatic:
             _echo(text.plan(current.plan))
             _echo("\nNothing for remediate to apply.")
+            _emit({"org": org, "plan": plan_data(current.plan), "applied": [], "run_id": None})
             raise typer.Exit(EXIT_DRIFT if current.plan.manual else EXIT_OK)
         engine.guard_production(handle, current.org, allow_production)
+        safety.guard_lockout(handle, current.plan.automatic, allow_lockout)
+        allowance = safety.check_api_floor(handle, safety.api_cost(current.plan, reads))
         _echo(text.plan(current.plan))
         approval = _approve(yes)
         result = engine.apply(handle, current, approval, _journal())
@@ -211,7 +330,26 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
         handle.close()
     _echo("Re-read after apply: no automatic changes remain. Run 'remediate verify' to prove "
           "the integrations can sign in.")
+    _emit({"org": org, "run_id": result.run_id, "plan": plan_data(current.plan),
+           "applied": [change_data(c) for c in result.applied],
+           "manual": [change_data(c) for c in after.plan.manual], "api_allowance": allowance})
     raise typer.Exit(EXIT_DRIFT if after.plan.manual else EXIT_OK)
+
+
+def _plan_selection(saved: Any, path: Path | None, org: str | None,
+                    playbook: list[str] | None) -> tuple[str, list[str] | None]:
+    """A plan file names its org and playbook selection; refuse flags that say otherwise."""
+    from remediate.errors import UsageError
+
+    if org is not None and org != saved.org:
+        raise UsageError(f"{path}: the plan is for org {saved.org!r}, not {org!r} (--org); "
+                         "drop --org, or make a plan for that org")
+    chosen = list(saved.playbooks) if saved.playbooks else None
+    if playbook and sorted(playbook) != sorted(chosen or []):
+        raise UsageError(f"{path}: the plan covers playbooks "
+                         f"{', '.join(chosen) if chosen else '(all bound)'}, not "
+                         f"{', '.join(playbook)} (-p); drop -p, or make a new plan")
+    return saved.org, chosen
 
 
 def _approve(yes: bool) -> Any:
@@ -236,6 +374,10 @@ def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS) -> None:
 
     result = _on_org(org, playbook, engine.verify)
     _echo(text.verified(result))
+    if _json():
+        from remediate.render import verify_data
+
+        _emit(verify_data(result, org))
     if not result.ok:
         raise VerificationFailed("verification failed (see above)")
 
@@ -250,6 +392,10 @@ def diagnose(org: str = ORG, error: str | None = typer.Option(
 
     result = _on_org(org, playbook, lambda h: engine.diagnose(h, error))
     _echo(text.diagnosed(result))
+    if _json():
+        from remediate.render import diagnosis_data
+
+        _emit(diagnosis_data(result, org))
 
 
 @app.command()
@@ -267,6 +413,7 @@ def snapshot(org: str = ORG, out: Path = typer.Option(..., "--out", help="Playbo
     out.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
                    encoding="utf-8")
     _echo(f"Wrote {out} ({len(data['steps'])} steps).")
+    _emit({"org": org, "out": str(out), "name": name, "steps": len(data["steps"])})
 
 
 @app.command()
@@ -274,8 +421,11 @@ def kinds() -> None:
     """List the step kinds playbooks can use."""
     from remediate.steps.base import kinds as registry
 
-    for name, kind in sorted(registry().items()):
+    found = sorted(registry().items())
+    for name, kind in found:
         _echo(f"{name:<26} {'/'.join(kind.causes):<5} {kind.summary}")
+    _emit([{"kind": name, "causes": list(kind.causes), "summary": kind.summary}
+           for name, kind in found])
 
 
 @playbook_app.command("validate")
@@ -283,9 +433,12 @@ def playbook_validate(paths: list[Path]) -> None:
     """Check playbooks for structure, step kinds and variables."""
     from remediate import playbook as playbooks
 
+    checked = []
     for path in paths:
         loaded = playbooks.load(path)
         _echo(f"{path}: ok ({len(loaded.model.steps)} steps)")
+        checked.append({"path": str(path), "ok": True, "steps": len(loaded.model.steps)})
+    _emit(checked)
 
 
 @playbook_app.command("schema")
@@ -295,6 +448,9 @@ def playbook_schema() -> None:
 
     from remediate import playbook as playbooks
 
+    if _json():
+        _emit(playbooks.json_schema())
+        return
     _echo(json.dumps(playbooks.json_schema(), indent=2, sort_keys=True))
 
 
@@ -360,6 +516,7 @@ def sandbox_reset(org: str = typer.Option("demo", "--org", "-o")) -> None:
         raise UsageError(f"{org!r} is not a built-in sandbox org (demo or sandbox:<scenario>)")
     sandbox_state_path(builtin_scenario(org)).unlink(missing_ok=True)
     _echo(f"Reset {org}: the next command starts from scenario {builtin_scenario(org)!r}.")
+    _emit({"org": org, "scenario": builtin_scenario(org)})
 
 
 @sandbox_app.command("status")
@@ -375,8 +532,12 @@ def sandbox_status(org: str = typer.Option("demo", "--org", "-o")) -> None:
         raise UsageError(f"{org!r} is not a built-in sandbox org (demo or sandbox:<scenario>)")
     path = sandbox_state_path(builtin_scenario(org))
     extra = persist.load(path)[1] if path.exists() else {}
-    _echo(json.dumps({"org": org, "state": str(path), "saved": path.exists(),
-                      "writes": extra.get("writes", 0), "requests": extra.get("requests", 0)}))
+    data = {"org": org, "state": str(path), "saved": path.exists(),
+            "writes": extra.get("writes", 0), "requests": extra.get("requests", 0)}
+    if _json():
+        _emit(data)
+        return
+    _echo(json.dumps(data))
 
 
 @sandbox_app.command("integration")
@@ -392,17 +553,33 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
     handle.extra.setdefault("integrations", {}).setdefault(name, {})["login_url"] = login_url
     handle.close()
     _echo(f"{name} in {org} now signs in at {login_url}.")
+    _emit({"org": org, "integration": name, "login_url": login_url})
 
 
 def main() -> None:
+    from remediate.render import envelope
+
     STATE.settings = None
     STATE.config = None
+    envelope.reset()
+    args = envelope.activate(sys.argv[1:])
+    code = _run(args)
+    envelope.finish(code)
+    sys.exit(code)
+
+
+def _run(args: list[str]) -> int:
+    """Run the command; every way it ends becomes an exit code (and, in JSON mode, an error in
+    the envelope)."""
+    from remediate.render import envelope
+
     try:
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
+        code = app(args=args, prog_name="remediate", standalone_mode=False)
+        return code if isinstance(code, int) else EXIT_OK
     except typer.Exit as done:
-        sys.exit(done.exit_code)
+        return done.exit_code
     except RemediateError as err:
+        envelope.error(err, err.exit_code)
         typer.echo(f"error: {err.message}", err=True)
         if err.hint:
             typer.echo(f"hint: {err.hint}", err=True)
@@ -414,25 +591,30 @@ def main() -> None:
             unknown: list[str] = getattr(err, "unknown", None) or []
             if unknown:
                 typer.echo(f"outcome unknown: {', '.join(unknown)}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+        return err.exit_code
+    except KeyboardInterrupt as exc:
+        envelope.error(exc, EXIT_INTERRUPTED, "interrupted")
         typer.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if isinstance(exc, typer.Abort):
-            sys.exit(EXIT_INTERRUPTED)
+            envelope.error(exc, EXIT_INTERRUPTED, "aborted")
+            return EXIT_INTERRUPTED
         if isinstance(exc, typer.TyperException):
+            fmt = getattr(exc, "format_message", None)
+            envelope.error(exc, EXIT_USAGE, fmt() if callable(fmt) else str(exc))
             show = getattr(exc, "show", None)
             if callable(show):
                 show()
             else:
                 typer.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
+            return EXIT_USAGE
         from remediate.logging import redact_text
 
-        typer.echo(f"error: internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
-                   "; please report it", err=True)
-        sys.exit(EXIT_FAILURE)
+        message = f"internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
+        envelope.error(exc, EXIT_FAILURE, message)
+        typer.echo(f"error: {message}; please report it", err=True)
+        return EXIT_FAILURE
 
 
 from remediate import cli_enforce as _cli_enforce  # noqa: E402, F401  (registers enforce, history, rollback)
