@@ -135,7 +135,8 @@ def document(exit_code: int) -> dict[str, Any]:
     from remediate import __version__
 
     result = STATE.result
-    if not STATE.has_result and STATE.held is not None and STATE.held.getvalue().strip():
+    if (not STATE.has_result and not STATE.errors and STATE.held is not None
+            and STATE.held.getvalue().strip()):
         result = {"text": STATE.held.getvalue().rstrip("\n")}  # a command with no data shape
     return {"schema_version": SCHEMA_VERSION, "remediate_version": __version__,
             "command": STATE.command, "status": STATUSES.get(exit_code, "failed"),
