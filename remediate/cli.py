@@ -57,6 +57,9 @@ app.add_typer(sandbox_app, name="sandbox")
 playbook_app = typer.Typer(help="Validate playbooks and export their JSON Schema.",
                            no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(playbook_app, name="playbook")
+config_app = typer.Typer(help="The configuration file's reference.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(config_app, name="config")
 
 
 class _State:
@@ -452,6 +455,15 @@ def playbook_schema() -> None:
         _emit(playbooks.json_schema())
         return
     _echo(json.dumps(playbooks.json_schema(), indent=2, sort_keys=True))
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print docs/configuration.md: every remediate.toml key, its type and default."""
+    from remediate.config_reference import render
+
+    reference = render()
+    _emit({"markdown": reference}) if _json() else typer.echo(reference)
 
 
 @app.command()
