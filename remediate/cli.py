@@ -95,7 +95,7 @@ FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
 def _show_version(value: bool) -> None:
     if value:
         from remediate import __version__
-        from remediate.render import envelope
+        from remediate import envelope
 
         envelope.set_result({"version": __version__})
         _echo(f"remediate {__version__}")
@@ -159,14 +159,14 @@ def _journal() -> Any:
 
 def _echo(text: str) -> None:
     if not _envelope().active() and sys.stdout.isatty():
-        from remediate.render.colour import paint
+        from remediate.colour import paint
 
         text = paint(text)
     typer.echo(text)
 
 
 def _envelope() -> Any:
-    from remediate.render import envelope
+    from remediate import envelope
 
     return envelope
 
@@ -569,7 +569,7 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
 
 
 def main() -> None:
-    from remediate.render import envelope
+    from remediate import envelope
 
     STATE.settings = None
     STATE.config = None
@@ -583,7 +583,7 @@ def main() -> None:
 def _run(args: list[str]) -> int:
     """Run the command; every way it ends becomes an exit code (and, in JSON mode, an error in
     the envelope)."""
-    from remediate.render import envelope
+    from remediate import envelope
 
     try:
         code = app(args=args, prog_name="remediate", standalone_mode=False)

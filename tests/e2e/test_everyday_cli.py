@@ -142,7 +142,7 @@ def test_lockout_guard_refuses_cutting_off_remediate_or_an_integration_not_being
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from remediate.render.colour import paint
+    from remediate.colour import paint
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert "\033[31m" in paint("  DRIFT client-credentials-on")

@@ -1,5 +1,8 @@
 """The JSON envelope: what every command prints on stdout with ``--format json`` or ``--json``.
 
+Outside remediate.render on purpose: importing that package loads the engine, and --help must
+stay light (tests/unit/test_startup.py).
+
 One object, whatever the command and however it ended (docs/json.md, docs/envelope.schema.json)::
 
     {"schema_version": 1, "remediate_version": "0.1.0", "command": "audit",
