@@ -94,8 +94,7 @@ FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
 
 def _show_version(value: bool) -> None:
     if value:
-        from remediate import __version__
-        from remediate import envelope
+        from remediate import __version__, envelope
 
         envelope.set_result({"version": __version__})
         _echo(f"remediate {__version__}")
