@@ -84,7 +84,9 @@ def activate(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
         i += 1
-    if wanted and not {"--help", "-h"} & set(out):
+    # 'sandbox serve' prints its own JSON start-up line and then serves until stopped: holding
+    # stdout back would hide that line, so it keeps its output
+    if wanted and not {"--help", "-h"} & set(out) and command_name(out) != "sandbox serve":
         STATE.active = True
         STATE.command = command_name(out)
         STATE.stdout = sys.stdout

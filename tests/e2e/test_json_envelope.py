@@ -65,7 +65,8 @@ def test_every_command_prints_one_envelope_that_validates(tmp_path: Path) -> Non
     enforced = envelope("enforce", "--org", "demo", "--json")
     assert enforced["result"]["orgs"][0]["org"] == "demo"
     scenarios = envelope("sandbox", "scenarios", "--json", code=0)
-    assert scenarios["command"] == "sandbox scenarios" and scenarios["result"]
+    assert scenarios["command"] == "sandbox scenarios"
+    assert any(s["name"] == "demo" and s["description"] for s in scenarios["result"])
     assert envelope("sandbox", "status", "--json", code=0)["result"]["org"] == "demo"
     assert envelope("sandbox", "reset", "--json", code=0)["result"]["org"] == "demo"
     assert envelope("--version", "--json", code=0)["result"]["version"]
