@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,14 +21,23 @@ from remediate.cli_base import (
     STATE,
     Format,
     app,
+    config_app,
     playbook_app,
     sandbox_app,
 )
 from remediate.cli_base import approve as _approve
+from remediate.cli_base import default_org as _default_org
 from remediate.cli_base import echo as _echo
+from remediate.cli_base import emit as _emit
 from remediate.cli_base import journal as _journal
 from remediate.cli_base import on_org as _on_org
 from remediate.cli_base import open_handle as _open
+from remediate.cli_base import refuse_format as _refuse_format
+from remediate.cli_base import wants_json as _json
+
+if TYPE_CHECKING:
+    from remediate.orgs import OrgHandle
+
 from remediate.errors import (
     EXIT_DRIFT,
     EXIT_FAILURE,
@@ -39,25 +48,47 @@ from remediate.errors import (
     VerificationFailed,
 )
 
+
+def _report(text: str, out: Path | None) -> None:
+    """A report on stdout, or written to ``out``."""
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        from remediate.errors import UsageError
+
+        raise UsageError(f"{out}: cannot write the report ({exc.strerror})") from None
+    _echo(f"Wrote {out}.")
+
+
 # ---- commands ------------------------------------------------------------------------------
 
 
 @app.command()
 def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
-          fmt: Format = FORMAT) -> None:
+          fmt: Format = FORMAT,
+          out: Path | None = typer.Option(None, "--out", help="Write the report (markdown, "
+                                          "html, sarif, junit) to FILE instead of stdout.")
+          ) -> None:
     """Detect drift: each playbook step, ok or not, with what differs. Exit 2 on drift."""
-    import json
-
     from remediate import engine
-    from remediate.render import assessment_data, markdown, text
+    from remediate.render import assessment_data, markdown, reports, text
 
     result = _on_org(org, playbook, engine.assess)
-    if fmt is Format.json:
-        _echo(json.dumps(assessment_data(result, org), indent=2, default=str))
+    if _json(fmt):
+        _emit(assessment_data(result, org))
     elif fmt is Format.markdown:
-        _echo(markdown.audit(result, org))
+        _report(markdown.audit(result, org), out)
+    elif fmt is Format.html:
+        _report(reports.audit_html(result, org), out)
+    elif fmt is Format.sarif:
+        _report(reports.sarif(result, org), out)
+    elif fmt is Format.junit:
+        _report(reports.junit(result, org), out)
     else:
-        _echo(text.audit(result, org))
+        _report(text.audit(result, org), out)
     # 0 only when every step was checked and matches: drift, manual or unknown all exit 2
     raise typer.Exit(EXIT_OK if result.clean else EXIT_DRIFT)
 
@@ -65,27 +96,39 @@ def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
 @app.command()
 def plan(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
          out: Path | None = typer.Option(None, "--out", help="Save the plan for 'apply FILE'."),
-         fmt: Format = FORMAT) -> None:
-    """Dry run: the changes apply would make, before and after per field. Exit 2 if any."""
-    import json
+         fmt: Format = FORMAT,
+         report: Path | None = typer.Option(None, "--report", help="Write the markdown or html "
+                                            "report to FILE instead of stdout."),
+         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                                help="Exit 2 when there are changes (as "
+                                                     "terraform plan -detailed-exitcode).")
+         ) -> None:
+    """Dry run: the changes apply would make, before and after per field. Exit 0 (2 for
+    changes with --detailed-exitcode)."""
+    from remediate.render import markdown, plan_data, reports, text
 
-    from remediate import engine
-    from remediate.render import markdown, plan_data, text
-
-    result = _on_org(org, playbook, engine.assess)
+    _refuse_format(fmt, (Format.text, Format.json, Format.markdown, Format.html), "plan")
+    result, cost = _on_org(org, playbook, _assess_costed)
+    saved = result.plan.model_copy(update={"playbooks": tuple(playbook) if playbook else None,
+                                           "api_requests": cost})
     if out is not None:
-        result.plan.save(out)
-    if fmt is Format.json:
-        _echo(json.dumps(plan_data(result.plan), indent=2, default=str))
+        saved.save(out)
+    if _json(fmt):
+        _emit(plan_data(saved))
     elif fmt is Format.markdown:
-        _echo(markdown.plan(result.plan))
+        _report(markdown.plan(saved), report)
+    elif fmt is Format.html:
+        _report(reports.plan_html(saved), report)
     else:
-        _echo(text.plan(result.plan, len(result.unknown)))
+        _report(text.plan(saved, len(result.unknown)), report)
+        if saved.automatic:
+            _echo(f"apply will cost about {cost} API request(s) of the org's daily allowance.")
         if out is not None:
-            _echo(f"\nSaved to {out}. Apply exactly this plan with: remediate apply {out} "
-                  f"--org {org}")
+            _echo(f"\nSaved to {out}. Apply exactly this plan with: remediate apply {out}")
         _echo_unknown(result)
-    raise typer.Exit(EXIT_OK if result.clean else EXIT_DRIFT)
+    # 0: the plan was made; with --detailed-exitcode, 2 when any step is not ok (changes,
+    # manual changes, or steps that could not be checked)
+    raise typer.Exit(EXIT_DRIFT if detailed_exitcode and not result.clean else EXIT_OK)
 
 
 def _echo_unknown(result: Any) -> None:
@@ -97,30 +140,52 @@ def _echo_unknown(result: Any) -> None:
             _echo(f"    ? {f.playbook}/{f.step}: {f.error}")
 
 
+def _assess_costed(handle: OrgHandle) -> Any:
+    from remediate import engine, safety
+
+    current = engine.assess(handle)
+    return current, safety.api_cost(current.plan, handle.gateway.round_trips)
+
+
 @app.command()
-def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'plan --out'."),
-          org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
+def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'plan --out' "
+                                                  "(it names its org and playbooks)."),
+          org: str | None = typer.Option(None, "--org", "-o",
+                                         help="Org name (default: the plan file's, else "
+                                              "REMEDIATE_ORG or default_org)."),
+          playbook: list[str] | None = PLAYBOOKS,
           yes: bool = typer.Option(False, "--yes", "-y", help="Approve without asking."),
           allow_production: bool = typer.Option(False, "--allow-production",
                                                 help="Apply to a production org not marked "
                                                      "'production = true'."),
+          allow_lockout: bool = typer.Option(False, "--allow-lockout",
+                                             help="Apply a change that takes access from "
+                                                  "remediate's own sign-in or another "
+                                                  "integration's."),
           ) -> None:
     """Show the diff, ask for approval, make the changes, then re-read to confirm."""
-    from remediate import engine
+    from remediate import engine, safety
     from remediate.plan import Plan
-    from remediate.render import text
+    from remediate.render import change_data, plan_data, text
 
     saved = Plan.load(plan_file) if plan_file is not None else None
+    if saved is not None:
+        org, playbook = _plan_selection(saved, plan_file, org, playbook)
+    org = _default_org(org)
     handle = _open(org, playbook)
     try:
         current = engine.assess_to_apply(handle)
+        reads = handle.gateway.round_trips
         if saved is not None:
             engine.check_plan(saved, current, handle)
         if not current.plan.automatic:
             _echo(text.plan(current.plan))
             _echo("\nNothing for remediate to apply.")
+            _emit({"org": org, "plan": plan_data(current.plan), "applied": [], "run_id": None})
             raise typer.Exit(EXIT_DRIFT if current.plan.manual else EXIT_OK)
         engine.guard_production(handle, current.org, allow_production)
+        safety.guard_lockout(handle, current.plan.automatic, allow_lockout)
+        allowance = safety.check_api_floor(handle, safety.api_cost(current.plan, reads))
         _echo(text.plan(current.plan))
         approval = _approve(yes)
         done = engine.apply_and_verify(
@@ -132,7 +197,27 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
     _echo("Re-read after apply: no automatic changes remain. Run 'remediate verify' to prove "
           "the integrations can sign in.")
     _echo_unknown(done.after)
+    _emit({"org": org, "run_id": done.result.run_id, "plan": plan_data(current.plan),
+           "applied": [change_data(c) for c in done.result.applied],
+           "manual": [change_data(c) for c in done.after.plan.manual],
+           "api_allowance": allowance})
     raise typer.Exit(EXIT_DRIFT if done.after.plan.manual or done.after.unknown else EXIT_OK)
+
+
+def _plan_selection(saved: Any, path: Path | None, org: str | None,
+                    playbook: list[str] | None) -> tuple[str, list[str] | None]:
+    """A plan file names its org and playbook selection; refuse flags that say otherwise."""
+    from remediate.errors import UsageError
+
+    if org is not None and org != saved.org:
+        raise UsageError(f"{path}: the plan is for org {saved.org!r}, not {org!r} (--org); "
+                         "drop --org, or make a plan for that org")
+    chosen = list(saved.playbooks) if saved.playbooks else None
+    if playbook and sorted(playbook) != sorted(chosen or []):
+        raise UsageError(f"{path}: the plan covers playbooks "
+                         f"{', '.join(chosen) if chosen else '(all bound)'}, not "
+                         f"{', '.join(playbook)} (-p); drop -p, or make a new plan")
+    return saved.org, chosen
 
 
 @app.command()
@@ -147,6 +232,10 @@ def verify(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
 
     result = _on_org(org, playbook, lambda h: engine.verify(h, reread_only=reread_only))
     _echo(text.verified(result))
+    if _json():
+        from remediate.render import verify_data
+
+        _emit(verify_data(result, org))
     if not result.ok:
         raise VerificationFailed("verification failed (see above)")
 
@@ -166,6 +255,10 @@ def diagnose(org: str = ORG, error: str | None = typer.Option(
     after = _parse_since(since) if since is not None else None
     result = _on_org(org, playbook, lambda h: engine.diagnose(h, error, after))
     _echo(text.diagnosed(result))
+    if _json():
+        from remediate.render import diagnosis_data
+
+        _emit(diagnosis_data(result, org))
     raise typer.Exit(EXIT_OK if result.named else EXIT_DRIFT)
 
 
@@ -216,6 +309,8 @@ def snapshot(org: str = ORG, out: Path = typer.Option(..., "--out", help="Playbo
     if "Not captured" in data["description"]:
         _echo("Not captured" + data["description"].split(" Not captured", 1)[1])
 
+    _emit({"org": org, "out": str(out), "name": name, "steps": len(data["steps"])})
+
 
 @app.command()
 def doctor(org: str | None = typer.Option(None, "--org", "-o",
@@ -229,8 +324,6 @@ def doctor(org: str | None = typer.Option(None, "--org", "-o",
     """Read-only: can remediate work on this org? Sign-in, API version, the admin's
     permissions, objects, apps, API allowance, platform probes. Exit 2 if anything is missing,
     1 if it cannot sign in."""
-    import json
-
     from remediate import doctor as doctors
     from remediate.errors import UsageError
 
@@ -240,8 +333,8 @@ def doctor(org: str | None = typer.Option(None, "--org", "-o",
     if org is None:
         raise UsageError("doctor needs --org NAME (or --print-permission-set)")
     report = _on_org(org, None, doctors.run)
-    if fmt is Format.json:
-        _echo(json.dumps(report.data(), indent=2, default=str))
+    if _json(fmt):
+        _emit(report.data())
     else:
         _echo(doctors.render_text(report))
     raise typer.Exit(report.exit_code)
@@ -252,8 +345,11 @@ def kinds() -> None:
     """List the step kinds playbooks can use."""
     from remediate.steps.base import kinds as registry
 
-    for name, kind in sorted(registry().items()):
+    found = sorted(registry().items())
+    for name, kind in found:
         _echo(f"{name:<26} {'/'.join(kind.causes):<5} {kind.summary}")
+    _emit([{"kind": name, "causes": list(kind.causes), "summary": kind.summary}
+           for name, kind in found])
 
 
 @playbook_app.command("validate")
@@ -261,9 +357,12 @@ def playbook_validate(paths: list[Path]) -> None:
     """Check playbooks for structure, step kinds and variables."""
     from remediate import playbook as playbooks
 
+    checked = []
     for path in paths:
         loaded = playbooks.load(path)
         _echo(f"{path}: ok ({len(loaded.model.steps)} steps)")
+        checked.append({"path": str(path), "ok": True, "steps": len(loaded.model.steps)})
+    _emit(checked)
 
 
 @playbook_app.command("schema")
@@ -273,7 +372,19 @@ def playbook_schema() -> None:
 
     from remediate import playbook as playbooks
 
+    if _json():
+        _emit(playbooks.json_schema())
+        return
     _echo(json.dumps(playbooks.json_schema(), indent=2, sort_keys=True))
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print docs/configuration.md: every remediate.toml key, its type and default."""
+    from remediate.config_reference import render
+
+    reference = render()
+    _emit({"markdown": reference}) if _json() else typer.echo(reference)
 
 
 @app.command()
@@ -336,6 +447,7 @@ def sandbox_reset(org: str = typer.Option("demo", "--org", "-o")) -> None:
 
     scenario = builtin.reset(org)
     _echo(f"Reset {org}: the next command starts from scenario {scenario!r}.")
+    _emit({"org": org, "scenario": scenario})
 
 
 @sandbox_app.command("status")
@@ -345,7 +457,11 @@ def sandbox_status(org: str = typer.Option("demo", "--org", "-o")) -> None:
 
     from remediate import builtin
 
-    _echo(json.dumps(builtin.status(org)))
+    data = builtin.status(org)
+    if _json():
+        _emit(data)
+        return
+    _echo(json.dumps(data))
 
 
 @sandbox_app.command("integration")
@@ -356,21 +472,38 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
 
     builtin.set_login_url(org, name, login_url)
     _echo(f"{name} in {org} now signs in at {login_url}.")
+    _emit({"org": org, "integration": name, "login_url": login_url})
 
 
-for _command in cli_enforce.COMMANDS:  # enforce, history, rollback
+for _command in cli_enforce.COMMANDS:  # enforce, rollback
     app.command()(_command)
+app.add_typer(cli_enforce.history_app, name="history")
 
 
 def main() -> None:
+    from remediate import envelope
+
     STATE.settings = None
     STATE.config = None
+    envelope.reset()
+    args = envelope.activate(sys.argv[1:])
+    code = _run(args)
+    envelope.finish(code)
+    sys.exit(code)
+
+
+def _run(args: list[str]) -> int:
+    """Run the command; every way it ends becomes an exit code (and, in JSON mode, an error in
+    the envelope)."""
+    from remediate import envelope
+
     try:
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
+        code = app(args=args, prog_name="remediate", standalone_mode=False)
+        return code if isinstance(code, int) else EXIT_OK
     except typer.Exit as done:
-        sys.exit(done.exit_code)
+        return done.exit_code
     except RemediateError as err:
+        envelope.error(err, err.exit_code)
         typer.echo(f"error: {err.message}", err=True)
         if err.hint:
             typer.echo(f"hint: {err.hint}", err=True)
@@ -382,23 +515,28 @@ def main() -> None:
             unknown: list[str] = getattr(err, "unknown", None) or []
             if unknown:
                 typer.echo(f"outcome unknown: {', '.join(unknown)}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+        return err.exit_code
+    except KeyboardInterrupt as exc:
+        envelope.error(exc, EXIT_INTERRUPTED, "interrupted")
         typer.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if isinstance(exc, typer.Abort):
-            sys.exit(EXIT_INTERRUPTED)
+            envelope.error(exc, EXIT_INTERRUPTED, "aborted")
+            return EXIT_INTERRUPTED
         if isinstance(exc, typer.TyperException):
+            fmt = getattr(exc, "format_message", None)
+            envelope.error(exc, EXIT_USAGE, fmt() if callable(fmt) else str(exc))
             show = getattr(exc, "show", None)
             if callable(show):
                 show()
             else:
                 typer.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
+            return EXIT_USAGE
         from remediate.logging import redact_text
 
-        typer.echo(f"error: internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
-                   "; please report it", err=True)
-        sys.exit(EXIT_FAILURE)
+        message = f"internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
+        envelope.error(exc, EXIT_FAILURE, message)
+        typer.echo(f"error: {message}; please report it", err=True)
+        return EXIT_FAILURE
 

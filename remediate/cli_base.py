@@ -5,6 +5,7 @@ commands on ``app``; this module imports neither (ADR 0074).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -27,13 +28,16 @@ class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
+    html = "html"
+    sarif = "sarif"
+    junit = "junit"
 
 
 app = typer.Typer(
     name="remediate",
     help="Keep Salesforce server-to-server integrations working: audit, plan, apply, verify.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # typer's --install-completion / --show-completion
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: importing rich costs more than the rest of start-up
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -43,6 +47,9 @@ app.add_typer(sandbox_app, name="sandbox")
 playbook_app = typer.Typer(help="Validate playbooks and export their JSON Schema.",
                            no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(playbook_app, name="playbook")
+config_app = typer.Typer(help="The configuration file's reference.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(config_app, name="config")
 
 
 class _State:
@@ -52,11 +59,37 @@ class _State:
 
 STATE = _State()
 
-ORG = typer.Option(..., "--org", "-o", help="Org name from remediate.toml, 'demo', or "
-                                            "'sandbox:<scenario>'.")
+
+def default_org(value: str | None) -> str:
+    """--org, else REMEDIATE_ORG, else remediate.toml's ``default_org``; else bad input."""
+    import os
+
+    from remediate.errors import UsageError
+
+    if value:
+        return value
+    found = os.environ.get("REMEDIATE_ORG") or settings().default_org
+    if not found:
+        raise UsageError("no org given: pass --org NAME, set REMEDIATE_ORG, or set default_org "
+                         "in remediate.toml")
+    return found
+
+
+ORG = typer.Option(None, "--org", "-o", callback=default_org,
+                   help="Org name from remediate.toml, 'demo', or 'sandbox:<scenario>' "
+                        "(default: REMEDIATE_ORG, or default_org in remediate.toml).")
 PLAYBOOKS = typer.Option(None, "--playbook", "-p",
                          help="Only these bound playbooks (repeatable).")
 FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from remediate import __version__, envelope
+
+        envelope.set_result({"version": __version__})
+        echo(f"remediate {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -67,6 +100,10 @@ def _main(
                                    help="Logs on stderr: auto (console on a terminal, JSON "
                                         "otherwise), console or json."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Print remediate's version and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Every command: print one JSON envelope "
+                                                       "(docs/json.md); same as --format json."),
 ) -> None:
     from remediate.logging import configure
 
@@ -83,6 +120,7 @@ def settings() -> Settings:
         STATE.settings, warnings = load_settings(STATE.config)
         for w in warnings:
             get_logger().warning("config.readable_by_others", detail=w)
+            envelope_module().warn(w)
     return STATE.settings
 
 
@@ -110,7 +148,39 @@ def journal() -> Any:
 
 
 def echo(text: str) -> None:
+    if not envelope_module().active() and sys.stdout.isatty():
+        from remediate.colour import paint
+
+        text = paint(text)
     typer.echo(text)
+
+
+def envelope_module() -> Any:
+    from remediate import envelope
+
+    return envelope
+
+
+def emit(data: Any) -> None:
+    """A command's data: into the JSON envelope, or (called outside main()) printed as JSON."""
+    import json
+
+    if envelope_module().active():
+        envelope_module().set_result(data)
+    else:
+        echo(json.dumps(data, indent=2, default=str))
+
+
+def wants_json(fmt: Format | None = None) -> bool:
+    return bool(envelope_module().active() or fmt is Format.json)
+
+
+def refuse_format(fmt: Format, allowed: tuple[Format, ...], command: str) -> None:
+    from remediate.errors import UsageError
+
+    if fmt not in allowed and not envelope_module().active():
+        raise UsageError(f"--format {fmt.value}: not supported by '{command}' (it supports "
+                         + ", ".join(f.value for f in allowed) + ")")
 
 
 def approve(yes: bool) -> Any:

@@ -1,6 +1,7 @@
 """``remediate enforce``, ``history`` and ``rollback``: the commands for unattended runs.
 
-remediate.cli registers ``COMMANDS`` after its own (so ``--help`` lists them last).
+remediate.cli registers ``COMMANDS`` and ``history_app`` after its own (so ``--help`` lists them
+last).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import typer
 from remediate.cli_base import FORMAT, Format
 from remediate.cli_base import approve as _approve
 from remediate.cli_base import echo as _echo
+from remediate.cli_base import emit as _emit
 from remediate.cli_base import journal as _journal
 from remediate.cli_base import open_handle as _open
+from remediate.cli_base import refuse_format as _refuse_format
 from remediate.cli_base import settings as _settings
+from remediate.cli_base import wants_json as _json
 from remediate.errors import EXIT_DRIFT, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | Non
     from remediate import enforce as enforcement
     from remediate.notify import Notifier
 
+    _refuse_format(fmt, (Format.text, Format.json), "enforce")
     settings = _settings()
     if bool(org) == all_orgs:
         raise UsageError("name the orgs to enforce with --org (repeatable), or pass --all")
@@ -63,9 +68,10 @@ def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | Non
         enforcement.check_policy(target.name, target.policy, _bound_steps(target.name))
     result = enforcement.run_fleet(targets, journal=_journal(),
                                    workers=workers or settings.enforce.workers,
-                                   kill=enforcement.kill_switch(settings), notifier=Notifier())
-    if fmt is Format.json:
-        _echo(json.dumps(fleet_data(result), indent=2, default=str))
+                                   kill=enforcement.kill_switch(settings), notifier=Notifier(),
+                                   on_done=_fleet_progress(len(targets)))
+    if _json(fmt):
+        _emit(fleet_data(result))
     else:
         _echo(fleet_text(result, shard))
     raise typer.Exit(result.exit_code)
@@ -111,8 +117,18 @@ def _bound_steps(name: str) -> set[str]:
     return {f"{s.playbook}/{s.id}" for s in steps}
 
 
+def _fleet_progress(total: int) -> Any:
+    from remediate.progress import Progress
+
+    return Progress(total, "enforce").step
+
+
 def fleet_data(result: FleetReport) -> dict[str, Any]:
-    from remediate.render import change_data
+    from remediate.plan import Change
+    from remediate.render import change_data as plain
+
+    def change_data(c: Change) -> dict[str, Any]:  # with the step ids the text carries
+        return {"playbook": c.playbook, "step": c.step, **plain(c)}
 
     return {
         "run_id": result.run_id, "worst": result.worst, "exit_code": result.exit_code,
@@ -159,18 +175,64 @@ def fleet_text(result: FleetReport, shard: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def history(org: str | None = HISTORY_ORG, limit: int = LIMIT, fmt: Format = FORMAT) -> None:
-    """List runs from the journal: run id, org, when, kind, status, changes, approval."""
+history_app = typer.Typer(help="Runs from the journal: list them, or show one.",
+                          invoke_without_command=True, rich_markup_mode=None)
+
+
+@history_app.callback()
+def history(ctx: typer.Context, org: str | None = HISTORY_ORG, limit: int = LIMIT,
+            fmt: Format = FORMAT) -> None:
+    """List runs from the journal: run id, org, when, kind, status, changes, approval.
+    'history show RUN_ID' shows one run's changes."""
     from remediate import history as histories
 
+    if ctx.invoked_subcommand is not None:
+        return
+    _refuse_format(fmt, (Format.text, Format.json), "history")
     found = histories.runs(_journal(), org)[-limit:]
-    if fmt is Format.json:
-        _echo(json.dumps([vars(r) for r in found], indent=2, default=str))
+    if _json(fmt):
+        _emit([vars(r) for r in found])
         return
     if not found:
         _echo("No runs in the journal" + (f" for org {org}." if org else "."))
         return
     _echo(history_text(found))
+
+
+@history_app.command("show")
+def history_show(run_id: str = RUN_ID, fmt: Format = FORMAT) -> None:
+    """One run: its summary and every change it applied, numbered for 'rollback --change N'."""
+    from remediate import history as histories
+
+    _refuse_format(fmt, (Format.text, Format.json), "history show")
+    journal = _journal()
+    summary = next((r for r in histories.runs(journal) if r.run_id == run_id), None)
+    if summary is None:
+        raise UsageError(f"run {run_id!r}: not in the journal ({journal.path})",
+                         hint="'remediate history' lists the runs")
+    changes = [{k: v for k, v in c.items() if not k.startswith("_")}
+               for c in _applied_changes(journal, run_id)]
+    if _json(fmt):
+        _emit({**vars(summary), "applied": changes})
+        return
+    lines = [history_text([summary]), ""]
+    if not changes:
+        lines.append("The run applied no changes.")
+    for i, c in enumerate(changes, 1):
+        lines.append(f"  {i}. {c.get('target')}: {c.get('field')}: "
+                     f"{json.dumps(c.get('before'), default=str)} -> "
+                     f"{json.dumps(c.get('after'), default=str)} "
+                     f"({c.get('playbook')}/{c.get('step')})")
+    _echo("\n".join(lines))
+
+
+def _applied_changes(journal: Any, run_id: str) -> list[dict[str, Any]]:
+    from remediate import history as histories
+
+    try:
+        return histories.recorded(journal, run_id).changes
+    except UsageError:
+        return []
 
 
 def history_text(found: list[RunSummary]) -> str:
@@ -184,25 +246,33 @@ def history_text(found: list[RunSummary]) -> str:
     return "\n".join(lines)
 
 
+CHANGE = typer.Option(None, "--change", min=1,
+                      help="Only change N of the run (numbered by 'history show RUN_ID').")
+
+
 def rollback(run_id: str = RUN_ID, yes: bool = YES,
-             allow_production: bool = ALLOW_PRODUCTION) -> None:
+             allow_production: bool = ALLOW_PRODUCTION, change: int | None = CHANGE) -> None:
     """Restore the before-values of a run's changes: shows the diff, applies after approval."""
     from remediate import engine
     from remediate import history as histories
-    from remediate.render import text
+    from remediate.render import change_data, plan_data, text
 
     journal = _journal()
     recorded = histories.recorded(journal, run_id)
+    pick = _pick_change(recorded, change)
     handle = _open(recorded.org, None)
     try:
-        undo = histories.build(handle, journal, run_id)
+        undo = _only(histories.build(handle, journal, run_id), pick)
         plan = undo.plan
-        _echo(f"Rollback of run {run_id} on org {recorded.org}:\n")
+        _echo(f"Rollback of run {run_id} on org {recorded.org}"
+              + (f", change {change}" if change else "") + ":\n")
         if not plan.automatic:
             if plan.manual:
                 _echo(text.plan(plan))
             _echo("Nothing for remediate to roll back: the run's changes are already undone."
                   if not plan.manual else "\nNothing for remediate to roll back automatically.")
+            _emit({"run_id": None, "rollback_of": run_id, "org": recorded.org,
+                   "plan": plan_data(plan), "applied": []})
             raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
         engine.guard_production(handle, undo.current.org, allow_production)
         _echo(text.rollback(plan, undo.current.inventory))
@@ -214,12 +284,40 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
 
         done = engine.apply_and_verify(
             handle, undo.current, approval, journal, sign_in=False, on_applied=applied,
-            reread=lambda h: histories.build(h, journal, run_id).current)
+            reread=lambda h: _only(histories.build(h, journal, run_id), pick).current)
         done.require_no_automatic_left("rollback")
     finally:
         handle.close()
     _echo(f"Rolled back run {run_id} as run {done.result.run_id}.")
+    _emit({"run_id": done.result.run_id, "rollback_of": run_id, "org": recorded.org,
+           "plan": plan_data(plan), "applied": [change_data(c) for c in done.result.applied]})
     raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
 
 
-COMMANDS = (enforce, history, rollback)
+def _pick_change(recorded: Any, n: int | None) -> tuple[str, ...] | None:
+    if n is None:
+        return None
+    if n > len(recorded.changes):
+        raise UsageError(f"--change {n}: run {recorded.run_id} applied "
+                         f"{len(recorded.changes)} change(s) (see 'remediate history show "
+                         f"{recorded.run_id}')")
+    c = recorded.changes[n - 1]
+    return (c["playbook"], c["step"], c["target"], c["field"])
+
+
+def _only(undo: Any, pick: tuple[str, ...] | None) -> Any:
+    """The rollback narrowed to the one change picked with --change."""
+    import dataclasses
+
+    from remediate.plan import Plan
+
+    if pick is None:
+        return undo
+    p = undo.plan
+    changes = [c for c in p.changes if (c.playbook, c.step, c.target, c.field) == pick]
+    narrowed = Plan.build(org=p.org, org_id=p.org_id, instance_url=p.instance_url,
+                          playbooks_digest=p.playbooks_digest, changes=changes)
+    return dataclasses.replace(undo, current=dataclasses.replace(undo.current, plan=narrowed))
+
+
+COMMANDS = (enforce, rollback)

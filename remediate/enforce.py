@@ -334,8 +334,10 @@ class FleetReport:
 
 def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 8,
               kill: str | None = None, lock_dir: Path | None = None,
-              notifier: Notifier | None = None) -> FleetReport:
-    """Enforce every target, ``workers`` at a time; reports come back in the targets' order."""
+              notifier: Notifier | None = None,
+              on_done: Callable[[OrgReport], None] | None = None) -> FleetReport:
+    """Enforce every target, ``workers`` at a time; reports come back in the targets' order.
+    ``on_done`` hears of each org as it finishes (progress on a terminal)."""
     fleet_run = new_run_id()
     if not targets:
         return FleetReport(fleet_run, [], kill)
@@ -343,5 +345,8 @@ def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 8,
                             thread_name_prefix="enforce") as pool:
         futures = [pool.submit(enforce_org, t, journal=journal, kill=kill, lock_dir=lock_dir,
                                fleet_run=fleet_run, notifier=notifier) for t in targets]
+        if on_done is not None:
+            for f in futures:
+                f.add_done_callback(lambda done: done.exception() or on_done(done.result()))
         reports = [f.result() for f in futures]
     return FleetReport(fleet_run, reports, kill)

@@ -128,6 +128,10 @@ class Plan(_Frozen):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     changes: tuple[Change, ...] = ()
     checksum: str = ""
+    # 'plan --out' records the -p selection and apply's estimated API requests, so that
+    # 'apply FILE' needs nothing else; the playbooks digest (in the checksum) pins their content
+    playbooks: tuple[str, ...] | None = None
+    api_requests: int | None = None
 
     @classmethod
     def build(cls, *, org: str, org_id: str, instance_url: str, playbooks_digest: str,

@@ -121,6 +121,7 @@ class OrgConfig(_Strict):
     api_version: str = "59.0"
     timeout_s: float = 30.0
     production: bool = False
+    min_api_requests: int = Field(1000, ge=0)  # apply refuses below this DailyApiRequests left
     playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     verify: dict[str, VerifyLogin] = Field(default_factory=dict)
     enforce: EnforcePolicy | None = None
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
                                       extra="forbid")
 
     journal: Path | None = None
+    default_org: str | None = None  # the org when --org and REMEDIATE_ORG are not given
     log_format: Literal["auto", "console", "json"] = "auto"
     orgs: dict[str, OrgConfig] = Field(default_factory=dict)
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)

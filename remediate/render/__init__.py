@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediate.engine import Assessment, Finding
+from remediate.engine import Assessment, Diagnosis, Finding, VerifyResult
 from remediate.plan import Change, Plan
 
 
@@ -31,6 +31,8 @@ def assessment_data(a: Assessment, org_name: str) -> dict[str, Any]:
 
 def plan_data(p: Plan) -> dict[str, Any]:
     return {"org": p.org, "org_id": p.org_id, "checksum": p.checksum,
+            "playbooks": list(p.playbooks) if p.playbooks else None,
+            "api_requests": p.api_requests,
             "changes": [c.data() for c in p.changes]}
 
 
@@ -39,3 +41,18 @@ def summary(findings: list[Finding]) -> dict[str, int]:
     for f in findings:
         out[f.status] += 1
     return out
+
+
+def verify_data(v: VerifyResult, org_name: str) -> dict[str, Any]:
+    return {"org": org_name, "verified": v.ok,
+            "remaining": [change_data(c) for c in v.assessment.plan.changes],
+            "tokens": [{"integration": name, "ok": t.ok, "status": t.status, "error": t.error,
+                        "error_description": t.error_description,
+                        "instance_url": t.instance_url, "api_status": t.api_status,
+                        "api_error": t.api_error} for name, t in v.tokens]}
+
+
+def diagnosis_data(d: Diagnosis, org_name: str) -> dict[str, Any]:
+    return {"org": org_name, "evidence": list(d.evidence), "causes": list(d.causes),
+            "explanation": d.explanation, "advice": d.advice,
+            "confirmed": [finding_data(f) for f in d.confirmed]}

@@ -494,6 +494,19 @@ class Gateway:
         then no call is needed to learn it."""
         return (urlsplit(self.instance_url).hostname or "").endswith(".my.salesforce.com")
 
+    def daily_api_requests(self) -> tuple[int, int]:
+        """(Remaining, Max) of the org's rolling 24-hour API allowance: ``DailyApiRequests`` in
+        ``GET /services/data/vXX.X/limits`` (REST API Developer Guide, "Limits")."""
+        data = self._call("reading the org's API allowance (/limits)",
+                          partial(self._sf_call, "restful", "limits/"))
+        entry = data.get("DailyApiRequests") if isinstance(data, dict) else None
+        try:
+            return int(entry["Remaining"]), int(entry["Max"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            raise SalesforceError(f"{self.org_label}: /limits has no DailyApiRequests "
+                                  "Remaining/Max; refusing to apply without knowing the "
+                                  "allowance") from None
+
     def _read_my_domain(self, inv: Inventory) -> None:
         info = self._call("reading the org's My Domain (userinfo)",
                           lambda: self.sf.oauth2("userinfo", None, method="GET"))

@@ -13,8 +13,13 @@ def scenarios_command() -> None:
     """List the shipped scenarios, one line each."""
     from remediate.sandbox import scenario
 
-    for name, description in scenario.available().items():
+    found = scenario.available()
+    for name, description in found.items():
         typer.echo(f"{name:<14} {description}")
+    from remediate import envelope  # the CLI's JSON envelope (presentation, not a sandbox rule)
+
+    if envelope.active():
+        envelope.set_result([{"name": n, "description": d} for n, d in found.items()])
 
 
 #: BSD sysexits codes used by ``serve``: a bad argument, and a port that cannot be bound.

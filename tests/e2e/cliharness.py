@@ -22,7 +22,13 @@ class Result:
     err: str
 
     def json(self) -> Any:
-        return json.loads(self.out)
+        """The command's data: the ``result`` of the JSON envelope (docs/json.md)."""
+        return self.envelope()["result"]
+
+    def envelope(self) -> Any:
+        data = json.loads(self.out)
+        assert isinstance(data, dict) and data.get("schema_version") == 1, self.out[:200]
+        return data
 
 
 def run(*args: str, stdin: str = "", cwd: Path | None = None,

@@ -56,7 +56,7 @@ def test_audit_of_the_demo_org_is_six_requests_in_two_round_trips(seen: list[See
 
 
 def test_plan_costs_what_audit_costs(seen: list[Seen]) -> None:
-    assert run("plan", "--org", "demo").code == 2
+    assert run("plan", "--org", "demo").code == 0
     assert seen[0].requests == {"oauth": 1, "rest": 1, "tooling": 1, "soap": 3}
     assert seen[0].rounds == 2
 
@@ -64,16 +64,17 @@ def test_plan_costs_what_audit_costs(seen: list[Seen]) -> None:
 def test_apply_of_the_demo_org(seen: list[Seen]) -> None:
     assert run("apply", "--org", "demo", "--yes").code == 0
     [apply] = seen
-    assert apply.requests == {"oauth": 1, "rest": 4, "tooling": 2, "soap": 10}
+    assert apply.requests == {"oauth": 1, "rest": 5, "tooling": 2, "soap": 10}
     assert apply.operations == Counter({
         "oauth token": 1,
+        "rest limits": 1,  # the daily API allowance, checked before writing (ADR 0029)
         "rest composite": 2, "tooling query": 2,  # the read before and the re-read after
         "soap readMetadata": 7,  # 4 (apply reads whole components, Profile too), 3 re-read
         "rest composite/sobjects": 2,  # the licence, then the permission sets that need it
         "soap upsertMetadata": 3,  # ConnectedApp, Profile, RemoteSiteSetting
     })
-    # token, read wave, licence, permission sets, the 3 upserts as one wave, re-read wave
-    assert apply.rounds == 6
+    # token, read wave, /limits, licence, permission sets, the 3 upserts as one wave, re-read
+    assert apply.rounds == 7
 
 
 def test_verify_of_the_demo_org_after_apply(seen: list[Seen]) -> None:
