@@ -51,9 +51,16 @@ def sandbox_state_path(scenario_name: str) -> Path:
     return cache_dir() / "sandbox" / f"{scenario_name}.json"
 
 
+def scenarios() -> dict[str, str]:
+    """The shipped scenarios: name -> one-line description."""
+    from remediate.sandbox import scenario
+
+    return scenario.available()
+
+
 def sandbox_cli() -> typer.Typer:
-    """The ``remediate sandbox`` command group (scenarios, serve); the CLI adds the commands
-    that act on built-in orgs (reset, status, integration) to it."""
+    """The ``remediate sandbox`` command group (serve); the CLI adds the commands
+    that act on built-in orgs (scenarios, reset, status, integration) to it."""
     from remediate.sandbox.cli import sandbox_app
 
     return sandbox_app

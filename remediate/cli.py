@@ -440,6 +440,17 @@ def demo() -> None:
 # ---- sandbox commands that act on the built-in orgs ---------------------------------------
 
 
+@sandbox_app.command("scenarios")
+def sandbox_scenarios() -> None:
+    """List the shipped scenarios, one line each."""
+    from remediate import builtin
+
+    found = builtin.scenarios()
+    for name, description in found.items():
+        _echo(f"{name:<14} {description}")
+    _emit([{"name": n, "description": d} for n, d in found.items()])
+
+
 @sandbox_app.command("reset")
 def sandbox_reset(org: str = typer.Option("demo", "--org", "-o")) -> None:
     """Start a built-in sandbox org over from its scenario."""

@@ -8,20 +8,6 @@ sandbox_app = typer.Typer(help="The built-in sandbox org: a wire-level Salesforc
                           no_args_is_help=True, rich_markup_mode=None)
 
 
-@sandbox_app.command("scenarios")
-def scenarios_command() -> None:
-    """List the shipped scenarios, one line each."""
-    from remediate.sandbox import scenario
-
-    found = scenario.available()
-    for name, description in found.items():
-        typer.echo(f"{name:<14} {description}")
-    from remediate import envelope  # the CLI's JSON envelope (presentation, not a sandbox rule)
-
-    if envelope.active():
-        envelope.set_result([{"name": n, "description": d} for n, d in found.items()])
-
-
 #: BSD sysexits codes used by ``serve``: a bad argument, and a port that cannot be bound.
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +85,7 @@ def test_unknown_permission_set_is_named(tmp_path: Path, lab: tuple[str, str, st
     cfg.write_text(cfg.read_text() + 'permission_set = "No_Such_Set"\n')
     result = run("--config", str(cfg), "audit", "--org", "lab", "--format", "json")
     assert result.code == 2, result.err
-    data = json.loads(result.out)
+    data = result.json()
     unknown = [f for f in data["findings"] if f["status"] == "unknown"]
     assert unknown and all(not f["checked"] for f in unknown)
     assert any("no permission set with API name 'No_Such_Set'" in f["reason"] for f in unknown)
@@ -144,7 +143,7 @@ def test_audit_and_plan_need_no_verify_credentials_and_verify_reports_them_not_t
     cfg.write_text(cfg.read_text() + '\n[orgs.lab.verify.copilot-for-sales]\n'
                    'client_id = "abc"\nclient_secret_env = "COPILOT_SECRET"\n')
     assert run("--config", str(cfg), "audit", "--org", "lab").code == 2
-    assert run("--config", str(cfg), "plan", "--org", "lab").code == 2
+    assert run("--config", str(cfg), "plan", "--org", "lab", "--detailed-exitcode").code == 2
     verified = run("--config", str(cfg), "verify", "--org", "lab")
     assert verified.code == 4
     assert "Token request for copilot-for-sales: not tried (no credentials): " in verified.out
