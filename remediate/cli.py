@@ -59,6 +59,8 @@ app.add_typer(playbook_app, name="playbook")
 class _State:
     config: Path | None = None
     settings: Settings | None = None
+    verbose: int = 0
+    log_format: str = "auto"
 
 
 STATE = _State()
@@ -84,6 +86,8 @@ def _main(
     level = {0: "warning", 1: "info"}.get(verbose, "debug")
     configure(log_format, level)
     STATE.config = config
+    STATE.verbose = verbose
+    STATE.log_format = log_format
 
 
 def _settings() -> Settings:
@@ -97,9 +101,15 @@ def _settings() -> Settings:
     return STATE.settings
 
 
-def _open(org: str, playbooks: list[str] | None) -> OrgHandle:
+def _open(org: str, playbooks: list[str] | None, *, lock: bool = False) -> OrgHandle:
+    """Open the org; ``lock`` first takes the org's lock (the one ``enforce`` takes) for the
+    rest of the command, or refuses with exit 75 when another run holds it."""
     from remediate.orgs import open_org
 
+    if lock:
+        from remediate import runguard
+
+        runguard.lock_org(org)
     base = STATE.config.parent if STATE.config else None
     return open_org(org, _settings(), only=playbooks or None, config_dir=base)
 
@@ -121,7 +131,9 @@ def _journal() -> Any:
 
 
 def _echo(text: str) -> None:
-    typer.echo(text)
+    from remediate.safety import for_terminal
+
+    typer.echo(for_terminal(text))
 
 
 # ---- commands ------------------------------------------------------------------------------
@@ -185,7 +197,7 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
     from remediate.render import text
 
     saved = Plan.load(plan_file) if plan_file is not None else None
-    handle = _open(org, playbook)
+    handle = _open(org, playbook, lock=True)
     handle.gateway.full_metadata = True  # read whole components it may write back (ADR 0010)
     try:
         current = engine.assess(handle)
@@ -395,25 +407,40 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
 
 
 def main() -> None:
+    from remediate import runguard
+
     STATE.settings = None
     STATE.config = None
+    STATE.verbose = 0
+    STATE.log_format = "auto"
+    try:
+        with runguard.guarded():
+            _main_body()
+    finally:
+        runguard.release_locks()
+
+
+def _main_body() -> None:
+    from remediate.safety import for_terminal
+
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except RemediateError as err:
-        typer.echo(f"error: {err.message}", err=True)
+        typer.echo(for_terminal(f"error: {err.message}"), err=True)
         if err.hint:
-            typer.echo(f"hint: {err.hint}", err=True)
+            typer.echo(for_terminal(f"hint: {err.hint}"), err=True)
         applied = getattr(err, "applied", None)
         if applied is not None:
-            typer.echo(f"applied: {', '.join(applied) or 'nothing'}", err=True)
-            typer.echo(f"not applied: {', '.join(getattr(err, 'not_applied', [])) or 'nothing'}",
+            typer.echo(for_terminal(f"applied: {', '.join(applied) or 'nothing'}"), err=True)
+            typer.echo(for_terminal("not applied: "
+                                    f"{', '.join(getattr(err, 'not_applied', [])) or 'nothing'}"),
                        err=True)
             unknown: list[str] = getattr(err, "unknown", None) or []
             if unknown:
-                typer.echo(f"outcome unknown: {', '.join(unknown)}", err=True)
+                typer.echo(for_terminal(f"outcome unknown: {', '.join(unknown)}"), err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -430,9 +457,18 @@ def main() -> None:
             sys.exit(EXIT_USAGE)
         from remediate.logging import redact_text
 
+        runguard_internal(exc)
         typer.echo(f"error: internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
                    "; please report it", err=True)
         sys.exit(EXIT_FAILURE)
+
+
+def runguard_internal(exc: BaseException) -> None:
+    """A bug in remediate: its traceback goes to the log under -vv, and always to a JSON log."""
+    from remediate import runguard
+
+    runguard.log_internal(exc, traceback=STATE.verbose >= 2 or STATE.log_format == "json",
+                          raw=STATE.verbose >= 2)
 
 
 from remediate import cli_enforce as _cli_enforce  # noqa: E402, F401  (registers enforce, history, rollback)

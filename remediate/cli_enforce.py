@@ -146,7 +146,7 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
 
     journal = _journal()
     recorded = histories.recorded(journal, run_id)
-    handle = _open(recorded.org, None)
+    handle = _open(recorded.org, None, lock=True)
     try:
         undo = histories.build(handle, journal, run_id)
         plan = undo.plan

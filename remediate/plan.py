@@ -148,7 +148,9 @@ class Plan(_Frozen):
     @classmethod
     def load(cls, path: Path) -> Plan:
         try:
-            plan = cls.model_validate_json(path.read_text(encoding="utf-8"))
+            from remediate.inputs import read_text
+
+            plan = cls.model_validate_json(read_text(path, "plan"))
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the plan file ({exc.strerror})") from None
         except ValidationError as exc:

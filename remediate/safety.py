@@ -22,3 +22,27 @@ def for_terminal(text: str) -> str:
 
 def valid_scenario_name(name: str) -> bool:
     return SCENARIO_NAME.fullmatch(name) is not None
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` may not be used to reach an org or a webhook, or None: https only, plain
+    http for a loopback host (a local emulator or proxy), no other scheme."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in LOOPBACK_HOSTS:
+        return None
+    if parts.scheme == "http":
+        return "uses plain http (only https is allowed, plain http only for a loopback host)"
+    if not host and parts.scheme in ("http", "https"):
+        return "names no host"
+    return f"has scheme {parts.scheme or '(none)'!r} (only https is allowed)"

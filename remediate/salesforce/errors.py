@@ -88,14 +88,14 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
     else is a bug in remediate and is raised again unchanged: the CLI reports it as an internal
     error (with its traceback under ``-vv``), never as "the org answered something odd"."""
     import requests
-
-    from remediate.salesforce.transport import AnswerTooLarge, DeadlineExceeded, RedirectRefused
     from simple_salesforce.exceptions import (
         SalesforceAuthenticationFailed,
     )
     from simple_salesforce.exceptions import (
         SalesforceError as VendorError,
     )
+
+    from remediate.salesforce.transport import AnswerTooLarge, DeadlineExceeded, RedirectRefused
 
     if isinstance(exc, SalesforceError):
         return exc

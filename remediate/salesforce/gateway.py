@@ -34,8 +34,7 @@ import requests
 from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport
-from remediate.salesforce import waves
+from remediate.salesforce import transport, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,

@@ -15,6 +15,7 @@ token requests), and what it guarantees whatever the library on top (simple-sale
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import socket
 import threading
@@ -96,10 +97,8 @@ def _shut(conn: Any) -> None:
     sock = getattr(conn, "sock", None)
     if sock is None:
         return
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # wakes a recv blocked in another thread
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # wakes a recv blocked in another thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 _current = threading.local()
@@ -180,6 +179,7 @@ class TimeoutSession(requests.Session):
             kwargs.setdefault("verify", self.verify)
         kwargs["allow_redirects"] = False  # every method: session.get's default is True
         streamed = bool(kwargs.pop("stream", False))
+        kwargs["stream"] = True  # read here, bounded, under the watchdog
         watch = _Watch()
         timer = threading.Timer(total, watch.fire)
         timer.daemon = True
@@ -188,7 +188,7 @@ class TimeoutSession(requests.Session):
         started = time.monotonic()
         timer.start()
         try:
-            response = super().request(method, url, *args, stream=True, **kwargs)
+            response = super().request(method, url, *args, **kwargs)
             if not streamed:
                 self._read_body(response)
         except DeadlineExceeded:
@@ -212,8 +212,9 @@ class TimeoutSession(requests.Session):
         return response
 
     def _read_body(self, response: requests.Response) -> None:
-        if response._content is not False:  # an adapter that answers in process set it
-            if len(response._content or b"") > self.max_answer_bytes:
+        content: Any = response._content
+        if content is not False:  # an adapter that answers in process set it
+            if len(content or b"") > self.max_answer_bytes:
                 raise AnswerTooLarge(f"the answer is more than the {self.max_answer_bytes} "
                                      "bytes remediate reads")
             return
@@ -232,7 +233,7 @@ class TimeoutSession(requests.Session):
                                      "bytes remediate reads")
             chunks.append(chunk)
         response._content = b"".join(chunks)
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]
         response.close()  # the body is read: the connection goes back to the pool
 
     @staticmethod
