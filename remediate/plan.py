@@ -54,6 +54,9 @@ class RecordDelete(_Frozen):
     api: Literal["delete"] = "delete"
     sobject: str
     record_id: str
+    #: The fields the row was inserted with (from the journal), so rolling back this rollback
+    #: can insert it again.
+    fields: dict[str, Any] = Field(default_factory=dict)
 
 
 Write = Annotated[MetadataWrite | RecordWrite | RecordDelete, Field(discriminator="api")]

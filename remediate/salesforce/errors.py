@@ -65,7 +65,8 @@ def bad_answer(what: str, detail: str) -> SalesforceError:
 #: The packages whose exceptions are the org's doing (an answer, a dropped connection, garbage)
 #: rather than remediate's: the vendor boundary.
 VENDOR_MODULES = ("simple_salesforce", "zeep", "lxml", "requests", "urllib3", "json", "xml",
-                  "http", "ssl", "socket", "remediate.salesforce.transport")
+                  "http", "ssl", "socket", "remediate.salesforce.transport",
+                  "vcr")  # vcr: the tests' recorded network, below the transport
 
 
 def raised_in_vendor(exc: BaseException) -> bool:

@@ -783,7 +783,9 @@ def _same(found: Any, wanted: Any) -> bool:
 
 
 def _in(values: Iterable[str]) -> str:
-    return ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    from remediate.salesforce import soql
+
+    return soql.in_list(values)
 
 
 def _user(r: dict[str, Any]) -> UserInfo:

@@ -27,7 +27,6 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from remediate.inputs import MAX_ANSWER_BYTES
@@ -122,20 +121,27 @@ class _Watched:
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _HTTPConnection(_Watched, HTTPConnection):
-    pass
+_watched_classes: dict[type, type] = {}
 
 
-class _HTTPSConnection(_Watched, HTTPSConnection):
-    pass
+def _watched(base: type) -> type:
+    """``base`` with the watchdog mixed in. The base is looked up when a pool is made, not at
+    import: a library that patches urllib3's connection class (vcr, in tests) keeps working."""
+    if base not in _watched_classes:
+        _watched_classes[base] = type(f"Watched{base.__name__}", (_Watched, base), {})
+    return _watched_classes[base]
 
 
 class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+    @property
+    def ConnectionCls(self) -> type:  # type: ignore[override]  # read per new connection
+        return _watched(HTTPConnectionPool.ConnectionCls)
 
 
 class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+    @property
+    def ConnectionCls(self) -> type:  # type: ignore[override]  # read per new connection
+        return _watched(HTTPSConnectionPool.ConnectionCls)
 
 
 class WatchedAdapter(HTTPAdapter):
