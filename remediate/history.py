@@ -292,6 +292,7 @@ class _Undo:
             record_id = self._matching(w["sobject"], dict(w.get("fields") or {}))
             if record_id is None:
                 return None  # never inserted
+            self._rows[(w["sobject"], record_id)] = {"Id": record_id}  # just read: it exists
         if not record_id:
             return Change(**base, before=c["after"], after=c["before"],
                           manual=f"the journal has no id for the row run {self.run.run_id} "
