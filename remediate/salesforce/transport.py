@@ -39,7 +39,7 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "remediate_call_deadline", default=None)
 
 
-class RedirectRefused(Exception):
+class RedirectRefused(requests.exceptions.RequestException):
     """A 3xx answer: remediate never follows it (see the module docstring)."""
 
     def __init__(self, status: int, target_host: str) -> None:
@@ -52,7 +52,7 @@ class DeadlineExceeded(requests.exceptions.Timeout):
     """The request did not complete (connect, send, read) within its total deadline."""
 
 
-class AnswerTooLarge(Exception):
+class AnswerTooLarge(requests.exceptions.RequestException):
     """An answer body larger than ``MAX_ANSWER_BYTES``."""
 
 
@@ -163,7 +163,6 @@ class TimeoutSession(requests.Session):
         self.default_timeout = timeout
         self.total_s = total_s if total_s is not None else timeout
         self.max_answer_bytes = max_answer_bytes
-        self.max_redirects = 0
         adapter = WatchedAdapter()
         self.mount("https://", adapter)
         self.mount("http://", adapter)
