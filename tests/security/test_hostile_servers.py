@@ -115,7 +115,7 @@ def test_a_redirect_on_a_rest_call_is_an_error_naming_the_target_and_nothing_rea
 def test_a_redirect_on_a_metadata_soap_post_is_refused_and_the_session_id_stays_home(
         redirector: Any, thief: Any, certs: Certificates) -> None:
     gateway = gateway_at(redirector, certs)
-    with pytest.raises(ConnectionFailure, match="redirect .* to localhost"):
+    with pytest.raises(ConnectionFailure, match=r"redirect .* to localhost"):
         gateway.read_metadata("Profile", ["Admin"])
     assert any("readMetadata" in hit for hit in redirector.hits)
     assert thief.hits == []
@@ -175,7 +175,7 @@ def test_a_server_that_trickles_bytes_ends_the_call_at_its_total_deadline(
         slow_loris: Any, certs: Certificates) -> None:
     gateway = gateway_at(slow_loris, certs, timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(ConnectionFailure, match="timed out.*within 1 s"):
+    with pytest.raises(ConnectionFailure, match=r"timed out.*within 1 s"):
         gateway.query("SELECT Id FROM User")
     assert time.monotonic() - started < 5  # two attempts of 1 s each, no per-read timeout hit
 
