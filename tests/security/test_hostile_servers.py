@@ -27,6 +27,14 @@ from remediate.settings import Webhook
 TOKEN = "00D000000000001!AQ8AQHiddenSessionIdValue"
 
 
+@pytest.fixture(autouse=True)
+def _logs_to_this_tests_stderr() -> None:
+    """An earlier in-process CLI run may have bound the logger to a stream since closed."""
+    from remediate.logging import configure
+
+    configure("console", "warning")
+
+
 class Counting(BaseHTTPRequestHandler):
     hits: list[str]
 
