@@ -31,23 +31,35 @@ def is_builtin(name: str) -> bool:
 
 
 def builtin_scenario(name: str) -> str:
-    return "demo" if name == "demo" else name.split(":", 1)[1]
+    """The shipped scenario a built-in org name names; anything else (a path, a name with a
+    dot or a slash) is refused, so a name can never reach a file outside the cache dir."""
+    scenario = "demo" if name == "demo" else name.split(":", 1)[1]
+    _check_scenario(name, scenario)
+    return scenario
+
+
+def _check_scenario(org: str, scenario: str) -> None:
+    from remediate.errors import ConfigError
+    from remediate.sandbox.scenario import scenario_dir
+    from remediate.untrusted import valid_scenario_name
+
+    if valid_scenario_name(scenario) and (scenario_dir() / f"{scenario}.yaml").is_file():
+        return
+    known = ", ".join(sorted(p.stem for p in scenario_dir().glob("*.yaml")))
+    raise ConfigError(f"org {org!r}: {scenario!r} is not a shipped scenario (known: {known}; "
+                      "'remediate sandbox scenarios' lists them)")
 
 
 def check_scenario(name: str) -> None:
     """Refuse a built-in org name whose scenario the sandbox does not ship (ConfigError)."""
-    from remediate.errors import ConfigError
-    from remediate.sandbox import scenario as scenarios
-
-    try:
-        scenarios.load(builtin_scenario(name))
-    except scenarios.ScenarioError as exc:
-        raise ConfigError(f"org {name!r}: {exc}") from None
+    builtin_scenario(name)
 
 
 def sandbox_state_path(scenario_name: str) -> Path:
+    """Where a built-in org keeps its state: always a file directly in the cache dir."""
     from remediate.settings import cache_dir
 
+    _check_scenario(f"sandbox:{scenario_name}", scenario_name)
     return cache_dir() / "sandbox" / f"{scenario_name}.json"
 
 

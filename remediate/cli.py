@@ -172,7 +172,7 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
     if saved is not None:
         org, playbook = _plan_selection(saved, plan_file, org, playbook)
     org = _default_org(org)
-    handle = _open(org, playbook)
+    handle = _open(org, playbook, lock=True)
     try:
         current = engine.assess_to_apply(handle)
         reads = handle.gateway.round_trips
@@ -492,13 +492,19 @@ app.add_typer(cli_enforce.history_app, name="history")
 
 
 def main() -> None:
-    from remediate import envelope
+    from remediate import envelope, runguard
 
     STATE.settings = None
     STATE.config = None
+    STATE.verbose = 0
+    STATE.log_format = "auto"
     envelope.reset()
     args = envelope.activate(sys.argv[1:])
-    code = _run(args)
+    try:
+        with runguard.guarded():
+            code = _run(args)
+    finally:
+        runguard.release_locks()
     envelope.finish(code)
     sys.exit(code)
 
@@ -507,6 +513,7 @@ def _run(args: list[str]) -> int:
     """Run the command; every way it ends becomes an exit code (and, in JSON mode, an error in
     the envelope)."""
     from remediate import envelope
+    from remediate.untrusted import for_terminal
 
     try:
         code = app(args=args, prog_name="remediate", standalone_mode=False)
@@ -515,17 +522,18 @@ def _run(args: list[str]) -> int:
         return done.exit_code
     except RemediateError as err:
         envelope.error(err, err.exit_code)
-        typer.echo(f"error: {err.message}", err=True)
+        typer.echo(for_terminal(f"error: {err.message}"), err=True)
         if err.hint:
-            typer.echo(f"hint: {err.hint}", err=True)
+            typer.echo(for_terminal(f"hint: {err.hint}"), err=True)
         applied = getattr(err, "applied", None)
         if applied is not None:
-            typer.echo(f"applied: {', '.join(applied) or 'nothing'}", err=True)
-            typer.echo(f"not applied: {', '.join(getattr(err, 'not_applied', [])) or 'nothing'}",
+            typer.echo(for_terminal(f"applied: {', '.join(applied) or 'nothing'}"), err=True)
+            typer.echo(for_terminal("not applied: "
+                                    f"{', '.join(getattr(err, 'not_applied', [])) or 'nothing'}"),
                        err=True)
             unknown: list[str] = getattr(err, "unknown", None) or []
             if unknown:
-                typer.echo(f"outcome unknown: {', '.join(unknown)}", err=True)
+                typer.echo(for_terminal(f"outcome unknown: {', '.join(unknown)}"), err=True)
         return err.exit_code
     except KeyboardInterrupt as exc:
         envelope.error(exc, EXIT_INTERRUPTED, "interrupted")
@@ -546,8 +554,16 @@ def _run(args: list[str]) -> int:
             return EXIT_USAGE
         from remediate.logging import redact_text
 
+        runguard_internal(exc)
         message = f"internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
         envelope.error(exc, EXIT_FAILURE, message)
         typer.echo(f"error: {message}; please report it", err=True)
         return EXIT_FAILURE
 
+
+def runguard_internal(exc: BaseException) -> None:
+    """A bug in remediate: its traceback goes to the log under -vv, and always to a JSON log."""
+    from remediate import runguard
+
+    runguard.log_internal(exc, traceback=STATE.verbose >= 2 or STATE.log_format == "json",
+                          raw=STATE.verbose >= 2)

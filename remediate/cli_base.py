@@ -55,6 +55,8 @@ app.add_typer(config_app, name="config")
 class _State:
     config: Path | None = None
     settings: Settings | None = None
+    verbose: int = 0
+    log_format: str = "auto"
 
 
 STATE = _State()
@@ -110,6 +112,8 @@ def _main(
     level = {0: "warning", 1: "info"}.get(verbose, "debug")
     configure(log_format, level)
     STATE.config = config
+    STATE.verbose = verbose
+    STATE.log_format = log_format
 
 
 def settings() -> Settings:
@@ -124,8 +128,15 @@ def settings() -> Settings:
     return STATE.settings
 
 
-def open_handle(org: str, playbooks: list[str] | None) -> OrgHandle:
+def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) -> OrgHandle:
+    """Open the org; ``lock`` first takes the org's lock (the one ``enforce`` takes) for the
+    rest of the command, or refuses with exit 75 when another run holds it."""
     from remediate.orgs import open_org
+
+    if lock:
+        from remediate import runguard
+
+        runguard.lock_org(org)
 
     base = STATE.config.parent if STATE.config else None
     return open_org(org, settings(), only=playbooks or None, config_dir=base)
@@ -148,6 +159,9 @@ def journal() -> Any:
 
 
 def echo(text: str) -> None:
+    from remediate.untrusted import for_terminal
+
+    text = for_terminal(text)  # text from an org or a server may carry escape sequences
     if not envelope_module().active() and sys.stdout.isatty():
         from remediate.colour import paint
 

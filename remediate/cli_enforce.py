@@ -238,11 +238,12 @@ def _applied_changes(journal: Any, run_id: str) -> list[dict[str, Any]]:
 def history_text(found: list[RunSummary]) -> str:
     width = max(len("ORG"), *(len(r.org) for r in found))
     lines = [f"{'RUN ID':<25}  {'ORG':<{width}}  {'WHEN':<24}  {'KIND':<8}  {'STATUS':<16}  "
-             f"{'CHANGES':>7}  {'PENDING':>7}  APPROVAL"]
+             f"{'CHANGES':>7}  {'UNKNOWN':>7}  {'PENDING':>7}  APPROVAL"]
     for r in found:
         approval = r.approval + (f" (undoes {r.rollback_of})" if r.rollback_of else "")
         lines.append(f"{r.run_id:<25}  {r.org:<{width}}  {r.at[:24]:<24}  {r.kind:<8}  "
-                     f"{r.status:<16}  {r.changes:>7}  {r.pending:>7}  {approval}".rstrip())
+                     f"{r.status:<16}  {r.changes:>7}  {r.unknown:>7}  {r.pending:>7}  "
+                     f"{approval}".rstrip())
     return "\n".join(lines)
 
 
@@ -260,7 +261,7 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
     journal = _journal()
     recorded = histories.recorded(journal, run_id)
     pick = _pick_change(recorded, change)
-    handle = _open(recorded.org, None)
+    handle = _open(recorded.org, None, lock=True)
     try:
         undo = _only(histories.build(handle, journal, run_id), pick)
         plan = undo.plan

@@ -194,16 +194,22 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
                    changes=[change_record(c) for c in todo])
     pending = list(todo)
     unknown: list[Change] = []
+    number = 0
     try:
         for group in _together(batches(todo)):
             calls = [partial(_write, handle, current.inventory, batch) for batch in group]
+            numbers = list(range(number, number + len(group)))
+            number += len(group)
+            for n, batch in zip(numbers, group, strict=True):  # intent first: a crash after
+                journal.append("batch.intent", run_id=run_id, batch=n,  # it leaves it unknown
+                               changes=[change_record(c) for c in batch])
             outcomes = handle.gateway.together(calls)
             first_error: RemediateError | None = None
-            for batch, (ok, value) in zip(group, outcomes, strict=True):
+            for n, batch, (ok, value) in zip(numbers, group, outcomes, strict=True):
                 if ok:
                     created = value if isinstance(value, list) else []
                     result.wrote = True
-                    journal.append("batch", run_id=run_id, result="applied",
+                    journal.append("batch", run_id=run_id, batch=n, result="applied",
                                    changes=[change_record(c) for c in batch],
                                    **({"created": created} if created else {}))
                     result.applied.extend(batch)
@@ -213,13 +219,17 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
                     raise value
                 # "unknown": the write may have been committed (ADR 0009); "failed": it was not
                 outcome = "unknown" if isinstance(value, OutcomeUnknown) else "failed"
-                journal.append("batch", run_id=run_id, result=outcome, error=value.message,
-                               changes=[change_record(c) for c in batch])
+                journal.append("batch", run_id=run_id, batch=n, result=outcome,
+                               error=value.message, changes=[change_record(c) for c in batch])
                 if outcome == "unknown":
                     unknown.extend(batch)
                 first_error = first_error or value
             if first_error is not None:
                 raise first_error
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (runguard.Terminated)
+        journal.append("interrupted", run_id=run_id, org=handle.name,
+                       signal="SIGTERM" if type(stop).__name__ == "Terminated" else "SIGINT")
+        raise
     except RemediateError as err:
         pending = [c for c in pending if c not in unknown]
         journal.append("apply.end", run_id=run_id, status="failed",

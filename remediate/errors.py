@@ -15,6 +15,7 @@
     │   ├── OutcomeUnknown                      a write failed after it may have been committed
     │   └── NotFound                            a user, permission set, app... named by a playbook
     ├── ApplyFailed                    exit 1   apply stopped part-way (the journal says where)
+    ├── OrgBusy                        exit 75  another run holds the org's lock
     └── VerificationFailed             exit 4   after apply, drift remains or a token request fails
 
 Drift found by ``audit``/``plan`` is not an error: those commands exit 2, like
@@ -30,6 +31,7 @@ EXIT_DRIFT = 2
 EXIT_REFUSED = 3
 EXIT_VERIFY_FAILED = 4
 EXIT_USAGE = 64
+EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL
 EXIT_INTERRUPTED = 130
 
 
@@ -107,6 +109,12 @@ class ApplyFailed(RemediateError):
         self.applied = applied
         self.not_applied = not_applied
         self.unknown = unknown or []  # may or may not have been applied (OutcomeUnknown)
+
+
+class OrgBusy(RemediateError):
+    """Another run (an apply, a rollback, an enforce) holds the org's lock."""
+
+    exit_code = EXIT_LOCKED
 
 
 class VerificationFailed(RemediateError):

@@ -23,9 +23,11 @@ from typing import Any
 
 from remediate import engine
 from remediate.errors import StalePlan, UsageError
-from remediate.journal import Journal
+from remediate.journal import ApplyEnd, ApplyStart, BatchIntent, BatchOutcome, Interrupted, Journal
+from remediate.journal import Rollback as RollbackRecord
 from remediate.orgs import OrgHandle
 from remediate.plan import Change, MetadataWrite, Plan, RecordDelete, RecordWrite
+from remediate.salesforce import soql
 from remediate.steps.base import Inventory, MetadataRead, OrgRead, get_path
 
 # Reference fields whose journal before-value is a name: (sobject, field) -> (object, name field)
@@ -42,40 +44,67 @@ class RunSummary:
     at: str = ""
     kind: str = "apply"  # apply | enforce | rollback
     status: str = ""
-    changes: int = 0  # applied
+    changes: int = 0  # applied (counted from the run's batches)
     pending: int = 0
     approval: str = ""
     rollback_of: str | None = None
+    unknown: int = 0  # changes in batches whose outcome is unknown (sent, never answered)
 
 
 def runs(journal: Journal, org: str | None = None) -> list[RunSummary]:
-    """Every run in the journal, oldest first (optionally one org's)."""
+    """Every run in the journal, oldest first (optionally one org's). Counts come from the
+    batches: a run that died between sending a batch and journalling its outcome shows that
+    batch's changes as ``unknown``, whatever its end record says (it may have none)."""
     found: dict[str, RunSummary] = {}
-    for event in journal.read():
-        run_id = event.get("run_id")
+    intents: dict[str, dict[int, int]] = {}  # run -> batch number -> changes, not yet answered
+    batched: set[str] = set()  # runs whose batches were journalled (their counts win)
+    ended: dict[str, str] = {}
+    interrupted: set[str] = set()
+    for record in journal.records():
+        run_id = record.run_id
         if not run_id:
             continue
-        run = found.setdefault(str(run_id), RunSummary(str(run_id), at=str(event.get("at", ""))))
-        kind = event.get("event")
-        if event.get("org"):
-            run.org = str(event["org"])
-        if kind == "apply.start":
-            approved = event.get("approval") or {}
+        run = found.setdefault(run_id, RunSummary(run_id, at=record.at))
+        if record.org:
+            run.org = record.org
+        if isinstance(record, ApplyStart):
+            approved = record.approval
             run.approval = f"{approved.get('how', '?')} by {approved.get('by', '?')}"
-            run.status = run.status or "incomplete"
-        elif kind == "apply.end":
-            run.status = str(event.get("status", ""))
-            run.changes = int(event.get("applied") or 0)
-        elif kind == "enforce":
+        elif isinstance(record, BatchIntent):
+            intents.setdefault(run_id, {})[record.batch] = len(record.changes)
+        elif isinstance(record, BatchOutcome):
+            batched.add(run_id)
+            if record.batch is not None:
+                intents.get(run_id, {}).pop(record.batch, None)
+            if record.result == "applied":
+                run.changes += len(record.changes)
+            elif record.result == "unknown":
+                run.unknown += len(record.changes)
+        elif isinstance(record, Interrupted):
+            interrupted.add(run_id)
+        elif isinstance(record, ApplyEnd):
+            ended[run_id] = record.status
+            if run_id not in batched:
+                run.changes = record.applied  # nothing to count from
+        elif isinstance(record, RollbackRecord):
+            run.kind = "rollback"
+            run.rollback_of = record.rollback_of
+        elif record.event == "enforce":
+            extra = record.model_extra or {}
             run.kind = "enforce"
-            run.status = str(event.get("outcome", ""))
-            run.changes = len(event.get("applied") or [])
-            run.pending = len(event.get("pending") or [])
+            run.status = str(extra.get("outcome", ""))
+            run.changes = len(extra.get("applied") or [])
+            run.pending = len(extra.get("pending") or [])
             if not run.approval:
                 run.approval = "waiting" if run.pending else "-"
-        elif kind == "rollback":
-            run.kind = "rollback"
-            run.rollback_of = event.get("rollback_of")
+    for run_id, run in found.items():
+        run.unknown += sum(intents.get(run_id, {}).values())
+        if run.kind != "enforce":  # an enforce record's outcome is its status
+            run.status = ended.get(run_id) or ("interrupted" if run_id in interrupted
+                                               else "incomplete" if run.approval
+                                               else run.status)
+        if run.unknown:
+            run.status = "unknown outcome"
     out = list(found.values())
     return [r for r in out if org is None or r.org == org]
 
@@ -92,18 +121,30 @@ class RecordedRun:
 
 
 def recorded(journal: Journal, run_id: str) -> RecordedRun:
-    """What the journal says run ``run_id`` applied."""
+    """What the journal says run ``run_id`` applied, and the changes of its batches whose
+    outcome is unknown (marked ``_unknown``: rollback re-reads the org for those)."""
     run: RecordedRun | None = None
-    for event in journal.read():
-        if event.get("run_id") != run_id:
+    intents: dict[int, BatchIntent] = {}
+    for record in journal.records():
+        if record.run_id != run_id:
             continue
-        if event.get("event") == "apply.start":
-            run = RecordedRun(run_id, str(event.get("org")), str(event.get("org_id")))
-        elif event.get("event") == "batch" and event.get("result") == "applied" and run:
-            created = list(event.get("created") or [])
-            for i, change in enumerate(event.get("changes") or []):
+        if isinstance(record, ApplyStart):
+            run = RecordedRun(run_id, str(record.org), record.org_id)
+        elif isinstance(record, BatchIntent) and run:
+            intents[record.batch] = record
+        elif isinstance(record, BatchOutcome) and run:
+            if record.batch is not None:
+                intents.pop(record.batch, None)
+            if record.result == "failed":
+                continue
+            created = record.created
+            for i, change in enumerate(record.changes):
                 run.changes.append({**change, "_created": created[i] if i < len(created)
-                                    else None})
+                                    else None, "_unknown": record.result == "unknown"})
+    if run is not None:
+        for _, intent in sorted(intents.items()):
+            run.changes.extend({**c, "_created": None, "_unknown": True}
+                               for c in intent.changes)
     if run is None:
         known = [r.run_id for r in runs(journal) if r.changes]
         hint = f"recent runs that applied changes: {', '.join(known[-3:])}" if known else \
@@ -174,9 +215,34 @@ class _Undo:
             return Change(**base, before=c["after"], after=c["before"],
                           manual=f"remediate cannot undo '{c['target']}: {c['field']}' (run "
                                  f"{self.run.run_id}); a person must undo it in Setup")
+        if api == "delete":
+            return self._undo_delete(base, c, w)
         if w.get("record_id"):
             return self._undo_update(base, c, w)
         return self._undo_insert(base, c, w)
+
+    def _undo_delete(self, base: dict[str, Any], c: dict[str, Any],
+                     w: dict[str, Any]) -> Change | None:
+        """A row a rollback deleted: insert it again with the fields it was inserted with."""
+        fields = dict(w.get("fields") or {})
+        if not fields:
+            return Change(**base, before=c["after"], after=c["before"],
+                          manual=f"the journal does not hold the fields of the {w['sobject']} "
+                                 f"row run {self.run.run_id} deleted; recreate it in Setup")
+        if self._rows.get((w["sobject"], w["record_id"])) is not None \
+                or self._matching(w["sobject"], fields):
+            return None  # not deleted after all, or already inserted again
+        return Change(**base, before=c["after"], after=c["before"],
+                      write=RecordWrite(sobject=w["sobject"], fields=fields))
+
+    def _matching(self, sobject: str, fields: dict[str, Any]) -> str | None:
+        """The id of a row whose fields are all ``fields`` (strings compared in SOQL), or None."""
+        names = sorted(k for k, v in fields.items() if isinstance(v, str))
+        if not names:
+            return None
+        where = " AND ".join(f"{n} = {soql.quote(str(fields[n]))}" for n in names)
+        rows = self.handle.gateway.query(f"SELECT Id FROM {sobject} WHERE {where} LIMIT 1")
+        return str(rows[0]["Id"]) if rows else None
 
     def _undo_metadata(self, base: dict[str, Any], c: dict[str, Any],
                        w: dict[str, Any]) -> Change | None:
@@ -221,6 +287,12 @@ class _Undo:
     def _undo_insert(self, base: dict[str, Any], c: dict[str, Any],
                      w: dict[str, Any]) -> Change | None:
         record_id = c.get("_created")
+        if not record_id and c.get("_unknown"):
+            # sent, never answered: whether the row exists is the org's to say
+            record_id = self._matching(w["sobject"], dict(w.get("fields") or {}))
+            if record_id is None:
+                return None  # never inserted
+            self._rows[(w["sobject"], record_id)] = {"Id": record_id}  # just read: it exists
         if not record_id:
             return Change(**base, before=c["after"], after=c["before"],
                           manual=f"the journal has no id for the row run {self.run.run_id} "
@@ -228,7 +300,8 @@ class _Undo:
         if self._rows.get((w["sobject"], record_id)) is None:
             return None  # already gone
         return Change(**base, before=c["after"], after=c["before"],
-                      write=RecordDelete(sobject=w["sobject"], record_id=record_id))
+                      write=RecordDelete(sobject=w["sobject"], record_id=record_id,
+                                         fields=dict(w.get("fields") or {})))
 
     def _changed_since(self, base: dict[str, Any], now: Any, before: Any) -> Change:
         return Change(**base, before=now, after=before,
@@ -241,7 +314,7 @@ class _Undo:
             return before
         obj, name_field = ref
         rows = self.handle.gateway.query(
-            f"SELECT Id FROM {obj} WHERE {name_field} = '{_quote(str(before))}' LIMIT 1")
+            f"SELECT Id FROM {obj} WHERE {name_field} = {soql.quote(str(before))} LIMIT 1")
         if not rows:
             raise UsageError(f"rollback of run {self.run.run_id}: no {obj} named {before!r} "
                              "to restore")
@@ -252,29 +325,25 @@ class _Undo:
         wanted: dict[str, dict[str, set[str]]] = {}
         for c in self.run.changes:
             w = c.get("write") or {}
-            if w.get("api") != "rest":
+            if w.get("api") not in ("rest", "delete"):
                 continue
             record_id = w.get("record_id") or c.get("_created")
             if not record_id:
                 continue
             entry = wanted.setdefault(w["sobject"], {"ids": set(), "fields": {"Id"}})
             entry["ids"].add(record_id)
-            if w.get("record_id"):
+            if w.get("record_id") and w.get("api") == "rest":
                 entry["fields"].update(w["fields"])
         for sobject, entry in sorted(wanted.items()):
             ids = sorted(entry["ids"])
             for record_id in ids:
                 self._rows[(sobject, record_id)] = None
-            soql = (f"SELECT {', '.join(sorted(entry['fields']))} FROM {sobject} WHERE Id IN "
-                    f"({', '.join(repr(str(i)) for i in ids)})")
-            for row in self.handle.gateway.query(soql):
+            query = (f"SELECT {', '.join(sorted(entry['fields']))} FROM {sobject} WHERE Id IN "
+                     f"({soql.in_list(str(i) for i in ids)})")
+            for row in self.handle.gateway.query(query):
                 for record_id in ids:
                     if str(row["Id"])[:15] == record_id[:15]:
                         self._rows[(sobject, record_id)] = row
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _same(a: Any, b: Any) -> bool:

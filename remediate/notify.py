@@ -143,6 +143,23 @@ class Notifier:
             self.failed += failed
         return sent, failed
 
+    def _post(self, hook: Webhook, url: str, payload: dict[str, Any]) -> requests.Response:
+        """One POST, never following a redirect, except one hop to a host the webhook's
+        configuration allows (a redirect re-sends the payload where it points)."""
+        from urllib.parse import urljoin
+
+        from remediate.untrusted import url_problem
+
+        response = self.session.post(url, json=payload, timeout=self.timeout,
+                                     allow_redirects=False)
+        if response.status_code in (307, 308):
+            target = urljoin(url, response.headers.get("Location") or "")
+            allowed = {h.lower() for h in hook.allow_redirect_hosts}
+            if (urlsplit(target).hostname or "").lower() in allowed and not url_problem(target):
+                response = self.session.post(target, json=payload, timeout=self.timeout,
+                                             allow_redirects=False)
+        return response
+
     def post(self, hook: Webhook, payload: dict[str, Any], *, org: str) -> bool:
         url = hook.url or os.environ.get(hook.url_env or "", "")
         if not url:
@@ -150,6 +167,13 @@ class Notifier:
                         reason=f"environment variable {hook.url_env} is not set")
             return False
         host = urlsplit(url).hostname or "?"
+        from remediate.untrusted import url_problem
+
+        problem = url_problem(url)
+        if problem:
+            log.warning("notify.failed", org=org, kind=hook.kind, host=host,
+                        reason=f"the webhook URL {problem}")
+            return False
 
         @retry(retry=retry_if_exception_type(_Retry), stop=stop_after_attempt(self.attempts),
                wait=wait_exponential(multiplier=self.wait_initial, max=self.wait_max)
@@ -157,7 +181,7 @@ class Notifier:
                reraise=True)
         def attempt() -> requests.Response:
             try:
-                response = self.session.post(url, json=payload, timeout=self.timeout)
+                response = self._post(hook, url, payload)
             except requests.RequestException as exc:
                 raise _Retry(type(exc).__name__) from None
             if response.status_code == 429 or response.status_code >= 500:
@@ -169,6 +193,12 @@ class Notifier:
         except _Retry as exc:
             log.warning("notify.failed", org=org, kind=hook.kind, host=host,
                         reason=f"{exc} after {self.attempts} attempts")
+            return False
+        if 300 <= response.status_code < 400:
+            target = urlsplit(response.headers.get("Location") or "").hostname or "?"
+            log.warning("notify.failed", org=org, kind=hook.kind, host=host,
+                        reason=f"HTTP {response.status_code} redirect to {target} refused "
+                               "(not in the webhook's allow_redirect_hosts)")
             return False
         if response.status_code >= 300:
             log.warning("notify.failed", org=org, kind=hook.kind, host=host,

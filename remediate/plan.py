@@ -54,6 +54,9 @@ class RecordDelete(_Frozen):
     api: Literal["delete"] = "delete"
     sobject: str
     record_id: str
+    #: The fields the row was inserted with (from the journal), so rolling back this rollback
+    #: can insert it again.
+    fields: dict[str, Any] = Field(default_factory=dict)
 
 
 Write = Annotated[MetadataWrite | RecordWrite | RecordDelete, Field(discriminator="api")]
@@ -168,7 +171,9 @@ class Plan(_Frozen):
     @classmethod
     def load(cls, path: Path) -> Plan:
         try:
-            plan = cls.model_validate_json(path.read_text(encoding="utf-8"))
+            from remediate.inputs import read_text
+
+            plan = cls.model_validate_json(read_text(path, "plan"))
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the plan file ({exc.strerror})") from None
         except ValidationError as exc:

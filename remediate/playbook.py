@@ -128,10 +128,9 @@ def load(path: Path) -> LoadedPlaybook:
 
 
 def _load(path: Path) -> LoadedPlaybook:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlaybookError(f"{path}: cannot read the playbook ({exc.strerror})") from None
+    from remediate.inputs import read_text
+
+    text = read_text(path, "playbook")  # bounded, regular, UTF-8: or refused naming the file
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

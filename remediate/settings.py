@@ -79,11 +79,19 @@ class Webhook(_Strict):
     url: str | None = None
     url_env: str | None = None
     kind: Literal["slack", "json"] = "json"
+    #: Hosts a redirect from this webhook may lead to; any other redirect fails the post (a
+    #: redirect re-sends the payload to the host it names).
+    allow_redirect_hosts: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_url(self) -> Webhook:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url and url_env")
+        from remediate.untrusted import url_problem
+
+        problem = url_problem(self.url) if self.url is not None else None
+        if problem:
+            raise ValueError(f"url {problem}")
         return self
 
 
@@ -125,6 +133,22 @@ class OrgConfig(_Strict):
     playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     verify: dict[str, VerifyLogin] = Field(default_factory=dict)
     enforce: EnforcePolicy | None = None
+
+    @model_validator(mode="after")
+    def _checked(self) -> OrgConfig:
+        """URLs and the CA bundle are checked when the configuration loads, not at run time."""
+        from remediate.untrusted import url_problem
+
+        for name in ("login_url", "instance_url"):
+            value = getattr(self, name)
+            problem = url_problem(value) if value is not None else None
+            if problem:
+                raise ValueError(f"{name} {value!r} {problem}")
+        if self.ca_bundle is not None:
+            path = Path(os.path.expanduser(str(self.ca_bundle)))
+            if not path.is_file() or not os.access(path, os.R_OK):
+                raise ValueError(f"ca_bundle {str(self.ca_bundle)!r} is not a readable file")
+        return self
 
 
 #: The TOML file the next ``Settings()`` reads (pydantic-settings takes sources from the class).
@@ -174,6 +198,9 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
     elif not path.exists():
         raise ConfigError(f"{path}: configuration file not found")
     if path is not None:
+        from remediate.inputs import read_text
+
+        read_text(path, "configuration")  # bounded, regular, UTF-8: or refused naming the file
         try:
             mode = path.stat().st_mode
         except OSError as exc:

@@ -64,8 +64,32 @@ def bad_answer(what: str, detail: str) -> SalesforceError:
     return SalesforceError(f"{what}: unexpected answer: {detail}", code="BAD_ANSWER")
 
 
+#: The packages whose exceptions are the org's doing (an answer, a dropped connection, garbage)
+#: rather than remediate's: the vendor boundary.
+VENDOR_MODULES = ("simple_salesforce", "zeep", "lxml", "requests", "urllib3", "json", "xml",
+                  "http", "ssl", "socket", "remediate.salesforce.transport",
+                  "vcr")  # vcr: the tests' recorded network, below the transport
+
+
+def raised_in_vendor(exc: BaseException) -> bool:
+    """Whether the innermost frame that raised ``exc`` is in a vendor library (or the
+    transport), not in remediate's own code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.startswith(VENDOR_MODULES)
+
+
 def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
-    """One project error for any vendor or transport exception, naming the request."""
+    """One project error for a vendor or transport exception, naming the request.
+
+    Only exceptions of the vendor libraries' own types, or raised from inside them (a KeyError
+    in simple-salesforce reading a token answer with no token), are the org's answer. Anything
+    else is a bug in remediate and is raised again unchanged: the CLI reports it as an internal
+    error (with its traceback under ``-vv``), never as "the org answered something odd"."""
     import requests
     from simple_salesforce.exceptions import (
         SalesforceAuthenticationFailed,
@@ -74,8 +98,17 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
         SalesforceError as VendorError,
     )
 
+    from remediate.salesforce.transport import AnswerTooLarge, DeadlineExceeded, RedirectRefused
+
     if isinstance(exc, SalesforceError):
         return exc
+    if isinstance(exc, RedirectRefused):
+        return ConnectionFailure(f"{what}: the server answered with a redirect (HTTP "
+                                 f"{exc.status}) to {exc.target_host}; Salesforce APIs do not "
+                                 "redirect, so remediate does not follow it and sent nothing "
+                                 "there", code="REDIRECT")
+    if isinstance(exc, AnswerTooLarge):
+        return bad_answer(what, str(exc))
     if isinstance(exc, SalesforceAuthenticationFailed):
         return _auth_failure(exc, what)
     if isinstance(exc, VendorError):
@@ -88,6 +121,8 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectionFailure(f"{what}: timed out connecting to the org",
                                  code="CONNECT_TIMEOUT")
+    if isinstance(exc, DeadlineExceeded):
+        return ConnectionFailure(f"{what}: the request timed out: {exc}", code="TIMEOUT")
     if isinstance(exc, requests.exceptions.Timeout):
         return ConnectionFailure(f"{what}: the request timed out", code="TIMEOUT")
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -95,6 +130,9 @@ def map_exception(exc: BaseException, *, what: str) -> SalesforceError:
         return ConnectionFailure(f"{what}: cannot reach the org ({_reason(exc)})", code=code)
     if isinstance(exc, TruncatedAnswer):
         return bad_answer(what, f"{exc} (cut short)")
+    vendor_type = type(exc).__module__.startswith(VENDOR_MODULES)
+    if not vendor_type and not raised_in_vendor(exc):
+        raise exc  # a bug in remediate: not the org's answer
     if isinstance(exc, json.JSONDecodeError):
         return bad_answer(what, _describe_body(exc.doc) if exc.doc.strip()[:1] == "<" else
                           "the JSON is malformed or cut short")

@@ -34,7 +34,7 @@ import requests
 from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
-from remediate.salesforce import waves
+from remediate.salesforce import transport, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -66,26 +66,18 @@ API_VERSION = "59.0"
 QUERIES_PER_COMPOSITE = 5
 METADATA_PER_CALL = 10
 ROWS_PER_CALL = 200
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = transport.DEFAULT_TIMEOUT
 T = TypeVar("T")
 log = get_logger()
 
 
-class TimeoutSession(requests.Session):
-    """A requests session that never waits forever: every request gets a timeout."""
-
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__()
-        self.default_timeout = timeout
+class TimeoutSession(transport.TimeoutSession):
+    """A requests session that never waits forever (a total deadline per request), never
+    follows a redirect and never reads an unbounded answer (transport.py); SOAP answers cut
+    short are refused."""
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:  # zeep passes timeout=None explicitly
-            kwargs["timeout"] = self.default_timeout
-        if isinstance(self.verify, str):
-            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA bundle;
-            # an org's configured ca_bundle must win, so pass it per request.
-            kwargs.setdefault("verify", self.verify)
         response = super().request(method, url, *args, **kwargs)
         _check_complete(response)
         return response
@@ -808,7 +800,9 @@ def _same(found: Any, wanted: Any) -> bool:
 
 
 def _in(values: Iterable[str]) -> str:
-    return ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    from remediate.salesforce import soql
+
+    return soql.in_list(values)
 
 
 def _user(r: dict[str, Any]) -> UserInfo:

@@ -134,7 +134,10 @@ def call_with_retries(policy: RetryPolicy, fn: Callable[[], T], *,
             on_retry(err, state.attempt_number,
                      state.next_action.sleep if state.next_action else 0.0)
 
+    from remediate.salesforce.transport import overall_deadline
+
     retrying = Retrying(retry=should_retry, wait=wait, sleep=policy.sleep,
                         stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline_s),
                         before_sleep=before_sleep, reraise=True)
-    return retrying(fn)
+    with overall_deadline(policy.deadline_s):  # every attempt's requests end by the deadline
+        return retrying(fn)
