@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cliharness import run, writes
 
 from remediate.errors import SafetyRefusal
 from remediate.orgs import sandbox_state_path
@@ -18,7 +19,6 @@ from remediate.plan import Change, MetadataWrite, RecordWrite
 from remediate.salesforce.gateway import Credentials, IntegrationLogin
 from remediate.sandbox import persist
 from remediate.sandbox.app import DAILY_API_MAX
-from tests.e2e.cliharness import run, writes
 
 BIN = Path(sys.executable).parent / "remediate"
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from tests.e2e.cliharness import run
+from cliharness import run
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "envelope.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

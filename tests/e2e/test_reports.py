@@ -12,9 +12,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from cliharness import run
 from junitparser import Failure, JUnitXml
-
-from tests.e2e.cliharness import run
 
 SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
 

@@ -130,8 +130,9 @@ def test_apply_and_rollback_refuse_with_exit_75_while_another_run_holds_the_org(
 
 
 def test_a_bug_in_remediate_is_not_mapped_to_an_org_answer() -> None:
+    empty: dict[str, int] = {}
     try:
-        {}["missing"]
+        empty["missing"]
     except KeyError as exc:
         with pytest.raises(KeyError):
             map_exception(exc, what="org: reading")
