@@ -144,15 +144,10 @@ def demo_flows(latency: float) -> dict[str, Measure]:
 
 
 def _assess_for_apply(handle: Any) -> Any:
-    """The assessment ``remediate apply`` makes: whole metadata components (it may write them
-    back), then partial answers again for later reads."""
+    """The assessment ``remediate apply`` makes (the same as every command's since ADR 0021)."""
     from remediate import engine
 
-    handle.gateway.full_metadata = True
-    try:
-        return engine.assess(handle)
-    finally:
-        handle.gateway.full_metadata = False
+    return engine.assess(handle)
 
 
 def naive_flows(latency: float) -> dict[str, Measure]:

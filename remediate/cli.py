@@ -186,7 +186,6 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
 
     saved = Plan.load(plan_file) if plan_file is not None else None
     handle = _open(org, playbook)
-    handle.gateway.full_metadata = True  # read whole components it may write back (ADR 0010)
     try:
         current = engine.assess(handle)
         if saved is not None:
@@ -201,7 +200,6 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
         result = engine.apply(handle, current, approval, _journal())
         _echo("")
         _echo(text.applied(result))
-        handle.gateway.full_metadata = False
         after = engine.assess(handle)
         if after.plan.automatic:
             raise VerificationFailed(

@@ -262,6 +262,7 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
         return []
     assert isinstance(first, MetadataWrite)
     components: dict[str, dict[str, Any]] = {}
+    written: dict[str, set[str]] = {}
     for c in batch:
         w = c.write
         assert isinstance(w, MetadataWrite)
@@ -270,8 +271,19 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
             components[w.full_name] = copy.deepcopy(current) if current else \
                 {"fullName": w.full_name}
         _apply_path(components[w.full_name], w)
+        written.setdefault(w.full_name, set()).add(w.path.split(".")[0])
+    if first.type in OVERLAY_TYPES:
+        # a deploy of these overlays the component: send only what changes (platform-truth U3)
+        components = {name: {"fullName": comp["fullName"],
+                             **{k: comp[k] for k in sorted(written[name]) if k in comp}}
+                      for name, comp in components.items()}
     gw.upsert_metadata(first.type, list(components.values()))
     return []
+
+
+#: Metadata types whose deploy overlays the existing component: a write carries fullName and
+#: the fields it changes, nothing else (Profile: platform-truth U3, ADR 0021).
+OVERLAY_TYPES = frozenset({"Profile"})
 
 
 def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:

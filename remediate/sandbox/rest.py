@@ -61,6 +61,10 @@ CHOSEN: dict[str, str] = {
                          "LICENSE_LIMIT_EXCEEDED 'License Limit Exceeded'",
     "license_in_use": "deleting a PermissionSetLicenseAssign the user's permission sets still "
                       "need: FIELD_INTEGRITY_EXCEPTION",
+    "profile_other_license": "updating User.ProfileId to a profile of another UserLicense: "
+                             "FIELD_INTEGRITY_EXCEPTION \"You can only assign profiles that are "
+                             "compatible with the user's license\" (platform-truth U2; the "
+                             "sandbox refuses every crossing, upgrades included)",
     "permission_set_in_use": "deleting a PermissionSet that is still assigned: DELETE_FAILED",
     "dml_needs_admin": "DML by a session without ManageUsers or ModifyAllData: HTTP 403 "
                        "INSUFFICIENT_ACCESS 'insufficient access rights on object id' (one "
@@ -824,9 +828,15 @@ def _validate_update(org: Org, sobject: str, current: Row, changes: Row) -> Fail
         ps = org.get("PermissionSet", current.get("PermissionSetId"))
         if ps is not None and ps.get("IsOwnedByProfile"):
             return _profile_owned_assignment()
-    if sobject == "User" and "ProfileId" in changes and \
-            org.get("Profile", changes["ProfileId"]) is None:
-        return _cross_reference("ProfileId")
+    if sobject == "User" and "ProfileId" in changes:
+        target = org.get("Profile", changes["ProfileId"])
+        if target is None:
+            return _cross_reference("ProfileId")
+        now = org.get("Profile", current.get("ProfileId"))
+        if now is not None and not same_id(now.get("UserLicenseId"), target.get("UserLicenseId")):
+            return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
+                           "You can only assign profiles that are compatible with the user's "
+                           "license", ("ProfileId",))
     return None
 
 

@@ -42,6 +42,9 @@ class OrgSpec(_Strict):
 
 class ProfileSpec(_Strict):
     name: str
+    #: The metadata API name (listMetadata/readMetadata fullName) when it is not the Name:
+    #: standard profiles have their own (System Administrator is ``Admin``).
+    full_name: str | None = None
     user_license: str = "Salesforce"
     user_type: str = "Standard"
     permissions: list[str] = Field(default_factory=list)  # flag names, e.g. ApiEnabled
@@ -319,7 +322,8 @@ def _seed(org: Org, sc: Scenario) -> None:
     for p in sc.profiles:
         profile = org.insert("Profile", {"Name": p.name, "UserLicenseId": licenses[p.user_license],
                                          "UserType": p.user_type, "Description": None,
-                                         "IsSsoEnabled": False})
+                                         "IsSsoEnabled": False,
+                                         "_FullName": p.full_name or p.name})
         flags = _perm_flags(p.permissions, f"profiles.{p.name}.permissions")
         org.insert("PermissionSet", {
             "Name": "X" + profile["Id"][:15], "Label": profile["Id"][:15],

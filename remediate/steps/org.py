@@ -210,9 +210,10 @@ class ProfileLoginIpRanges(StepKind[LoginIpRangesParams]):
     def diff(self, p: LoginIpRangesParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         from remediate.errors import NotFound
 
-        profile = inv.metadata("Profile", p.profile)
+        profile = inv.metadata("Profile", p.profile, where=ctx.where)
         if profile is None or not profile.get("fullName"):
             raise NotFound(f"{ctx.where}: no profile named {p.profile!r} in the org")
+        api_name = str(profile["fullName"])  # standard profiles: Admin, Standard (U4)
         present = {(r.get("startAddress"), r.get("endAddress"))
                    for r in _ranges(profile.get("loginIpRanges"))}
         wanted = [r for r in p.ranges if (r.start, r.end) not in present]
@@ -222,7 +223,7 @@ class ProfileLoginIpRanges(StepKind[LoginIpRangesParams]):
         return [ctx.change(
             self.name, target=f"Profile {p.profile}", field="loginIpRanges", before=before,
             after=sorted(before + [f"{r.start}-{r.end}" for r in wanted]),
-            write=MetadataWrite(type="Profile", full_name=p.profile, path="loginIpRanges",
+            write=MetadataWrite(type="Profile", full_name=api_name, path="loginIpRanges",
                                 mode="add",
                                 value=[{"startAddress": r.start, "endAddress": r.end,
                                         **({"description": r.description}

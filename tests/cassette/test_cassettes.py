@@ -83,8 +83,10 @@ def test_demo_org_commands_replay_their_cassettes_request_for_request(tmp_path: 
     with org_for(DEMO) as handle:
         with phase(DEMO, "read") as read:
             assessment = engine.assess(handle)
-        # composite, Tooling, readMetadata x3, and userinfo (the replay URL is no My Domain)
-        assert len(read) == 6
+        # composite, Tooling, readMetadata x4 (ConnectedApp, NamedCredential,
+        # RemoteSiteSetting, Profile), listMetadata(Profile), and userinfo (the replay URL is no
+        # My Domain)
+        assert len(read) == 8
         assert {f.cause for f in assessment.findings if f.status != "ok"} >= {
             "C1", "C6", "C7", "C10", "C11"}
         with phase(DEMO, "apply") as apply:

@@ -83,7 +83,7 @@ def test_unknown_permission_set_is_named(tmp_path: Path, lab: tuple[str, str, st
     cfg.write_text(cfg.read_text() + 'permission_set = "No_Such_Set"\n')
     result = run("--config", str(cfg), "audit", "--org", "lab")
     assert result.code == 1
-    assert "no permission set with API name 'No_Such_Set'" in result.err
+    assert "no permission set with API name or label 'No_Such_Set'" in result.err
 
 
 def test_malformed_playbook_names_file_and_line(tmp_path: Path, lab: tuple[str, str, str],
