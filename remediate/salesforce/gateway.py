@@ -384,10 +384,15 @@ class Gateway:
         from zeep.helpers import serialize_object
 
         names: dict[str, str] = {}
-        for item in answer or []:
+        items = [] if answer is None else answer if isinstance(answer, list) else [answer]
+        for item in items:
             raw = serialize_object(item)  # type: ignore[no-untyped-call]
-            if isinstance(raw, dict) and raw.get("fullName") and raw.get("id"):
-                names[str(raw["id"])[:15]] = str(raw["fullName"])
+            if not (isinstance(raw, dict) and raw.get("fullName") and raw.get("id")):
+                # zeep keeps what it could not map: an answer of another shape
+                out["error"] = bad_answer(f"{self.org_label}: listing Profile metadata",
+                                          "elements that are not file properties").message
+                return
+            names[str(raw["id"])[:15]] = str(raw["fullName"])
         out["names"] = names
 
     def _profiles_by_api_name(self, wanted: set[Read], inv: Inventory,

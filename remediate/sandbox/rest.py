@@ -210,6 +210,7 @@ class _Call:
 class _Cursor:
     records: list[dict[str, Any]]
     total: int
+    size: int = 0  # rows per page after the first; 0: the sandbox's page_size
 
 
 #: Open query cursors per sandbox: (org id, locator) -> remaining records.
@@ -390,7 +391,27 @@ def _query(call: _Call) -> Response:
     if result.is_count:
         return Response.of_json(200, {"totalSize": result.total_size, "done": True,
                                       "records": []})
-    return Response.of_json(200, _page(call, list(result.records), result.total_size))
+    records = list(result.records)
+    for record in records:
+        _page_children(call, record)
+    return Response.of_json(200, _page(call, records, result.total_size))
+
+
+def _page_children(call: _Call, record: dict[str, Any]) -> None:
+    """A child sub-query answers one batch of children; the rest behind ``nextRecordsUrl``
+    (platform-truth U7). The batch size is the sandbox's ``child_page_size``."""
+    size = max(1, call.ctx.sandbox.child_page_size)
+    for key, value in record.items():
+        if not (isinstance(value, dict) and isinstance(value.get("records"), list)):
+            continue
+        children = value["records"]
+        if len(children) <= size:
+            continue
+        locator = call.org.ids.new("QueryLocator")
+        cursors = _CURSORS.setdefault(call.ctx.sandbox, {})
+        cursors[(call.org.org_id, locator)] = _Cursor(children, len(children), size)
+        record[key] = {**value, "done": False, "records": children[:size],
+                       "nextRecordsUrl": f"{call.base}/query/{locator}-{size}"}
 
 
 def _page(call: _Call, records: list[dict[str, Any]], total: int) -> dict[str, Any]:
@@ -411,7 +432,7 @@ def _query_more(call: _Call, token: str) -> Response:
     if cursor is None or not offset_text.isdigit():
         return rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
     offset = int(offset_text)
-    size = max(1, call.ctx.sandbox.page_size)
+    size = cursor.size or max(1, call.ctx.sandbox.page_size)
     page = cursor.records[offset:offset + size]
     body: dict[str, Any] = {"totalSize": cursor.total, "done": True, "records": page}
     if offset + size < len(cursor.records):
