@@ -247,7 +247,12 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
             created = []
             for c in batch:
                 assert isinstance(c.write, RecordWrite)
-                created.append(gw.tooling_insert(c.write.sobject, dict(c.write.fields)))
+                fields = dict(c.write.fields)
+                if c.write.sobject == "PackageInstallRequest":  # polled to its end (P2)
+                    key_env = fields.pop("_installation_key_env", None)
+                    created.append(gw.install_package(fields, key_env=key_env))
+                    continue
+                created.append(gw.tooling_insert(c.write.sobject, fields))
             return created
         if first.record_id is None:
             return gw.insert_rows(first.sobject, [dict(c.write.fields) for c in batch

@@ -208,6 +208,7 @@ def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | Non
     session.trust_env = False  # answered in process: no proxy or .netrc look-ups per request
     gateway = Gateway(sandbox_admin(org), session=session, org_label=f"org {name!r}",
                       retry=retry)
+    gateway.install_poll_s = 0.0  # the sandbox's installs advance per read, not per second
     config = OrgConfig(login_url=org.my_domain_url, auth="sandbox", scenario=spec.name or None,
                        production=True,  # an emulator: marked production-allowed
                        playbooks=builtin_bindings(spec, org.my_domain_url, integrations))

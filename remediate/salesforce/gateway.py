@@ -34,6 +34,7 @@ import requests
 
 from remediate.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectionFailure,
     OutcomeUnknown,
     SalesforceError,
@@ -171,6 +172,9 @@ class Gateway:
         self._md: tuple[Any, Any] | None = None  # (the connection, its Metadata client)
         self._lock = threading.RLock()
         self.parallel = max(1, parallel)
+        self.install_poll_s = 5.0  # between polls of a package install (P2)
+        self.install_deadline_s = 900.0
+        self.progress: Callable[[str], None] = _progress_line
         self.round_trips = 0  # requests sent
         self.rounds = 0  # round trips of latency: a wave counts once per ``parallel`` calls
 
@@ -792,6 +796,54 @@ class Gateway:
                                  code="BAD_ANSWER")
         return str(answer["id"])
 
+    def install_package(self, fields: dict[str, Any], *, key_env: str | None = None) -> str:
+        """Install a package: insert a Tooling PackageInstallRequest, then poll it until its
+        Status is SUCCESS or ERROR (platform-truth P2), at most ``install_deadline_s``. A
+        progress line per poll goes to ``progress``. The installation key is read from the
+        environment variable ``key_env`` here, sent as ``Password``, and appears in no log,
+        error or journal. Returns the request's id."""
+        import os
+
+        row = dict(fields)
+        version = str(row.get("SubscriberPackageVersionKey"))
+        if key_env:
+            key = os.environ.get(key_env)
+            if not key:
+                raise ConfigError(f"{self.org_label}: installing package {version}: the "
+                                  f"installation key variable {key_env} is not set; nothing "
+                                  "was written")
+            row["Password"] = key
+        request_id = self.tooling_insert("PackageInstallRequest", row)
+        deadline = time.monotonic() + self.install_deadline_s
+        polls = 0
+        while True:
+            polls += 1
+            answer = self._call(
+                f"reading install request {request_id}",
+                lambda: self.sf.toolingexecute(f"sobjects/PackageInstallRequest/{request_id}",
+                                               method="GET"))
+            if not isinstance(answer, dict):
+                raise bad_answer(f"{self.org_label}: reading install request {request_id}",
+                                 "not a record")
+            status = str(answer.get("Status") or "")
+            self.progress(f"{self.org_label}: package {version}: {status or 'no status'} "
+                          f"(poll {polls}, request {request_id})")
+            if status == "SUCCESS":
+                return request_id
+            if status == "ERROR":
+                errors = (answer.get("Errors") or {}).get("errors") \
+                    if isinstance(answer.get("Errors"), dict) else None
+                text = "; ".join(str(e.get("message")) for e in errors or []
+                                 if isinstance(e, dict)) or "no error text"
+                raise SalesforceError(scrub(f"{self.org_label}: installing package {version} "
+                                            f"ended in ERROR: {text}"), code="INSTALL_ERROR")
+            if time.monotonic() + self.install_poll_s > deadline:
+                raise OutcomeUnknown(f"{self.org_label}: installing package {version}: still "
+                                     f"{status or 'not finished'} after {polls} poll(s) "
+                                     f"(deadline {self.install_deadline_s:.0f} s); request "
+                                     f"{request_id} may yet complete", code="INSTALL_TIMEOUT")
+            time.sleep(self.install_poll_s)
+
     def upsert_metadata(self, type_: str, components: list[dict[str, Any]]) -> None:
         """Upsert components (read-modify-write; a Profile carries only the parts written, a
         Profile deploy overlays, platform-truth U3): idempotent, so sent again when the
@@ -920,6 +972,13 @@ def _split_in(values: list[str], soql: str, *, times: int = 1) -> list[list[str]
             out.append([value])
             size = cost
     return out
+
+
+def _progress_line(line: str) -> None:
+    import sys
+
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -80,8 +80,13 @@ CHOSEN: dict[str, str] = {
     "setup_entity_on_profile_set": "SetupEntityAccess rows may have a profile-owned ParentId "
                                    "(open question 6; this is how profile access to an app is "
                                    "stored)",
-    "package_install": "Tooling PackageInstallRequest completes at once: Status 'SUCCESS' and "
-                       "an InstalledSubscriberPackage row; an unknown version key is 400 "
+    "package_install": "Tooling PackageInstallRequest is asynchronous (platform-truth P2): the "
+                       "insert answers Status 'IN_PROGRESS'; each read of the request (GET or "
+                       "query) stands for time passing, and the package's install_polls-th "
+                       "read sees 'SUCCESS' (an InstalledSubscriberPackage row) or, with "
+                       "install_error, 'ERROR' and Errors {errors: [{message}]} (a wrong "
+                       "Password: 'The installation key is not valid.', the sandbox's "
+                       "wording); Password is never returned; an unknown version key is 400 "
                        "INVALID_CROSS_REFERENCE_KEY at insert",
     "collections_limit": "composite/sobjects with more than 200 records: 400 "
                          "EXCEEDED_ID_LIMIT 'record limit reached. cannot submit more than 200 "
@@ -383,6 +388,8 @@ def _query(call: _Call) -> Response:
     text = call.param("q")
     if not text or not text.strip():
         return rest_error(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+    if "packageinstallrequest" in text.lower():
+        advance_installs(call.org)
     try:
         result = soql.run(text, cast(Org, _ScopedOrg(call)), version=call.version,
                           tooling=call.tooling, visible=_visible_fn(call))
@@ -559,6 +566,8 @@ def _record(call: _Call, type_name: str, record_id: str) -> Response:
         only = _field_list(obj, call.param("fields"))
         if isinstance(only, Failure):
             return only.response()
+        if obj.name == "PackageInstallRequest":
+            advance_installs(call.org)
         row = _view(call, obj, record_id)
         if row is None:
             return _not_found().response()
@@ -899,18 +908,45 @@ def _after_insert(org: Org, sobject: str, row: Row) -> None:
     elif sobject == "PackageInstallRequest":
         version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
         assert version is not None  # checked by _validate_insert
-        row["Status"] = "SUCCESS"
-        installed = org.find_one("InstalledSubscriberPackage",
-                                 SubscriberPackageId=version["SubscriberPackageId"])
-        if installed is None:
-            org.insert("InstalledSubscriberPackage", {
-                "SubscriberPackageId": version["SubscriberPackageId"],
-                "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
-        else:
-            installed["SubscriberPackageVersionId"] = version["Id"]
-        from remediate.sandbox.scenario import install_package_apps
+        row["_Password"], row["Password"] = row.get("Password"), None  # never read back
+        row["Status"] = "IN_PROGRESS"
+        row["Errors"] = None
+        row["_PollsLeft"] = max(1, int(version.get("_InstallPolls") or 1))
 
-        install_package_apps(org, version["SubscriberPackageId"])
+
+def advance_installs(org: Org) -> None:
+    """A read of the install requests: time passes for each one still IN_PROGRESS."""
+    for row in org.tables["PackageInstallRequest"].values():
+        if row.get("Status") != "IN_PROGRESS":
+            continue
+        row["_PollsLeft"] = int(row.get("_PollsLeft") or 1) - 1
+        if row["_PollsLeft"] <= 0:
+            _finish_install(org, row)
+
+
+def _finish_install(org: Org, row: Row) -> None:
+    version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
+    assert version is not None
+    if version.get("_InstallKey") and row.get("_Password") != version["_InstallKey"]:
+        row["Status"] = "ERROR"
+        row["Errors"] = {"errors": [{"message": "The installation key is not valid."}]}
+        return
+    if version.get("_InstallError"):
+        row["Status"] = "ERROR"
+        row["Errors"] = {"errors": [{"message": str(version["_InstallError"])}]}
+        return
+    row["Status"] = "SUCCESS"
+    installed = org.find_one("InstalledSubscriberPackage",
+                             SubscriberPackageId=version["SubscriberPackageId"])
+    if installed is None:
+        org.insert("InstalledSubscriberPackage", {
+            "SubscriberPackageId": version["SubscriberPackageId"],
+            "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
+    else:
+        installed["SubscriberPackageVersionId"] = version["Id"]
+    from remediate.sandbox.scenario import install_package_apps
+
+    install_package_apps(org, version["SubscriberPackageId"])
 
 
 def _after_update(org: Org, sobject: str, before: Row, after: Row) -> None:

@@ -123,6 +123,10 @@ class PackageSpec(_Strict):
     version: str = "1.0.0.1"  # major.minor.patch.build
     version_id: str | None = None  # 04t...; generated when absent
     installed: bool = True
+    #: An install request's reads until it ends (asynchronous, platform-truth P2).
+    install_polls: int = 1
+    install_error: str | None = None  # the install ends in ERROR with this message
+    installation_key: str | None = None  # the install needs this Password
 
 
 class NamedCredentialSpec(_Strict):
@@ -548,6 +552,8 @@ def _seed_package(org: Org, pkg: PackageSpec) -> None:
                    "BuildNumber": build}
     if pkg.version_id:
         version_row["Id"] = to18(pkg.version_id[:15])
+    version_row.update({"_InstallPolls": pkg.install_polls, "_InstallError": pkg.install_error,
+                        "_InstallKey": pkg.installation_key})
     version = org.insert("SubscriberPackageVersion", version_row)
     if pkg.installed:
         org.insert("InstalledSubscriberPackage", {"SubscriberPackageId": package["Id"],

@@ -33,6 +33,8 @@ class PackageParams(Params):
     namespace: str
     name: str | None = None
     version_id: str | None = None  # 04t...: install automatically when given
+    #: Name of the environment variable holding the installation key (never the key itself)
+    installation_key_env: str | None = None
 
 
 @register
@@ -65,7 +67,9 @@ class PackageInstalled(StepKind[PackageParams]):
             write=RecordWrite(api="tooling", sobject="PackageInstallRequest",
                               fields={"SubscriberPackageVersionKey": p.version_id,
                                       "NameConflictResolution": "Block",
-                                      "SecurityType": "None"}))]
+                                      "SecurityType": "None",
+                                      **({"_installation_key_env": p.installation_key_env}
+                                         if p.installation_key_env else {})}))]
 
     def capture(self, p: PackageParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
         info = inv.get(PackageRead(p.namespace))
