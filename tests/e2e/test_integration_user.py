@@ -226,3 +226,65 @@ def test_a_user_with_more_assignments_than_one_child_page_is_read_whole() -> Non
     assert status(current, "app-permission-set") == "ok"
     assert sum(1 for r in sandbox.requests if r.operation == "query_more"
                or "/query/" in r.path) >= 1
+
+
+def _package_handle(monkeypatch: pytest.MonkeyPatch, **package: Any
+                    ) -> tuple[OrgHandle, Sandbox, list[str]]:
+    spec = scenarios.load("c9-app-not-installed")
+    for pkg in spec.packages:
+        for key, value in package.items():
+            setattr(pkg, key, value)
+    sandbox = Sandbox([scenarios.build_org(spec)])
+    handle = open_on_sandbox("sandbox:c9", spec, sandbox, only=["workato"])
+    lines: list[str] = []
+    handle.gateway.progress = lines.append
+    return handle, sandbox, lines
+
+
+def test_a_package_install_that_takes_three_polls_ends_installed_and_verified(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    handle, _, lines = _package_handle(monkeypatch, install_polls=3)
+    current = engine.assess(handle)
+    engine.apply(handle, current, APPROVAL, Journal(tmp_path / "j.jsonl"),
+                 only=lambda c: c.kind == "package.installed")
+    assert [line.split(": ")[-1].split(" (")[0] for line in lines] == \
+        ["IN_PROGRESS", "IN_PROGRESS", "SUCCESS"]
+    after = engine.assess(handle)
+    assert [f.status for f in after.findings if f.kind == "package.installed"] == ["ok"]
+
+
+def test_a_package_install_that_ends_in_error_reports_the_platforms_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from remediate.errors import ApplyFailed
+
+    handle, _, _ = _package_handle(monkeypatch, install_polls=2,
+                                   install_error="Package version is deprecated.")
+    current = engine.assess(handle)
+    with pytest.raises(ApplyFailed) as err:
+        engine.apply(handle, current, APPROVAL, Journal(tmp_path / "j.jsonl"),
+                     only=lambda c: c.kind == "package.installed")
+    assert "ended in ERROR: Package version is deprecated." in err.value.message
+
+
+def test_an_installation_key_comes_from_its_variable_and_is_never_written_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    handle, sandbox, lines = _package_handle(monkeypatch, installation_key="s3cr3t-key")
+    import dataclasses
+
+    handle.steps = [dataclasses.replace(s, params=s.params.model_copy(
+        update={"installation_key_env": "WK_KEY"})) if s.kind.name == "package.installed"
+        else s for s in handle.steps]
+    current = engine.assess(handle)
+    journal = Journal(tmp_path / "j.jsonl")
+    from remediate.errors import ApplyFailed
+
+    with pytest.raises(ApplyFailed, match="WK_KEY is not set"):
+        engine.apply(handle, current, APPROVAL, journal,
+                     only=lambda c: c.kind == "package.installed")
+    assert not sandbox.org.rows("PackageInstallRequest")  # nothing written
+    monkeypatch.setenv("WK_KEY", "s3cr3t-key")
+    engine.apply(handle, engine.assess(handle), APPROVAL, journal,
+                 only=lambda c: c.kind == "package.installed")
+    assert lines[-1].split(": ")[-1].startswith("SUCCESS")
+    assert "s3cr3t-key" not in (tmp_path / "j.jsonl").read_text() + "".join(lines) + \
+        current.plan.model_dump_json()
