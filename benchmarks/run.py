@@ -113,7 +113,7 @@ def demo_flows(latency: float) -> dict[str, Measure]:
 
     def session() -> None:
         h = demo_handle(sandbox, org, spec)
-        current = engine.assess_to_apply(h)
+        current = engine.assess(h)
         done = engine.apply_and_verify(h, current, engine.approval("flag"), _journal(),
                                        sign_in=True)
         assert done.verified is not None and done.verified.ok, "the demo org should verify"
@@ -127,7 +127,7 @@ def demo_flows(latency: float) -> dict[str, Measure]:
 
     def apply_command() -> None:
         h = demo_handle(sandbox, org, spec)
-        current = engine.assess_to_apply(h)
+        current = engine.assess(h)
         done = engine.apply_and_verify(h, current, engine.approval("flag"), _journal(),
                                        sign_in=False)
         assert not done.after.plan.automatic

@@ -154,6 +154,7 @@ def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | Non
     session.trust_env = False  # answered in process: no proxy or .netrc look-ups per request
     admin = sandbox_admin(org)
     gateway = Gateway(admin, session=session, org_label=f"org {name!r}", retry=retry)
+    gateway.install_poll_s = 0.0  # the sandbox's installs advance per read, not per second
     # signs in like a configured client-credentials org; the secret is the scenario's
     config = OrgConfig(login_url=org.my_domain_url, auth="client_credentials",
                        client_id=admin.client_id,

@@ -174,7 +174,7 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
     org = _default_org(org)
     handle = _open(org, playbook, lock=True)
     try:
-        current = engine.assess_to_apply(handle)
+        current = engine.assess(handle)
         reads = handle.gateway.round_trips
         if saved is not None:
             engine.check_plan(saved, current, handle)

@@ -295,7 +295,12 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
             created = []
             for c in batch:
                 assert isinstance(c.write, RecordWrite)
-                created.append(gw.tooling_insert(c.write.sobject, dict(c.write.fields)))
+                fields = dict(c.write.fields)
+                if c.write.sobject == "PackageInstallRequest":  # polled to its end (P2)
+                    key_env = fields.pop("_installation_key_env", None)
+                    created.append(gw.install_package(fields, key_env=key_env))
+                    continue
+                created.append(gw.tooling_insert(c.write.sobject, fields))
             return created
         if first.record_id is None:
             return gw.insert_rows(first.sobject, [dict(c.write.fields) for c in batch
@@ -310,6 +315,7 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
         return []
     assert isinstance(first, MetadataWrite)
     components: dict[str, dict[str, Any]] = {}
+    written: dict[str, set[str]] = {}
     for c in batch:
         w = c.write
         assert isinstance(w, MetadataWrite)
@@ -318,8 +324,19 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
             components[w.full_name] = copy.deepcopy(current) if current else \
                 {"fullName": w.full_name}
         _apply_path(components[w.full_name], w)
+        written.setdefault(w.full_name, set()).add(w.path.split(".")[0])
+    if first.type in OVERLAY_TYPES:
+        # a deploy of these overlays the component: send only what changes (platform-truth U3)
+        components = {name: {"fullName": comp["fullName"],
+                             **{k: comp[k] for k in sorted(written[name]) if k in comp}}
+                      for name, comp in components.items()}
     gw.upsert_metadata(first.type, list(components.values()))
     return []
+
+
+#: Metadata types whose deploy overlays the existing component: a write carries fullName and
+#: the fields it changes, nothing else (Profile: platform-truth U3, ADR 0021).
+OVERLAY_TYPES = frozenset({"Profile"})
 
 
 def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
@@ -433,13 +450,6 @@ class Converged:
                                      + "; ".join(c.label() for c in pending))
 
 
-def assess_to_apply(handle: OrgHandle) -> Assessment:
-    """``assess`` reading whole metadata components, as a run that writes them back does
-    (ADR 0010); ``apply_and_verify`` goes back to the lighter reads for its re-read."""
-    handle.gateway.full_metadata = True
-    return assess(handle)
-
-
 def apply_and_verify(handle: OrgHandle, current: Assessment, approved: Approval | None,
                      journal: Journal, *, sign_in: bool,
                      only: Callable[[Change], bool] | None = None, run_id: str | None = None,
@@ -454,7 +464,6 @@ def apply_and_verify(handle: OrgHandle, current: Assessment, approved: Approval 
     result = apply(handle, current, approved, journal, only=only, run_id=run_id)
     if on_applied is not None:
         on_applied(result)
-    handle.gateway.full_metadata = False
     if sign_in:
         verified = verify(handle)
         return Converged(result, verified.assessment, verified)

@@ -7,7 +7,8 @@ step of every playbook; the gateway answers them in as few round trips as the AP
   subrequests), queries on one object merged into one with an IN list;
 * metadata in one ``readMetadata`` per type per 10 names;
 * Tooling in one query;
-* a profile's login IP ranges from the Profile query, not ``readMetadata`` (ADR 0010);
+* a profile's login IP ranges from ``readMetadata`` under the API name ``listMetadata`` gives
+  (ADR 0021: a second wave, only when a playbook checks IP ranges);
 * after signing in, all of those calls in one *wave* (``waves.py``): sent together, at most
   ``parallel`` at a time, so a read waits for two round trips (token, wave) whatever the
   playbooks hold. ``round_trips`` counts requests sent; ``rounds`` counts the round trips of
@@ -31,7 +32,13 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
+from remediate.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailure,
+    OutcomeUnknown,
+    SalesforceError,
+)
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
 from remediate.salesforce import transport, waves
@@ -44,6 +51,7 @@ from remediate.salesforce.errors import (
 )
 from remediate.salesforce.retry import RetryPolicy, WriteKind, call_with_retries, maybe_applied
 from remediate.steps.base import (
+    Ambiguous,
     AssignedSet,
     Inventory,
     LicenseInfo,
@@ -58,6 +66,7 @@ from remediate.steps.base import (
     ProfileInfo,
     ProfileRead,
     Read,
+    ReadFailed,
     UserInfo,
     UserRead,
 )
@@ -155,7 +164,9 @@ class Gateway:
         self._md: tuple[Any, Any] | None = None  # (the connection, its Metadata client)
         self._lock = threading.RLock()
         self.parallel = max(1, parallel)
-        self.full_metadata = False  # fetch whole components (a run that will write them)
+        self.install_poll_s = 5.0  # between polls of a package install (P2)
+        self.install_deadline_s = 900.0
+        self.progress: Callable[[str], None] = _progress_line
         self.round_trips = 0  # requests sent
         self.rounds = 0  # round trips of latency: a wave counts once per ``parallel`` calls
 
@@ -297,21 +308,22 @@ class Gateway:
 
     # ---- reads -------------------------------------------------------------------------
 
-    def fetch(self, reads: Iterable[Read], *, full_metadata: bool | None = None) -> Inventory:
-        """Answer every read: sign in, then one wave of composite, Tooling and readMetadata calls.
+    def fetch(self, reads: Iterable[Read]) -> Inventory:
+        """Answer every read: sign in, then one wave of composite, Tooling, listMetadata and
+        readMetadata calls.
 
-        A Profile's metadata is answered from the Profile query (its name and login IP ranges,
-        the parts steps read), marked ``_partial``; ``full_metadata`` (default: the gateway's
-        ``full_metadata``) reads whole components with ``readMetadata`` instead, for a run that
-        will write them back. ``upsert_metadata`` completes a partial component before writing.
+        A Profile's metadata (its login IP ranges) is read whole with ``readMetadata`` under its
+        metadata API name (platform-truth U3, U4): the Profile query (by Name) and
+        ``listMetadata(Profile)`` go in the first wave, ``readMetadata`` in a second. Those reads
+        fail alone (U5): a failure becomes a ``ReadFailed`` answer for the steps that need them.
         """
-        whole = self.full_metadata if full_metadata is None else full_metadata
         wanted = set(reads)
         inv = Inventory()
-        soql_profiles = set() if whole else {
-            r.full_name for r in wanted if isinstance(r, MetadataRead) and r.type == "Profile"}
-        queries: list[tuple[str, Callable[[list[dict[str, Any]]], None]]] = []
-        self._plan_queries(wanted, inv, queries, soql_profiles)
+        md_profiles = sorted({r.full_name for r in wanted
+                              if isinstance(r, MetadataRead) and r.type == "Profile"})
+        queries: list[Query] = []
+        profile_rows: dict[str, dict[str, Any]] = {}
+        self._plan_queries(wanted, inv, queries, md_profiles, profile_rows)
         calls: list[Callable[[], Any]] = []
         for start in range(0, len(queries), QUERIES_PER_COMPOSITE):
             calls.append(partial(self._run_composite,
@@ -321,25 +333,128 @@ class Gateway:
             calls.append(partial(self._read_packages, packages, inv))
         by_type: dict[str, set[str]] = {}
         for r in wanted:
-            if isinstance(r, MetadataRead) and not (r.type == "Profile"
-                                                    and r.full_name in soql_profiles):
+            if isinstance(r, MetadataRead) and r.type != "Profile":
                 by_type.setdefault(r.type, set()).add(r.full_name)
         for type_, names in sorted(by_type.items()):
             ordered = sorted(names)
             for start in range(0, len(ordered), METADATA_PER_CALL):
                 calls.append(partial(self._read_metadata_into, type_,
                                      ordered[start:start + METADATA_PER_CALL], inv))
+        listed: dict[str, Any] = {}
+        early: dict[str, Any] = {}  # Profile components read under the names asked for
+        if md_profiles:
+            calls.append(partial(self._list_profiles, listed))
+            for start in range(0, len(md_profiles), METADATA_PER_CALL):
+                calls.append(partial(self._read_profile_chunk,
+                                     md_profiles[start:start + METADATA_PER_CALL], early))
         org_wanted = OrgRead() in wanted
         if calls or org_wanted:
             self._sign_in()  # before the wave: every call of it needs the session
-        if by_type:
+        if by_type or md_profiles:
             self.mdapi  # build the Metadata client once, before the wave  # noqa: B018
         if org_wanted and not self._instance_is_my_domain():
             calls.append(partial(self._read_my_domain, inv))
         self._wave(calls)
+        self._profiles_by_api_name(wanted, inv, listed)
+        if md_profiles:
+            self._read_profiles(md_profiles, inv, profile_rows, listed, early)
         if org_wanted:
             self._finish_org(inv)
         return inv
+
+    def _list_profiles(self, out: dict[str, Any]) -> None:
+        """``listMetadata(Profile)``: metadata API name by 15-character id (U4). A failure is
+        kept in ``out['error']`` so the profile reads fail alone (U5)."""
+        def call() -> Any:
+            api = self.mdapi
+            query = api._client.get_type("ns0:ListMetadataQuery")(type="Profile")
+            return api.list_metadata([query])
+
+        try:
+            answer = self._call("listing Profile metadata", call)
+        except (AuthenticationError, ConnectionFailure):
+            raise
+        except SalesforceError as err:
+            out["error"] = err.message
+            return
+        from zeep.helpers import serialize_object
+
+        names: dict[str, str] = {}
+        items = [] if answer is None else answer if isinstance(answer, list) else [answer]
+        for item in items:
+            raw = serialize_object(item)  # type: ignore[no-untyped-call]
+            if not (isinstance(raw, dict) and raw.get("fullName") and raw.get("id")):
+                # zeep keeps what it could not map: an answer of another shape
+                out["error"] = bad_answer(f"{self.org_label}: listing Profile metadata",
+                                          "elements that are not file properties").message
+                return
+            names[str(raw["id"])[:15]] = str(raw["fullName"])
+        out["names"] = names
+
+    def _profiles_by_api_name(self, wanted: set[Read], inv: Inventory,
+                              listed: dict[str, Any]) -> None:
+        """Profiles named by their metadata API name (``Admin``) rather than their Name: the
+        Profile query by Name found none, so map the API name through ``listMetadata`` (U4)."""
+        missing = sorted(r.name for r in wanted if isinstance(r, ProfileRead)
+                         and inv.results.get(r) is None)
+        if not missing:
+            return
+        if "names" not in listed and "error" not in listed:
+            self._list_profiles(listed)
+        ids = {name: pid for pid, name in (listed.get("names") or {}).items()}
+        found = {name: ids[name] for name in missing if name in ids}
+        if not found:
+            return
+        records = self.query("SELECT Id, Name, PermissionsApiEnabled, UserLicenseId, "
+                             "UserLicense.Name FROM Profile WHERE Id IN "
+                             f"({_in(sorted(found.values()))})")
+        by_id = {str(r["Id"])[:15]: r for r in records}
+        for name, pid in found.items():
+            r = by_id.get(pid)
+            inv.results[ProfileRead(name)] = None if r is None else _profile_info(r)
+
+    def _read_profile_chunk(self, chunk: list[str], got: dict[str, Any]) -> None:
+        """readMetadata(Profile) of ``chunk``; a failure is kept per name (U5)."""
+        try:
+            got.update(zip(chunk, self.read_metadata("Profile", chunk), strict=True))
+        except (AuthenticationError, ConnectionFailure):
+            raise
+        except SalesforceError as err:
+            got.update({n: ReadFailed(f"reading profile {n!r} failed: {err.message}")
+                        for n in chunk})
+
+    def _read_profiles(self, names: list[str], inv: Inventory,
+                       rows: dict[str, dict[str, Any]], listed: dict[str, Any],
+                       early: dict[str, Any]) -> None:
+        """Each requested profile's whole metadata under its API name. The first wave read
+        each under the name asked for (most custom profiles' API name is their Name); a
+        profile whose API name ``listMetadata`` gives differently is read again by it, in a
+        second wave. Stored under the name asked for and under the API name (the name a write
+        addresses)."""
+        if "error" in listed:
+            for name in names:
+                inv.results[MetadataRead("Profile", name)] = ReadFailed(
+                    f"reading profile {name!r} failed: {listed['error']}")
+            return
+        api_names: dict[str, str] = listed.get("names") or {}
+        known = set(api_names.values())
+        full: dict[str, str] = {}
+        for name in names:
+            row = rows.get(name)
+            if row is not None and str(row["Id"])[:15] in api_names:  # a Name wins
+                full[name] = api_names[str(row["Id"])[:15]]
+            elif name in known:
+                full[name] = name
+            else:
+                inv.results[MetadataRead("Profile", name)] = None
+        got = {n: early[n] for n in set(full.values()) if n in early}
+        ordered = sorted(set(full.values()) - set(got))
+        if ordered:
+            self._wave([partial(self._read_profile_chunk, ordered[s:s + METADATA_PER_CALL], got)
+                        for s in range(0, len(ordered), METADATA_PER_CALL)])
+        for name, api_name in full.items():
+            inv.results[MetadataRead("Profile", name)] = got.get(api_name)
+            inv.results[MetadataRead("Profile", api_name)] = got.get(api_name)
 
     def _sign_in(self) -> None:
         """Sign in now (if not yet), under the same retry policy as a call that signs in."""
@@ -356,58 +471,65 @@ class Gateway:
         for name, record in zip(names, self.read_metadata(type_, names), strict=True):
             inv.results[MetadataRead(type_, name)] = record
 
-    def _plan_queries(self, wanted: set[Read], inv: Inventory,
-                      queries: list[tuple[str, Callable[[list[dict[str, Any]]], None]]],
-                      soql_profiles: set[str]) -> None:
+    def _plan_queries(self, wanted: set[Read], inv: Inventory, queries: list[Query],
+                      md_profiles: list[str], profile_rows: dict[str, dict[str, Any]]) -> None:
+        """The SOQL of a read, with long IN lists split under the statement limit (U8).
+        Permission sets and licences are looked up by API name or label (U1)."""
         users = sorted({r.username for r in wanted if isinstance(r, UserRead)})
-        if users:
-            queries.append(_lookup(
-                inv, users, UserRead, "Username", _user,
-                "SELECT Id, Username, IsActive, ProfileId, Profile.Name, "
-                "Profile.PermissionsApiEnabled, "
-                "(SELECT Id, PermissionSetId, PermissionSet.Name, PermissionSet.IsOwnedByProfile, "
-                "PermissionSet.PermissionsApiEnabled FROM PermissionSetAssignments), "
-                "(SELECT Id, PermissionSetLicense.DeveloperName FROM "
-                "PermissionSetLicenseAssignments) "
-                f"FROM User WHERE Username IN ({_in(users)})",
-                fold=str.lower))  # usernames are case-insensitive
-        sets = sorted({r.name for r in wanted if isinstance(r, PermissionSetRead)})
-        if sets:
-            queries.append(_lookup(
-                inv, sets, PermissionSetRead, "Name",
-                lambda r: PermissionSetInfo(r["Id"], r["Name"], r.get("Label") or r["Name"],
-                                            (r.get("License") or {}).get("DeveloperName"),
-                                            bool(r.get("PermissionsApiEnabled"))),
-                "SELECT Id, Name, Label, License.DeveloperName, PermissionsApiEnabled "
-                f"FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN ({_in(sets)})"))
+        user_soql = (
+            "SELECT Id, Username, IsActive, ProfileId, Profile.Name, "
+            "Profile.PermissionsApiEnabled, Profile.UserLicenseId, "
+            "(SELECT Id, PermissionSetId, PermissionSet.Name, PermissionSet.IsOwnedByProfile, "
+            "PermissionSet.PermissionsApiEnabled FROM PermissionSetAssignments), "
+            "(SELECT Id, PermissionSetLicenseId, PermissionSetLicense.DeveloperName FROM "
+            "PermissionSetLicenseAssignments) "
+            "FROM User WHERE Username IN ({})")
+        for chunk in _split_in(users, user_soql):
+            queries.append(_lookup(inv, chunk, UserRead, "Username", _user,
+                                   user_soql.format(_in(chunk)),
+                                   fold=str.lower))  # usernames are case-insensitive
         licenses = sorted({r.developer_name for r in wanted if isinstance(r, LicenseRead)})
-        if licenses:
-            queries.append(_lookup(
-                inv, licenses, LicenseRead, "DeveloperName",
+        license_rows: list[dict[str, Any]] = []
+        license_soql = ("SELECT Id, DeveloperName, MasterLabel, TotalLicenses, UsedLicenses FROM "
+                        "PermissionSetLicense WHERE DeveloperName IN ({0}) OR MasterLabel IN ({0})")
+        for chunk in _split_in(licenses, license_soql, times=2):
+            queries.append(_by_name_or_label(
+                inv, chunk, LicenseRead, "DeveloperName", "MasterLabel",
                 lambda r: LicenseInfo(r["Id"], r["DeveloperName"], r.get("MasterLabel") or "",
                                       r.get("TotalLicenses"), r.get("UsedLicenses")),
-                "SELECT Id, DeveloperName, MasterLabel, TotalLicenses, UsedLicenses FROM "
-                f"PermissionSetLicense WHERE DeveloperName IN ({_in(licenses)})"))
+                license_soql.format(_in(chunk)), "permission set license", license_rows))
+        sets = sorted({r.name for r in wanted if isinstance(r, PermissionSetRead)})
+        set_soql = ("SELECT Id, Name, Label, LicenseId, PermissionsApiEnabled FROM PermissionSet "
+                    "WHERE IsOwnedByProfile = false AND (Name IN ({0}) OR Label IN ({0}))")
+
+        def permission_set(r: dict[str, Any]) -> PermissionSetInfo:
+            # LicenseId may name a PermissionSetLicense or a UserLicense (U6): resolve it
+            # against the licence rows this fetch read, never through License.DeveloperName
+            lic = str(r.get("LicenseId") or "")
+            name = next((str(x["DeveloperName"]) for x in license_rows
+                         if lic and str(x["Id"])[:15] == lic[:15]), None)
+            return PermissionSetInfo(r["Id"], r["Name"], r.get("Label") or r["Name"], name,
+                                     bool(r.get("PermissionsApiEnabled")), lic or None)
+
+        for chunk in _split_in(sets, set_soql, times=2):
+            queries.append(_by_name_or_label(
+                inv, chunk, PermissionSetRead, "Name", "Label", permission_set,
+                set_soql.format(_in(chunk)), "permission set"))
         by_name = {r.name for r in wanted if isinstance(r, ProfileRead)}
-        profiles = sorted(by_name | soql_profiles)
-        if profiles:
-            ranges = ("(SELECT StartAddress, EndAddress, Description FROM LoginIpRanges) "
-                      if soql_profiles else "")
-            soql = (f"SELECT Id, Name, PermissionsApiEnabled{', ' if ranges else ' '}{ranges}"
-                    f"FROM Profile WHERE Name IN ({_in(profiles)})")
-
-            def profiles_done(records: list[dict[str, Any]]) -> None:
+        profiles = sorted(by_name | set(md_profiles))
+        profile_soql = ("SELECT Id, Name, PermissionsApiEnabled, UserLicenseId, "
+                        "UserLicense.Name FROM Profile WHERE Name IN ({})")
+        for chunk in _split_in(profiles, profile_soql):
+            def profiles_done(records: list[dict[str, Any]], names: list[str] = chunk) -> None:
                 found = {r["Name"]: r for r in records}
-                for name in profiles:
+                for name in names:
                     r = found.get(name)
+                    if r is not None:
+                        profile_rows[name] = r
                     if name in by_name:
-                        inv.results[ProfileRead(name)] = None if r is None else ProfileInfo(
-                            r["Id"], r["Name"], bool(r.get("PermissionsApiEnabled")))
-                    if name in soql_profiles:
-                        inv.results[MetadataRead("Profile", name)] = None if r is None else \
-                            _profile_component(r)
+                        inv.results[ProfileRead(name)] = None if r is None else _profile_info(r)
 
-            queries.append((soql, profiles_done))
+            queries.append((profile_soql.format(_in(chunk)), profiles_done))
         if OrgRead() in wanted:
             def org_done(records: list[dict[str, Any]]) -> None:
                 inv.results["_organization"] = records[0] if records else {}
@@ -415,8 +537,7 @@ class Gateway:
             queries.append(("SELECT Id, Name, IsSandbox, InstanceName FROM Organization",
                             org_done))
 
-    def _run_composite(self, queries: list[tuple[str, Callable[[list[dict[str, Any]]],
-                                                                None]]]) -> None:
+    def _run_composite(self, queries: list[Query]) -> None:
         if not queries:
             return
         base = f"/services/data/v{self.version}"
@@ -439,18 +560,33 @@ class Gateway:
             result = sub.get("body")
             if not isinstance(result, dict) or not isinstance(result.get("records"), list):
                 raise bad_answer(f"{self.org_label}: query ({soql[:60]}...)", "no records")
-            records = list(result.get("records", []))
-            next_url = result.get("nextRecordsUrl")
-            while next_url:
-                page: dict[str, Any] = self._call(
-                    "reading the next page of a query",
-                    partial(self._sf_call, "query_more", next_url, identifier_is_url=True))
-                if not isinstance(page, dict):
-                    raise bad_answer(f"{self.org_label}: reading the next page of a query",
-                                     "not a query result")
-                records.extend(page.get("records", []))
-                next_url = page.get("nextRecordsUrl")
+            records = self._all_pages(result)
+            for record in records:
+                self._all_children(record)
             done(records)
+
+    def _all_pages(self, result: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records of a query result and of every page after it (``nextRecordsUrl``)."""
+        records = list(result.get("records") or [])
+        next_url = result.get("nextRecordsUrl") if result.get("done") is not True else None
+        while next_url:
+            page: dict[str, Any] = self._call(
+                "reading the next page of a query",
+                partial(self._sf_call, "query_more", next_url, identifier_is_url=True))
+            if not isinstance(page, dict) or not isinstance(page.get("records"), list):
+                raise bad_answer(f"{self.org_label}: reading the next page of a query",
+                                 "not a query result")
+            records.extend(page["records"])
+            next_url = page.get("nextRecordsUrl") if page.get("done") is not True else None
+        return records
+
+    def _all_children(self, record: dict[str, Any]) -> None:
+        """A child sub-query returns one batch of children; the rest follow its
+        ``nextRecordsUrl`` (platform-truth U7)."""
+        for key, value in record.items():
+            if isinstance(value, dict) and isinstance(value.get("records"), list) \
+                    and value.get("nextRecordsUrl") and value.get("done") is not True:
+                record[key] = {**value, "records": self._all_pages(value), "done": True}
 
     def _read_packages(self, reads: list[PackageRead], inv: Inventory) -> None:
         soql = ("SELECT Id, SubscriberPackageId, SubscriberPackage.Name, "
@@ -665,10 +801,58 @@ class Gateway:
                                  code="BAD_ANSWER")
         return str(answer["id"])
 
+    def install_package(self, fields: dict[str, Any], *, key_env: str | None = None) -> str:
+        """Install a package: insert a Tooling PackageInstallRequest, then poll it until its
+        Status is SUCCESS or ERROR (platform-truth P2), at most ``install_deadline_s``. A
+        progress line per poll goes to ``progress``. The installation key is read from the
+        environment variable ``key_env`` here, sent as ``Password``, and appears in no log,
+        error or journal. Returns the request's id."""
+        import os
+
+        row = dict(fields)
+        version = str(row.get("SubscriberPackageVersionKey"))
+        if key_env:
+            key = os.environ.get(key_env)
+            if not key:
+                raise ConfigError(f"{self.org_label}: installing package {version}: the "
+                                  f"installation key variable {key_env} is not set; nothing "
+                                  "was written")
+            row["Password"] = key
+        request_id = self.tooling_insert("PackageInstallRequest", row)
+        deadline = time.monotonic() + self.install_deadline_s
+        polls = 0
+        while True:
+            polls += 1
+            answer = self._call(
+                f"reading install request {request_id}",
+                lambda: self.sf.toolingexecute(f"sobjects/PackageInstallRequest/{request_id}",
+                                               method="GET"))
+            if not isinstance(answer, dict):
+                raise bad_answer(f"{self.org_label}: reading install request {request_id}",
+                                 "not a record")
+            status = str(answer.get("Status") or "")
+            self.progress(f"{self.org_label}: package {version}: {status or 'no status'} "
+                          f"(poll {polls}, request {request_id})")
+            if status == "SUCCESS":
+                return request_id
+            if status == "ERROR":
+                errors = (answer.get("Errors") or {}).get("errors") \
+                    if isinstance(answer.get("Errors"), dict) else None
+                text = "; ".join(str(e.get("message")) for e in errors or []
+                                 if isinstance(e, dict)) or "no error text"
+                raise SalesforceError(scrub(f"{self.org_label}: installing package {version} "
+                                            f"ended in ERROR: {text}"), code="INSTALL_ERROR")
+            if time.monotonic() + self.install_poll_s > deadline:
+                raise OutcomeUnknown(f"{self.org_label}: installing package {version}: still "
+                                     f"{status or 'not finished'} after {polls} poll(s) "
+                                     f"(deadline {self.install_deadline_s:.0f} s); request "
+                                     f"{request_id} may yet complete", code="INSTALL_TIMEOUT")
+            time.sleep(self.install_poll_s)
+
     def upsert_metadata(self, type_: str, components: list[dict[str, Any]]) -> None:
-        """Upsert whole components (read-modify-write): idempotent, so sent again when the
+        """Upsert components (read-modify-write; a Profile carries only the parts written, a
+        Profile deploy overlays, platform-truth U3): idempotent, so sent again when the
         outcome of a request is open."""
-        components = self._complete(type_, components)
         for start in range(0, len(components), METADATA_PER_CALL):
             chunk = components[start:start + METADATA_PER_CALL]
 
@@ -681,39 +865,6 @@ class Gateway:
                            call, write="idempotent")
             except SalesforceError as err:
                 raise type(err)(_metadata_message(err.message), code=err.code) from None
-
-    def _complete(self, type_: str, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Whole components for the ones ``fetch`` answered in part (``_partial``): read them
-        with ``readMetadata`` and lay the parts the partial answer held (changed or not) over
-        them. A part the partial answer did not hold cannot have been read-modified, so
-        writing it is refused."""
-        partial_names = [c["fullName"] for c in components if c.get("_partial")]
-        if not partial_names:
-            return components
-        whole: dict[str, dict[str, Any] | None] = {}
-        ordered = sorted(set(partial_names))
-        for start in range(0, len(ordered), METADATA_PER_CALL):
-            chunk = ordered[start:start + METADATA_PER_CALL]
-            whole.update(zip(chunk, self.read_metadata(type_, chunk), strict=True))
-        out = []
-        for comp in components:
-            if not comp.get("_partial"):
-                out.append(comp)
-                continue
-            held = set(_PARTIAL_PARTS.get(type_, ())) | {"fullName"}
-            base = dict(whole.get(comp["fullName"]) or {"fullName": comp["fullName"]})
-            for key, value in comp.items():
-                if key.startswith("_"):
-                    continue
-                if key not in held and base.get(key) != value:
-                    raise SalesforceError(f"{self.org_label}: internal error: a change to "
-                                          f"{type_} {comp['fullName']} field {key!r}, which "
-                                          "was not read; nothing was written")
-                base[key] = value
-            for key in held - set(comp):
-                base.pop(key, None)  # the partial answer had none: the component has none
-            out.append(base)
-        return out
 
     # ---- an integration's own sign-in (verify) -----------------------------------------
 
@@ -785,6 +936,60 @@ def _lookup(inv: Inventory, names: list[str], read: Callable[[str], Read], key: 
     return soql, done
 
 
+def _by_name_or_label(inv: Inventory, names: list[str], read: Callable[[str], Read],
+                      key: str, label: str, build: Callable[[dict[str, Any]], Any], soql: str,
+                      what: str, keep: list[dict[str, Any]] | None = None) -> Query:
+    """A query for records named ``names`` by API name (``key``) or by label (platform-truth
+    U1): an API name wins; a label that several records carry is ``Ambiguous``."""
+    def done(records: list[dict[str, Any]]) -> None:
+        if keep is not None:
+            keep.extend(records)
+        for name in names:
+            exact = [r for r in records if r.get(key) == name]
+            labelled = [r for r in records if r.get(label) == name]
+            if exact:
+                inv.results[read(name)] = build(exact[0])
+            elif len(labelled) == 1:
+                inv.results[read(name)] = build(labelled[0])
+            elif labelled:
+                inv.results[read(name)] = Ambiguous(
+                    what, name, tuple(sorted(str(r[key]) for r in labelled)))
+            else:
+                inv.results[read(name)] = None
+
+    return soql, done
+
+
+#: The longest IN list remediate puts in one SOQL statement, in characters. Salesforce allows
+#: 100,000 characters per statement (platform-truth U8); a query goes in a GET URL, so the
+#: list is kept far below that (an assumption, docs/sandbox.md).
+IN_LIST_CHARS = 8000
+
+
+def _split_in(values: list[str], soql: str, *, times: int = 1) -> list[list[str]]:
+    """``values`` in groups whose quoted IN list (used ``times`` in ``soql``) stays under
+    IN_LIST_CHARS."""
+    budget = max(1, (IN_LIST_CHARS - len(soql)) // times)
+    out: list[list[str]] = []
+    size = 0
+    for value in values:
+        cost = len(_in([value])) + 2
+        if out and size + cost <= budget:
+            out[-1].append(value)
+            size += cost
+        else:
+            out.append([value])
+            size = cost
+    return out
+
+
+def _progress_line(line: str) -> None:
+    import sys
+
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
@@ -819,26 +1024,14 @@ def _user(r: dict[str, Any]) -> UserInfo:
         for la in ((r.get("PermissionSetLicenseAssignments") or {}).get("records") or [])))
     return UserInfo(r["Id"], r["Username"], bool(r.get("IsActive")), r.get("ProfileId") or "",
                     profile.get("Name") or "", bool(profile.get("PermissionsApiEnabled")),
-                    tuple(sorted(sets, key=lambda s: s.name)), licenses)
+                    tuple(sorted(sets, key=lambda s: s.name)), licenses,
+                    str(profile.get("UserLicenseId") or ""))
 
 
-#: The parts of a component that ``fetch`` may answer from SOQL (``_partial``), by type.
-_PARTIAL_PARTS: dict[str, tuple[str, ...]] = {"Profile": ("loginIpRanges",)}
-
-
-def _profile_component(r: dict[str, Any]) -> dict[str, Any]:
-    """What the Profile query answers of a Profile's metadata: its login IP ranges (the
-    LoginIpRange rows, reference 4.6), marked ``_partial``."""
-    ranges = []
-    for row in ((r.get("LoginIpRanges") or {}).get("records") or []):
-        item = {"startAddress": row.get("StartAddress"), "endAddress": row.get("EndAddress")}
-        if row.get("Description"):
-            item["description"] = row["Description"]
-        ranges.append(item)
-    component: dict[str, Any] = {"fullName": r["Name"], "_partial": True}
-    if ranges:
-        component["loginIpRanges"] = ranges
-    return component
+def _profile_info(r: dict[str, Any]) -> ProfileInfo:
+    return ProfileInfo(r["Id"], r["Name"], bool(r.get("PermissionsApiEnabled")),
+                       str(r.get("UserLicenseId") or ""),
+                       str((r.get("UserLicense") or {}).get("Name") or ""))
 
 
 def _plain(value: Any) -> Any:

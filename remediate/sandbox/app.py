@@ -210,6 +210,8 @@ class Sandbox:
         self.latency_s: float = 0.0
         self.faults: list[FaultRule] = []
         self.page_size: int = 2000
+        #: Children per child sub-query result before ``nextRecordsUrl`` (docs/sandbox.md).
+        self.child_page_size: int = 200
         self.requests: list[RequestInfo] = []
         self.counts: Counter[str] = Counter()
         self.server_host: str | None = None  # host:port when served over HTTPS

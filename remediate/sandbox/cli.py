@@ -25,6 +25,9 @@ def serve_command(
              "drop_connection:path=/services/data/.*/query,after=true. Repeatable."),
     page_size: int | None = typer.Option(None, "--page-size", min=1,
                                          help="Rows per query page (default 2000)."),
+    child_page_size: int | None = typer.Option(
+        None, "--child-page-size", min=1,
+        help="Children per child sub-query result before nextRecordsUrl (default 200)."),
     state_dir: str | None = typer.Option(None, "--state-dir",
                                          help="Directory for the CA and server certificate "
                                               "(default: a temporary one, removed on exit)."),
@@ -63,6 +66,8 @@ def serve_command(
     sandbox.latency_s = latency_ms / 1000
     if page_size is not None:
         sandbox.page_size = page_size
+    if child_page_size is not None:
+        sandbox.child_page_size = child_page_size
     for kind, match in faults:
         sandbox.inject(kind, **match)  # type: ignore[arg-type]
     if verbose:

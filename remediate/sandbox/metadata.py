@@ -451,10 +451,10 @@ class ProfileKind(Kind):
     name = "Profile"
 
     def row(self, org: Org, name: str) -> Row | None:
-        return org.profile_by_name(name)
+        return org.profile_by_full_name(name)
 
     def names(self, org: Org) -> list[str]:
-        return [str(r["Name"]) for r in org.tables["Profile"].values()]
+        return [str(r.get("_FullName") or r["Name"]) for r in org.tables["Profile"].values()]
 
     def exists(self, org: Org, name: str) -> bool:
         return self.row(org, name) is not None
@@ -463,7 +463,8 @@ class ProfileKind(Kind):
         profile = self.row(org, name)
         if profile is None:
             return None
-        comp: Component = {"fullName": profile["Name"], "custom": False}
+        comp: Component = {"fullName": str(profile.get("_FullName") or profile["Name"]),
+                           "custom": False}
         if profile.get("Description"):
             comp["description"] = profile["Description"]
         ranges = []

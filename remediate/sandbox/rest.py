@@ -61,6 +61,10 @@ CHOSEN: dict[str, str] = {
                          "LICENSE_LIMIT_EXCEEDED 'License Limit Exceeded'",
     "license_in_use": "deleting a PermissionSetLicenseAssign the user's permission sets still "
                       "need: FIELD_INTEGRITY_EXCEPTION",
+    "profile_other_license": "updating User.ProfileId to a profile of another UserLicense: "
+                             "FIELD_INTEGRITY_EXCEPTION \"You can only assign profiles that are "
+                             "compatible with the user's license\" (platform-truth U2; the "
+                             "sandbox refuses every crossing, upgrades included)",
     "permission_set_in_use": "deleting a PermissionSet that is still assigned: DELETE_FAILED",
     "dml_needs_admin": "DML by a session without ManageUsers or ModifyAllData: HTTP 403 "
                        "INSUFFICIENT_ACCESS 'insufficient access rights on object id' (one "
@@ -76,8 +80,13 @@ CHOSEN: dict[str, str] = {
     "setup_entity_on_profile_set": "SetupEntityAccess rows may have a profile-owned ParentId "
                                    "(open question 6; this is how profile access to an app is "
                                    "stored)",
-    "package_install": "Tooling PackageInstallRequest completes at once: Status 'SUCCESS' and "
-                       "an InstalledSubscriberPackage row; an unknown version key is 400 "
+    "package_install": "Tooling PackageInstallRequest is asynchronous (platform-truth P2): the "
+                       "insert answers Status 'IN_PROGRESS'; each read of the request (GET or "
+                       "query) stands for time passing, and the package's install_polls-th "
+                       "read sees 'SUCCESS' (an InstalledSubscriberPackage row) or, with "
+                       "install_error, 'ERROR' and Errors {errors: [{message}]} (a wrong "
+                       "Password: 'The installation key is not valid.', the sandbox's "
+                       "wording); Password is never returned; an unknown version key is 400 "
                        "INVALID_CROSS_REFERENCE_KEY at insert",
     "collections_limit": "composite/sobjects with more than 200 records: 400 "
                          "EXCEEDED_ID_LIMIT 'record limit reached. cannot submit more than 200 "
@@ -206,6 +215,7 @@ class _Call:
 class _Cursor:
     records: list[dict[str, Any]]
     total: int
+    size: int = 0  # rows per page after the first; 0: the sandbox's page_size
 
 
 #: Open query cursors per sandbox: (org id, locator) -> remaining records.
@@ -382,6 +392,8 @@ def _query(call: _Call) -> Response:
     text = call.param("q")
     if not text or not text.strip():
         return rest_error(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+    if "packageinstallrequest" in text.lower():
+        advance_installs(call.org)
     if call.param("columns") == "true":
         try:
             return Response.of_json(200, soql.columns(text, tooling=call.tooling,
@@ -396,7 +408,27 @@ def _query(call: _Call) -> Response:
     if result.is_count:
         return Response.of_json(200, {"totalSize": result.total_size, "done": True,
                                       "records": []})
-    return Response.of_json(200, _page(call, list(result.records), result.total_size))
+    records = list(result.records)
+    for record in records:
+        _page_children(call, record)
+    return Response.of_json(200, _page(call, records, result.total_size))
+
+
+def _page_children(call: _Call, record: dict[str, Any]) -> None:
+    """A child sub-query answers one batch of children; the rest behind ``nextRecordsUrl``
+    (platform-truth U7). The batch size is the sandbox's ``child_page_size``."""
+    size = max(1, call.ctx.sandbox.child_page_size)
+    for key, value in record.items():
+        if not (isinstance(value, dict) and isinstance(value.get("records"), list)):
+            continue
+        children = value["records"]
+        if len(children) <= size:
+            continue
+        locator = call.org.ids.new("QueryLocator")
+        cursors = _CURSORS.setdefault(call.ctx.sandbox, {})
+        cursors[(call.org.org_id, locator)] = _Cursor(children, len(children), size)
+        record[key] = {**value, "done": False, "records": children[:size],
+                       "nextRecordsUrl": f"{call.base}/query/{locator}-{size}"}
 
 
 def _page(call: _Call, records: list[dict[str, Any]], total: int) -> dict[str, Any]:
@@ -417,7 +449,7 @@ def _query_more(call: _Call, token: str) -> Response:
     if cursor is None or not offset_text.isdigit():
         return rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
     offset = int(offset_text)
-    size = max(1, call.ctx.sandbox.page_size)
+    size = cursor.size or max(1, call.ctx.sandbox.page_size)
     page = cursor.records[offset:offset + size]
     body: dict[str, Any] = {"totalSize": cursor.total, "done": True, "records": page}
     if offset + size < len(cursor.records):
@@ -547,6 +579,8 @@ def _record(call: _Call, type_name: str, record_id: str) -> Response:
         only = _field_list(obj, call.param("fields"))
         if isinstance(only, Failure):
             return only.response()
+        if obj.name == "PackageInstallRequest":
+            advance_installs(call.org)
         row = _view(call, obj, record_id)
         if row is None:
             return _not_found().response()
@@ -837,9 +871,15 @@ def _validate_update(org: Org, sobject: str, current: Row, changes: Row) -> Fail
         ps = org.get("PermissionSet", current.get("PermissionSetId"))
         if ps is not None and ps.get("IsOwnedByProfile"):
             return _profile_owned_assignment()
-    if sobject == "User" and "ProfileId" in changes and \
-            org.get("Profile", changes["ProfileId"]) is None:
-        return _cross_reference("ProfileId")
+    if sobject == "User" and "ProfileId" in changes:
+        target = org.get("Profile", changes["ProfileId"])
+        if target is None:
+            return _cross_reference("ProfileId")
+        now = org.get("Profile", current.get("ProfileId"))
+        if now is not None and not same_id(now.get("UserLicenseId"), target.get("UserLicenseId")):
+            return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
+                           "You can only assign profiles that are compatible with the user's "
+                           "license", ("ProfileId",))
     return None
 
 
@@ -881,18 +921,45 @@ def _after_insert(org: Org, sobject: str, row: Row) -> None:
     elif sobject == "PackageInstallRequest":
         version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
         assert version is not None  # checked by _validate_insert
-        row["Status"] = "SUCCESS"
-        installed = org.find_one("InstalledSubscriberPackage",
-                                 SubscriberPackageId=version["SubscriberPackageId"])
-        if installed is None:
-            org.insert("InstalledSubscriberPackage", {
-                "SubscriberPackageId": version["SubscriberPackageId"],
-                "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
-        else:
-            installed["SubscriberPackageVersionId"] = version["Id"]
-        from remediate.sandbox.scenario import install_package_apps
+        row["_Password"], row["Password"] = row.get("Password"), None  # never read back
+        row["Status"] = "IN_PROGRESS"
+        row["Errors"] = None
+        row["_PollsLeft"] = max(1, int(version.get("_InstallPolls") or 1))
 
-        install_package_apps(org, version["SubscriberPackageId"])
+
+def advance_installs(org: Org) -> None:
+    """A read of the install requests: time passes for each one still IN_PROGRESS."""
+    for row in org.tables["PackageInstallRequest"].values():
+        if row.get("Status") != "IN_PROGRESS":
+            continue
+        row["_PollsLeft"] = int(row.get("_PollsLeft") or 1) - 1
+        if row["_PollsLeft"] <= 0:
+            _finish_install(org, row)
+
+
+def _finish_install(org: Org, row: Row) -> None:
+    version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
+    assert version is not None
+    if version.get("_InstallKey") and row.get("_Password") != version["_InstallKey"]:
+        row["Status"] = "ERROR"
+        row["Errors"] = {"errors": [{"message": "The installation key is not valid."}]}
+        return
+    if version.get("_InstallError"):
+        row["Status"] = "ERROR"
+        row["Errors"] = {"errors": [{"message": str(version["_InstallError"])}]}
+        return
+    row["Status"] = "SUCCESS"
+    installed = org.find_one("InstalledSubscriberPackage",
+                             SubscriberPackageId=version["SubscriberPackageId"])
+    if installed is None:
+        org.insert("InstalledSubscriberPackage", {
+            "SubscriberPackageId": version["SubscriberPackageId"],
+            "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
+    else:
+        installed["SubscriberPackageVersionId"] = version["Id"]
+    from remediate.sandbox.scenario import install_package_apps
+
+    install_package_apps(org, version["SubscriberPackageId"])
 
 
 def _after_update(org: Org, sobject: str, before: Row, after: Row) -> None:

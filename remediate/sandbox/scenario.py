@@ -44,6 +44,9 @@ class OrgSpec(_Strict):
 
 class ProfileSpec(_Strict):
     name: str
+    #: The metadata API name (listMetadata/readMetadata fullName) when it is not the Name:
+    #: standard profiles have their own (System Administrator is ``Admin``).
+    full_name: str | None = None
     user_license: str = "Salesforce"
     user_type: str = "Standard"
     permissions: list[str] = Field(default_factory=list)  # flag names, e.g. ApiEnabled
@@ -122,6 +125,10 @@ class PackageSpec(_Strict):
     version: str = "1.0.0.1"  # major.minor.patch.build
     version_id: str | None = None  # 04t...; generated when absent
     installed: bool = True
+    #: An install request's reads until it ends (asynchronous, platform-truth P2).
+    install_polls: int = 1
+    install_error: str | None = None  # the install ends in ERROR with this message
+    installation_key: str | None = None  # the install needs this Password
 
 
 class NamedCredentialSpec(_Strict):
@@ -322,7 +329,8 @@ def _seed(org: Org, sc: Scenario) -> None:
     for p in sc.profiles:
         profile = org.insert("Profile", {"Name": p.name, "UserLicenseId": licenses[p.user_license],
                                          "UserType": p.user_type, "Description": None,
-                                         "IsSsoEnabled": False})
+                                         "IsSsoEnabled": False,
+                                         "_FullName": p.full_name or p.name})
         flags = _perm_flags(p.permissions, f"profiles.{p.name}.permissions")
         org.insert("PermissionSet", {
             "Name": "X" + profile["Id"][:15], "Label": profile["Id"][:15],
@@ -547,6 +555,8 @@ def _seed_package(org: Org, pkg: PackageSpec) -> None:
                    "BuildNumber": build}
     if pkg.version_id:
         version_row["Id"] = to18(pkg.version_id[:15])
+    version_row.update({"_InstallPolls": pkg.install_polls, "_InstallError": pkg.install_error,
+                        "_InstallKey": pkg.installation_key})
     version = org.insert("SubscriberPackageVersion", version_row)
     if pkg.installed:
         org.insert("InstalledSubscriberPackage", {"SubscriberPackageId": package["Id"],

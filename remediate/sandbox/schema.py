@@ -261,7 +261,8 @@ _add(SObject(
 _add(SObject(
     "PackageInstallRequest",
     {"Id": "id", "SubscriberPackageVersionKey": "string", "Status": "string",
-     "NameConflictResolution": "string", "SecurityType": "string", **_AUDIT},
+     "NameConflictResolution": "string", "SecurityType": "string", "Password": "string",
+     "Errors": "string", **_AUDIT},  # Errors: a JSON object {errors: [{message}]}
     api="tooling",
     createable=True,
     required_on_create=("SubscriberPackageVersionKey",),

@@ -196,6 +196,14 @@ class Org:
     def profile_by_name(self, name: str) -> Row | None:
         return self.find_one("Profile", Name=name)
 
+    def profile_by_full_name(self, full_name: str) -> Row | None:
+        """The profile whose metadata API name is ``full_name`` (kept in ``_FullName``;
+        standard profiles have API names such as ``Admin``)."""
+        for row in self.tables["Profile"].values():
+            if str(row.get("_FullName") or row.get("Name")) == full_name:
+                return row
+        return None
+
     def profile_permission_set(self, profile_id: str) -> Row | None:
         for row in self.tables["PermissionSet"].values():
             if row.get("IsOwnedByProfile") and same_id(row.get("ProfileId"), profile_id):

@@ -233,6 +233,8 @@ class AppAccess(StepKind[AccessParams]):
             return missing
         grant = p.permission_set if p.via == "permission_set" else p.profile
         assert grant is not None
+        if p.via == "permission_set":  # the API name, also when the playbook gives a label
+            grant = inv.permission_set(grant, where=ctx.where).name
         out: list[Change] = []
         if p.type == "connected_app":
             app = inv.metadata(CA, p.app)

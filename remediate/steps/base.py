@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from remediate.errors import NotFound
+from remediate.errors import NotFound, PlaybookError
 from remediate.plan import Change
 
 # ---- read requests (hashable, so the engine can gather and de-duplicate them) --------------
@@ -28,17 +28,17 @@ class UserRead:
 
 @dataclass(frozen=True)
 class PermissionSetRead:
-    name: str
+    name: str  # an API name (Name) or a label (platform-truth U1)
 
 
 @dataclass(frozen=True)
 class LicenseRead:
-    developer_name: str
+    developer_name: str  # a DeveloperName or a MasterLabel (platform-truth U1)
 
 
 @dataclass(frozen=True)
 class ProfileRead:
-    name: str
+    name: str  # a Name, or the metadata API name (``Admin``; platform-truth U4)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class UserInfo:
     profile_api_enabled: bool
     permission_sets: tuple[AssignedSet, ...] = ()
     licenses: tuple[str, ...] = ()  # PermissionSetLicense DeveloperNames
+    user_license_id: str = ""  # the UserLicense of the user's profile (Profile.UserLicenseId)
 
     def has_set(self, name: str) -> bool:
         return any(ps.name == name for ps in self.permission_sets)
@@ -94,8 +95,10 @@ class PermissionSetInfo:
     id: str
     name: str
     label: str
-    license: str | None  # DeveloperName of its PermissionSetLicense
+    license: str | None  # DeveloperName of its PermissionSetLicense, when one was read
     api_enabled: bool
+    license_id: str | None = None  # PermissionSet.LicenseId: a PermissionSetLicense or a
+    # UserLicense (platform-truth U6), never traversed
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class ProfileInfo:
     id: str
     name: str
     api_enabled: bool
+    user_license_id: str = ""  # Profile.UserLicenseId
+    user_license: str = ""  # that UserLicense's Name, when read
 
 
 @dataclass(frozen=True)
@@ -131,16 +136,43 @@ class OrgInfo:
     my_domain_url: str  # https://acme.my.salesforce.com
 
 
+@dataclass(frozen=True)
+class Ambiguous:
+    """A read whose name matches no API name but the labels of several records."""
+
+    what: str  # "permission set", "permission set license"
+    name: str
+    candidates: tuple[str, ...]  # their API names
+
+    def error(self, where: str) -> PlaybookError:
+        return PlaybookError(f"{where}: {self.what} {self.name!r} is the label of "
+                             f"{len(self.candidates)} {self.what}s "
+                             f"({', '.join(self.candidates)}); name one by its API name")
+
+
+@dataclass(frozen=True)
+class ReadFailed:
+    """A read that failed on its own (an optional read, platform-truth U5): the steps that need
+    it cannot be checked; the others are."""
+
+    message: str
+
+
 @dataclass
 class Inventory:
     """The answers to every read of a run, keyed by the read. ``None``: not found."""
 
     results: dict[Any, Any] = field(default_factory=dict)
 
-    def get(self, read: Read) -> Any:
+    def get(self, read: Read, *, where: str = "") -> Any:
         if read not in self.results:
             raise KeyError(f"{read!r} was not read; the step must list it in reads()")
-        return self.results[read]
+        value = self.results[read]
+        if isinstance(value, Ambiguous):
+            raise value.error(where or "reading the org")
+        if isinstance(value, ReadFailed):
+            raise NotFound(f"{where + ': ' if where else ''}{value.message}")
+        return value
 
     @property
     def org(self) -> OrgInfo:
@@ -157,31 +189,32 @@ class Inventory:
         return info
 
     def permission_set(self, name: str, *, where: str) -> PermissionSetInfo:
-        info = self.get(PermissionSetRead(name))
+        info = self.get(PermissionSetRead(name), where=where)
         if info is None:
-            raise NotFound(f"{where}: no permission set with API name {name!r} in the org",
-                           hint="permission sets are named by API name (Name), not label")
+            raise NotFound(f"{where}: no permission set with API name or label {name!r} in "
+                           "the org")
         assert isinstance(info, PermissionSetInfo)
         return info
 
     def license(self, developer_name: str, *, where: str) -> LicenseInfo:
-        info = self.get(LicenseRead(developer_name))
+        info = self.get(LicenseRead(developer_name), where=where)
         if info is None:
-            raise NotFound(f"{where}: no permission set license {developer_name!r} in the org",
-                           hint="licences are named by DeveloperName, e.g. "
-                                "SalesforceAPIIntegrationPsl")
+            raise NotFound(f"{where}: no permission set license with DeveloperName or label "
+                           f"{developer_name!r} in the org",
+                           hint="e.g. SalesforceAPIIntegrationPsl or 'Salesforce API "
+                                "Integration'")
         assert isinstance(info, LicenseInfo)
         return info
 
     def profile(self, name: str, *, where: str) -> ProfileInfo:
-        info = self.get(ProfileRead(name))
+        info = self.get(ProfileRead(name), where=where)
         if info is None:
-            raise NotFound(f"{where}: no profile named {name!r} in the org")
+            raise NotFound(f"{where}: no profile with name or API name {name!r} in the org")
         assert isinstance(info, ProfileInfo)
         return info
 
-    def metadata(self, type_: str, full_name: str) -> dict[str, Any] | None:
-        value = self.get(MetadataRead(type_, full_name))
+    def metadata(self, type_: str, full_name: str, *, where: str = "") -> dict[str, Any] | None:
+        value = self.get(MetadataRead(type_, full_name), where=where)
         return value if value is None else dict(value)
 
 

@@ -33,6 +33,8 @@ class PackageParams(Params):
     namespace: str
     name: str | None = None
     version_id: str | None = None  # 04t...: install automatically when given
+    #: Name of the environment variable holding the installation key (never the key itself)
+    installation_key_env: str | None = None
 
 
 @register
@@ -65,7 +67,9 @@ class PackageInstalled(StepKind[PackageParams]):
             write=RecordWrite(api="tooling", sobject="PackageInstallRequest",
                               fields={"SubscriberPackageVersionKey": p.version_id,
                                       "NameConflictResolution": "Block",
-                                      "SecurityType": "None"}))]
+                                      "SecurityType": "None",
+                                      **({"_installation_key_env": p.installation_key_env}
+                                         if p.installation_key_env else {})}))]
 
     def capture(self, p: PackageParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
         info = inv.get(PackageRead(p.namespace))
@@ -209,9 +213,10 @@ class ProfileLoginIpRanges(StepKind[LoginIpRangesParams]):
     def diff(self, p: LoginIpRangesParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         from remediate.errors import NotFound
 
-        profile = inv.metadata("Profile", p.profile)
+        profile = inv.metadata("Profile", p.profile, where=ctx.where)
         if profile is None or not profile.get("fullName"):
             raise NotFound(f"{ctx.where}: no profile named {p.profile!r} in the org")
+        api_name = str(profile["fullName"])  # standard profiles: Admin, Standard (U4)
         present = {(r.get("startAddress"), r.get("endAddress"))
                    for r in _ranges(profile.get("loginIpRanges"))}
         wanted = [r for r in p.ranges if (r.start, r.end) not in present]
@@ -221,7 +226,7 @@ class ProfileLoginIpRanges(StepKind[LoginIpRangesParams]):
         return [ctx.change(
             self.name, target=f"Profile {p.profile}", field="loginIpRanges", before=before,
             after=sorted(before + [f"{r.start}-{r.end}" for r in wanted]),
-            write=MetadataWrite(type="Profile", full_name=p.profile, path="loginIpRanges",
+            write=MetadataWrite(type="Profile", full_name=api_name, path="loginIpRanges",
                                 mode="add",
                                 value=[{"startAddress": r.start, "endAddress": r.end,
                                         **({"description": r.description}

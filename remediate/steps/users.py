@@ -35,7 +35,7 @@ def _target(username: str) -> str:
 
 
 class ProfileParams(UserParams):
-    profile: str
+    profile: str  # Name or metadata API name (platform-truth U4)
 
 
 @register
@@ -56,6 +56,23 @@ class UserProfile(StepKind[ProfileParams]):
         profile = inv.profile(p.profile, where=ctx.where)
         if user.profile_id[:15] == profile.id[:15]:
             return []
+        if user.user_license_id and profile.user_license_id and \
+                user.user_license_id[:15] != profile.user_license_id[:15]:
+            # changing the profile would change the user's licence: downgrades are refused and
+            # an incompatible profile fails FIELD_INTEGRITY_EXCEPTION (platform-truth U2)
+            licence = f"the {profile.user_license!r} licence" if profile.user_license \
+                else "another user licence"
+            return [ctx.change(
+                self.name, target=_target(p.username), field="Profile",
+                before=user.profile_name, after=profile.name,
+                manual=(f"Profile {profile.name!r} belongs to {licence}, not to the licence of "
+                        f"the user's current profile {user.profile_name!r}: Salesforce only "
+                        "assigns profiles compatible with the user's licence, so remediate does "
+                        f"not write it. In Setup > Users > Users, edit {p.username}: choose the "
+                        f"User License of {profile.name!r} and then Profile {profile.name!r}, "
+                        "and save (a licence downgrade is refused; then create a new "
+                        "integration user with that licence), or name a profile of the user's "
+                        "licence in the playbook."))]
         return [ctx.change(self.name, target=_target(p.username), field="Profile",
                            before=user.profile_name, after=profile.name,
                            write=RecordWrite(sobject="User", record_id=user.id,
@@ -70,7 +87,7 @@ class UserProfile(StepKind[ProfileParams]):
 
 
 class PermissionSetParams(UserParams):
-    permission_set: str
+    permission_set: str  # API name or label (platform-truth U1)
 
 
 def _assign(kind: str, ctx: StepContext, inv: Inventory, username: str,
@@ -110,7 +127,7 @@ class UserPermissionSet(StepKind[PermissionSetParams]):
 
 
 class LicenseParams(UserParams):
-    license: str  # PermissionSetLicense DeveloperName
+    license: str  # PermissionSetLicense DeveloperName or label (platform-truth U1)
 
 
 @register

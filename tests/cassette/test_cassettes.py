@@ -84,8 +84,10 @@ def test_demo_org_commands_replay_their_cassettes_request_for_request(tmp_path: 
     with org_for(DEMO) as handle:
         with phase(DEMO, "read") as read:
             assessment = engine.assess(handle)
-        # composite, Tooling, readMetadata x3, and userinfo (the replay URL is no My Domain)
-        assert len(read) == 6
+        # composite, Tooling, readMetadata x4 (ConnectedApp, NamedCredential,
+        # RemoteSiteSetting, Profile), listMetadata(Profile), and userinfo (the replay URL is no
+        # My Domain)
+        assert len(read) == 8
         assert {f.cause for f in assessment.findings if f.status != "ok"} >= \
             registry.scenario_causes("demo")
         with phase(DEMO, "apply") as apply:
@@ -204,3 +206,18 @@ def test_scrubbing_leaves_nothing_token_like(raw: str) -> None:
     text = scrub_text(raw)
     assert not [what for what, p in TOKENISH.items() if p.search(text)], text
     assert "00D5e000000AbCd" not in text
+
+
+def test_the_login_ip_range_fix_sends_a_profile_with_only_full_name_and_login_ip_ranges() -> None:
+    """A Profile deploy overlays (platform-truth U3): the pinned write carries nothing else."""
+    import yaml
+
+    data = yaml.safe_load((CASSETTES / "profile.login_ip_ranges" / "apply.yaml").read_text())
+    bodies = [str(i["request"]["body"]) for i in data["interactions"]
+              if "upsertMetadata" in str(i["request"]["body"])]
+    assert len(bodies) == 1
+    profile = re.search(r'xsi:type="ns0:Profile">(.*)</ns0:metadata>', bodies[0])
+    assert profile is not None
+    top = set(re.findall(r"<ns0:(\w+)>", re.sub(r"<ns0:loginIpRanges>.*?</ns0:loginIpRanges>",
+                                                "<ns0:loginIpRanges>", profile.group(1))))
+    assert top == {"fullName", "loginIpRanges"}

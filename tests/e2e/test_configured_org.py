@@ -88,7 +88,7 @@ def test_unknown_permission_set_is_named(tmp_path: Path, lab: tuple[str, str, st
     data = result.json()
     unknown = [f for f in data["findings"] if f["status"] == "unknown"]
     assert unknown and all(not f["checked"] for f in unknown)
-    assert any("no permission set with API name 'No_Such_Set'" in f["reason"] for f in unknown)
+    assert any("no permission set with API name or label 'No_Such_Set'" in f["reason"] for f in unknown)
     assert data["summary"]["unknown"] == len(unknown) and data["clean"] is False
 
 

@@ -52,7 +52,8 @@ MUTATIONS: dict[str, Mutation] = {
     "C1 flow off": _set(lambda s: _app(s, "Copilot_for_Sales"), client_credentials=False),
     "C2 no Run As": _set(lambda s: _app(s, "Copilot_for_Sales"), run_as=None),
     "C3 app not granted": _set(lambda s: _app(s, "Copilot_for_Sales"), permission_sets=[]),
-    "C4 wrong profile": _set(lambda s: _user(s, WORKATO_USER), profile="Standard User"),
+    "C4 wrong profile": _set(lambda s: _user(s, WORKATO_USER),  # same licence: writable (U2)
+                             profile="Minimum Access - API Only Integrations"),
     "C5 no permission set": _set(lambda s: _user(s, COPILOT_USER), permission_sets=[]),
     "C6 no licence": _set(lambda s: _user(s, COPILOT_USER), licenses=[], permission_sets=[]),
     "C7 API not enabled": _set(lambda s: _user(s, WORKATO_USER), permission_sets=[]),

@@ -471,7 +471,7 @@ def test_profile_update_sets_listed_permissions_and_replaces_ip_ranges(
 
 def test_profile_update_can_disable_a_permission(sf: Salesforce, org: Org) -> None:
     md = sf.mdapi
-    md.Profile.update([md.Profile(fullName="Standard User", userPermissions=[
+    md.Profile.update([md.Profile(fullName="Standard", userPermissions=[
         md.ProfileUserPermission(enabled=False, name="ApiEnabled")])])
     row = next(r for r in org.rows("Profile") if r["Name"] == "Standard User")
     assert row["PermissionsApiEnabled"] is False
@@ -480,7 +480,7 @@ def test_profile_update_can_disable_a_permission(sf: Salesforce, org: Org) -> No
 def test_profile_unknown_permission_fails_with_invalid_field(sf: Salesforce) -> None:
     md = sf.mdapi
     with pytest.raises(Exception, match="INVALID_FIELD, Unknown user permission: Teleport"):
-        md.Profile.update([md.Profile(fullName="Standard User", userPermissions=[
+        md.Profile.update([md.Profile(fullName="Standard", userPermissions=[
             md.ProfileUserPermission(enabled=True, name="Teleport")])])
 
 

@@ -136,7 +136,7 @@ def test_missing_permission_set_becomes_an_assignment_insert() -> None:
 
 
 def test_unknown_permission_set_is_not_found() -> None:
-    with pytest.raises(NotFound, match="no permission set with API name 'Nope'"):
+    with pytest.raises(NotFound, match="no permission set with API name or label 'Nope'"):
         diff("user.permission_set", username=USER, permission_set="Nope")
 
 
