@@ -32,12 +32,30 @@ FAULT_KINDS: tuple[str, ...] = (
 #: Malformed answers: the request is handled, then its answer is garbled (see fault_response).
 MALFORMED_KINDS = frozenset({"html_error_page", "truncated_json", "bad_soap_body", "error_in_200"})
 LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
-API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0",
-                "67.0")
-RELEASE_NAMES = {"57.0": "Spring '23", "58.0": "Summer '23", "59.0": "Winter '24",
-                 "60.0": "Spring '24", "61.0": "Summer '24", "62.0": "Winter '25",
-                 "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26",
-                 "66.0": "Spring '26", "67.0": "Summer '26"}
+#: The API versions the sandbox serves on every path: 31.0 (Summer '14; 21.0-30.0 are retired,
+#: platform-truth.md P6) to the current release. An org may serve fewer (``Org.max_api_version``).
+MIN_API_VERSION = 31
+MAX_API_VERSION = 67
+API_VERSIONS: tuple[str, ...] = tuple(f"{n}.0" for n in range(MIN_API_VERSION, MAX_API_VERSION + 1))
+
+
+def _release_name(version: int) -> str:
+    """Three releases a year, 67.0 being Summer '26: 66.0 Spring '26, 65.0 Winter '26, ..."""
+    back = MAX_API_VERSION - version
+    season = ("Summer", "Spring", "Winter")[back % 3]
+    return f"{season} '{26 - back // 3:02d}"
+
+
+RELEASE_NAMES: dict[str, str] = {f"{n}.0": _release_name(n)
+                                 for n in range(MIN_API_VERSION, MAX_API_VERSION + 1)}
+
+
+def versions_up_to(max_version: str | None) -> tuple[str, ...]:
+    """The versions an org whose newest is ``max_version`` serves (all of them for None)."""
+    if not max_version:
+        return API_VERSIONS
+    top = float(max_version)
+    return tuple(v for v in API_VERSIONS if float(v) <= top)
 
 
 class CaseInsensitiveDict(dict[str, str]):

@@ -28,13 +28,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from remediate.sandbox import access
 from remediate.sandbox.app import (
-    API_VERSIONS,
     DAILY_API_MAX,
     RELEASE_NAMES,
     Context,
     Response,
     Sandbox,
     rest_error,
+    versions_up_to,
 )
 from remediate.sandbox.ids import KEY_PREFIXES, is_valid_id, same_id
 from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS, SObject, lookup
@@ -220,7 +220,7 @@ def handle(ctx: Context, *, tooling: bool = False) -> Response:
     request = ctx.request
     path = request.path
     if path.rstrip("/") == "/services/data" and request.method == "GET":
-        return Response.of_json(200, _versions())
+        return Response.of_json(200, _versions(ctx.org))
     match = _PATH.match(path)
     if match is None:
         return _not_found().response()
@@ -229,16 +229,17 @@ def handle(ctx: Context, *, tooling: bool = False) -> Response:
         return session_or_error
     assert ctx.org is not None
     version = match.group(1)
-    if version not in API_VERSIONS:
+    if version not in versions_up_to(ctx.org.max_api_version):
         return _not_found().response()
     call = _Call(ctx, ctx.org, session_or_error, version, tooling, request.method.upper(),
                  _split(match.group(3)), request.query, request.body)
     return _route(call)
 
 
-def _versions() -> list[dict[str, str]]:
+def _versions(org: Org | None) -> list[dict[str, str]]:
+    served = versions_up_to(org.max_api_version if org is not None else None)
     return [{"label": RELEASE_NAMES[v], "url": f"/services/data/v{v}", "version": v}
-            for v in API_VERSIONS]
+            for v in served]
 
 
 def _split(rest: str | None) -> list[str]:
@@ -1141,7 +1142,7 @@ def _run_subrequest(call: _Call, sub: dict[str, Any], bodies: dict[str, Any]) ->
     if match is None:
         return _SubResult(ref, 404, [{"errorCode": "NOT_FOUND", "message": NOT_FOUND_MESSAGE}])
     version = match.group(1)
-    if version not in API_VERSIONS:
+    if version not in versions_up_to(call.org.max_api_version):
         return _SubResult(ref, 404, [{"errorCode": "NOT_FOUND", "message": NOT_FOUND_MESSAGE}])
     inner = _Call(call.ctx, call.org, call.session, version, match.group(2) is not None,
                   str(sub["method"]).upper(), _split(match.group(3)),

@@ -38,6 +38,8 @@ class OrgSpec(_Strict):
     organization_type: str = "Enterprise Edition"
     previous_my_domains: list[str] = Field(default_factory=list)
     my_domain_settings: dict[str, Any] = Field(default_factory=dict)
+    #: The newest API version the org serves ("59.0" pins it to Winter '24); None: the newest.
+    max_api_version: str | None = None
 
 
 class ProfileSpec(_Strict):
@@ -304,6 +306,7 @@ def build_org(scenario: Scenario, pod: int = 0, my_domain: str | None = None) ->
         sandbox_name=spec.sandbox_name,
         organization_type=spec.organization_type,
         ids=IdFactory(pod),
+        max_api_version=spec.max_api_version,
     )
     _seed(org, scenario)
     return org

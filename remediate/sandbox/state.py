@@ -71,6 +71,9 @@ class Org:
     #: Connected apps a not-yet-installed package brings: SubscriberPackage id -> app specs
     #: (``scenario.ConnectedAppSpec`` dumps). Installing the package creates them.
     package_apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: The newest API version the org serves (None: the sandbox's newest). A test pins an org to
+    #: an older release with it, e.g. "59.0" for one that predates the ECA fields of A10.
+    max_api_version: str | None = None
 
     # ---- hosts -----------------------------------------------------------------------------
 
