@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import model_validator
 
 from remediate.plan import Change, MetadataWrite
+from remediate.salesforce import versions
 from remediate.steps.base import (
     Inventory,
     MetadataRead,
@@ -82,6 +83,11 @@ def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> li
     )]
 
 
+def _need(inv: Inventory, type_: str, field: str, ctx: StepContext) -> None:
+    """The org must be talked to at a version that has ``type_.field`` (versions.NEEDS)."""
+    versions.require(inv.api_version, type_, field, where=ctx.where, how=inv.api_version_how)
+
+
 def _set(kind: str, ctx: StepContext, p: AppParams, type_: str, full_name: str, path: str,
          before: Any, after: Any, *, field: str | None = None) -> Change:
     return ctx.change(kind, target=app_target(p), field=field or path, before=before, after=after,
@@ -120,6 +126,7 @@ class ClientCredentials(StepKind[ClientCredentialsParams]):
             return out
         for type_, full_name in ((ECA_GLOBAL, eca_global_name(p.app)),
                                  (ECA_POLICY, eca_policy_name(p.app))):
+            _need(inv, type_, "isClientCredentialsFlowEnabled", ctx)
             now = bool(get_path(inv.metadata(type_, full_name), "isClientCredentialsFlowEnabled"))
             if now != p.enabled:
                 out.append(_set(self.name, ctx, p, type_, full_name,
@@ -168,6 +175,8 @@ class RunAsUser(StepKind[RunAsParams]):
         if missing is not None:
             return missing
         type_, full_name, path = self._path(p)
+        if p.type == "external_client_app":
+            _need(inv, type_, path, ctx)
         now = get_path(inv.metadata(type_, full_name), path)
         if (now or "").lower() == p.username.lower():
             return []

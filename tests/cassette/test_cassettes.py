@@ -32,6 +32,7 @@ from remediate.errors import SalesforceError
 from remediate.journal import Journal
 from remediate.orgs import OrgHandle
 from remediate.plan import Approval
+from remediate.salesforce.versions import NEWEST
 from remediate.steps.base import kinds
 
 APPROVAL = Approval(by="cassette-test", how="flag", at="2025-01-01T00:00:00+00:00")
@@ -83,8 +84,9 @@ def test_demo_org_commands_replay_their_cassettes_request_for_request(tmp_path: 
     with org_for(DEMO) as handle:
         with phase(DEMO, "read") as read:
             assessment = engine.assess(handle)
-        # composite, Tooling, readMetadata x3, and userinfo (the replay URL is no My Domain)
-        assert len(read) == 6
+        # the version list, composite, Tooling, readMetadata x3, and userinfo (the replay URL is
+        # no My Domain)
+        assert len(read) == 7
         assert {f.cause for f in assessment.findings if f.status != "ok"} >= {
             "C1", "C6", "C7", "C10", "C11"}
         with phase(DEMO, "apply") as apply:
@@ -129,7 +131,7 @@ CC = next(c for c in CASES if c.name == "app.client_credentials")
 @pytest.mark.skipif(recording(), reason="replay only")
 def test_token_request_with_an_extra_query_raises_the_vcr_exception(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    with org_for(CC) as handle:
+    with org_for(CC, version=NEWEST) as handle:
         _with_extra_query(handle, monkeypatch, r"/services/oauth2/token$")
         with pytest.raises(CannotOverwriteExistingCassetteException), phase(CC, "verify"):
             engine.verify(handle)
@@ -149,7 +151,7 @@ def test_read_with_an_extra_query_fails_on_the_vcr_exception(
 @pytest.mark.skipif(recording(), reason="replay only")
 def test_skipping_recorded_interactions_fails_as_unplayed() -> None:
     # verify's cassette also holds the token requests, which assess alone never makes
-    with org_for(CC) as handle, \
+    with org_for(CC, version=NEWEST) as handle, \
             pytest.raises(AssertionError, match=r"unplayed interaction\(s\).*oauth2/token"), \
             phase(CC, "verify"):
         engine.assess(handle)
