@@ -14,7 +14,8 @@ from dataclasses import dataclass
 CAUSES: dict[str, str] = {
     "C1": "\"Enable Client Credentials Flow\" is off on the app",
     "C2": "The app has no Run As user, or the wrong one",
-    "C3": "The app is limited to admin-approved users and the integration user was not granted it",
+    "C3": "The app is limited to admin-approved users and the integration user was not granted "
+          "it (JWT bearer and user flows; not client credentials, platform-truth.md A6)",
     "C4": "The integration user has the wrong profile",
     "C5": "The integration user lacks a required permission set",
     "C6": "The integration user lacks a permission set licence",
@@ -54,10 +55,14 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(r"client identifier invalid|invalid_client_id|app_not_found|not installed in (this|your)"
             r" org", ("C9",),
             "the org does not know the app the integration uses"),
-    Pattern(r"API_CURRENTLY_DISABLED|api is disabled for this user|api-only user", ("C7",),
-            "the user's profile and permission sets do not grant API Enabled"),
+    Pattern(r"API_CURRENTLY_DISABLED|api is disabled for this user|api-only user",
+            ("C7", "C5", "C6"),
+            "the user's profile and permission sets do not grant API Enabled (a missing "
+            "permission set, or the licence it needs, may be what carried it)"),
+    # Copilot signs in with client credentials: Permitted Users (C3) cannot refuse its Run As
+    # user (platform-truth.md A6), so C3 is not a candidate here.
     Pattern(r"server-to-server authentication failed|couldn't get access token",
-            ("C1", "C2", "C3", "C5", "C6", "C8", "C10"),
+            ("C1", "C2", "C8", "C10"),
             "Copilot for Sales could not get a token; the audit tells which link is broken"),
     Pattern(r"connection failed|action failed due to server error",
             ("C9", "C3", "C4", "C7", "C8", "C11", "C10"),

@@ -67,7 +67,8 @@ OUTCOMES: dict[str, Outcome] = {
     "no_run_as": Outcome(400, "invalid_grant", "no client credentials user enabled",
                          "Failed: OAuth API access disabled"),
     "inactive_user": Outcome(400, "invalid_grant", "inactive user", "User is inactive"),
-    # Reference open question 2: also answered for client credentials (seen quoted for both).
+    # JWT bearer and the user flows only: Permitted Users does not apply to the Run As user of
+    # the client credentials flow (platform-truth.md A6).
     "not_admin_approved": Outcome(400, "invalid_app_access",
                                   "user is not admin approved to access this app",
                                   "Invalid login"),
@@ -334,11 +335,16 @@ def _client_ip(ctx: Context, org: Org) -> str:
 
 
 def _check_user(org: Org, app: AppView, user: Row, client_ip: str, *,
-                refresh: bool = False) -> None:
-    """The checks every grant shares once the user is known, in Salesforce's order."""
+                refresh: bool = False, run_as: bool = False) -> None:
+    """The checks every grant shares once the user is known, in Salesforce's order.
+
+    ``run_as``: the user is the client credentials Run As user, whom Permitted Users ("Admin
+    approved users are pre-authorized") does not gate (platform-truth.md A6).
+    """
     if not user.get("IsActive"):
         raise Refused("inactive_user")
-    if app.admin_approved and not access.user_granted_app(org, user["Id"], app.name):
+    if app.admin_approved and not run_as and \
+            not access.user_granted_app(org, user["Id"], app.name):
         raise Refused("not_admin_approved")
     enforce = app.ip_relaxation in ("ENFORCE", "ENFORCE_RELAXREFRESH")
     if refresh and app.ip_relaxation == "ENFORCE_RELAXREFRESH":
@@ -367,7 +373,7 @@ def _client_credentials(ctx: Context, form: dict[str, str], attempt: Attempt) ->
     if run_as is None:
         # CHOICE: a Run As username that names no user counts as no Run As user.
         raise Refused("no_run_as")
-    _check_user(org, app, run_as, attempt.client_ip)
+    _check_user(org, app, run_as, attempt.client_ip, run_as=True)
     scopes = granted_scopes(app, "client_credentials")
     return org.new_session(run_as["Id"], app.name, scopes, "client_credentials"), None
 

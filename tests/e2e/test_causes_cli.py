@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 CASES = [
     ("C1", "c1-client-credentials-off", "copilot-for-sales"),
     ("C2", "c2-no-run-as-user", "copilot-for-sales"),
-    ("C3", "c3-app-not-granted", "copilot-for-sales"),
+    ("C3", "c3-app-not-granted", "workato"),
     ("C4", "c4-wrong-profile", "workato"),
     ("C5", "c5-missing-permission-set", "copilot-for-sales"),
     ("C6", "c6-missing-license", "copilot-for-sales"),
