@@ -24,6 +24,8 @@ PERMISSION_FLAGS: tuple[str, ...] = (
     "ViewAllData",
     "CustomizeApplication",
     "ModifyMetadata",
+    # ASSUMPTION (docs/sandbox.md): the field behind "Approve Uninstalled Connected Apps" (A8).
+    "ApproveUninstalledConnectedApps",
 )
 
 

@@ -74,6 +74,9 @@ class Org:
     #: The newest API version the org serves (None: the sandbox's newest). A test pins an org to
     #: an older release with it, e.g. "59.0" for one that predates the ECA fields of A10.
     max_api_version: str | None = None
+    #: Connected apps the integrations use that are defined in another org and not installed in
+    #: this one (A8): fullName -> ConnectedApp component. Only the token endpoint sees them.
+    uninstalled_apps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- hosts -----------------------------------------------------------------------------
 

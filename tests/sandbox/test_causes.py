@@ -33,6 +33,10 @@ CASES = [
     ("c10-wrong-login-url", "copilot-for-sales",
      ("invalid_grant", "request not supported on this domain")),
     ("c11-ip-restricted", "workato", ("invalid_grant", "ip restricted or invalid login hours")),
+    ("c13-uninstalled-app-blocked", "workato",
+     ("invalid_client", "app must be installed into org")),
+    ("c14-api-scope-missing", "copilot-for-sales",
+     ("invalid_grant", "no valid scopes defined")),
     ("eca-c1-client-credentials-off", "copilot-for-sales",
      ("invalid_grant", "client credentials flow not enabled")),
 ]
@@ -166,3 +170,25 @@ def test_an_admin_approved_app_with_no_grant_still_admits_its_client_credentials
     _, workato = _probe("c3-app-not-granted", "workato")
     assert (workato.error, workato.error_description) == (
         "invalid_app_access", "user is not admin approved to access this app")
+
+
+def test_a_user_holding_approve_uninstalled_connected_apps_is_not_blocked_by_c13() -> None:
+    spec = _load("c13-uninstalled-app-blocked")
+    sandbox = Sandbox([scenarios.build_org(spec)])
+    org = sandbox.org
+    user = org.user_by_username("workato.integration@acme.example.com")
+    assert user is not None
+    owned = org.profile_permission_set(user["ProfileId"])
+    assert owned is not None
+    owned["PermissionsApproveUninstalledConnectedApps"] = True
+    outcome = probe.request_token(session_for(sandbox), spec.integration("workato"),
+                                  my_domain_url=org.my_domain_url)
+    # past the C13 block; the sandbox has no authorize flow, so nobody approved the app
+    assert (outcome.error, outcome.error_description) == (
+        "invalid_grant", "user hasn't approved this consumer")
+
+
+def test_an_uninstalled_app_is_invisible_to_the_metadata_api_and_connected_application() -> None:
+    org = scenarios.build_org(_load("c13-uninstalled-app-blocked"))
+    assert "Workato" not in org.metadata.get("ConnectedApp", {})
+    assert org.connected_application("Workato") is None
