@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
+from remediate.errors import NotFound
 from remediate.plan import Change, MetadataWrite
 from remediate.salesforce import versions
 from remediate.steps.base import (
@@ -216,8 +217,8 @@ class AppAccess(StepKind[AccessParams]):
     causes = ("C3",)
     permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
     params = AccessParams
-    example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales", "via": "permission_set",
-                                         "permission_set": "Copilot_for_Sales_Integration"}
+    example: ClassVar[dict[str, Any]] = {"app": "Workato", "via": "profile",
+                                         "profile": "Workato Integration"}
 
     def reads(self, p: AccessParams) -> Iterable[Read]:
         extra: list[Read] = [PermissionSetRead(p.permission_set)] if p.permission_set else []
@@ -288,6 +289,63 @@ class AppInstalled(StepKind[AppParams]):
 
     def diff(self, p: AppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         return missing_app(p, inv, self.name, ctx) or []
+
+    def capture(self, p: AppParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
+        return p.model_dump()
+
+
+# ---- C14 ---------------------------------------------------------------------------------
+
+ECA_OAUTH = "ExtlClntAppOauthSettings"
+
+
+def eca_oauth_name(app: str) -> str:
+    return f"{app}_oauth"
+
+
+@register
+class ApiScope(StepKind[AppParams]):
+    """Since Winter '26 a client credentials token request without a usable scope fails
+    ``invalid_grant`` / ``no valid scopes defined`` (platform-truth.md A7): the app must carry
+    the ``api`` scope ("Manage user data via APIs")."""
+
+    name = "app.api_scope"
+    summary = "The app carries the api OAuth scope (Manage user data via APIs)."
+    causes = ("C14",)
+    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    params = AppParams
+    example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales"}
+
+    def reads(self, p: AppParams) -> Iterable[Read]:
+        if p.type == "connected_app":
+            return app_reads(p)
+        return [*app_reads(p), MetadataRead(ECA_OAUTH, eca_oauth_name(p.app))]
+
+    def diff(self, p: AppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
+        missing = missing_app(p, inv, self.name, ctx)
+        if missing is not None:
+            return missing
+        if p.type == "connected_app":
+            scopes = _as_list(get_path(inv.metadata(CA, p.app), "oauthConfig.scopes"))
+            if "Api" in scopes:
+                return []
+            return [ctx.change(
+                self.name, target=app_target(p), field="oauthConfig.scopes",
+                before=sorted(scopes), after=sorted([*scopes, "Api"]),
+                write=MetadataWrite(type=CA, full_name=p.app, path="oauthConfig.scopes",
+                                    value=["Api"], mode="add"))]
+        settings = inv.metadata(ECA_OAUTH, eca_oauth_name(p.app))
+        if settings is None or not settings.get("fullName"):
+            raise NotFound(f"{ctx.where}: no {ECA_OAUTH} {eca_oauth_name(p.app)!r} for the "
+                           f"external client app {p.app!r}; its OAuth scopes cannot be read",
+                           hint="check Setup → External Client App Manager → the app → "
+                                "Settings → OAuth Settings → Selected OAuth Scopes")
+        scopes = _split(settings.get("commaSeparatedOauthScopes"))
+        if "Api" in scopes:
+            return []
+        after = [*scopes, "Api"]
+        return [_set(self.name, ctx, p, ECA_OAUTH, eca_oauth_name(p.app),
+                     "commaSeparatedOauthScopes", ", ".join(scopes), ", ".join(after))]
 
     def capture(self, p: AppParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
         return p.model_dump()

@@ -93,6 +93,7 @@ class Case:
 
 CASES = (
     Case("app.access", "app.access", "c3-app-not-granted"),
+    Case("app.api_scope", "app.api_scope", "c14-api-scope-missing"),
     Case("app.client_credentials", "app.client_credentials", "c1-client-credentials-off"),
     Case("app.client_credentials-eca", "app.client_credentials", "eca-c1-client-credentials-off"),
     Case("app.installed", "app.installed", "c9-app-not-installed", automatic=False),

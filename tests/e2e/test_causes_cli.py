@@ -26,6 +26,7 @@ CASES = [
     ("C9", "c9-app-not-installed", "workato"),
     ("C10", "c10-wrong-login-url", "copilot-for-sales"),
     ("C11", "c11-ip-restricted", "workato"),
+    ("C14", "c14-api-scope-missing", "copilot-for-sales"),
 ]
 
 
