@@ -77,11 +77,17 @@ def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> li
     if header is not None and header.get("fullName"):
         return None
     what = "connected app" if p.type == "connected_app" else "external client app"
-    return [ctx.change(
-        kind, target=app_target(p), field="installed", before=False, after=True,
-        manual=(f"The {what} {p.app!r} is not in this org. Install the integration's package "
-                f"(or create the app) before its other settings can be checked."),
-    )]
+    manual = (f"The {what} {p.app!r} is not in this org. Install the integration's package "
+              f"(or create the app) before its other settings can be checked.")
+    if p.type == "connected_app":
+        # C13 (platform-truth.md A8): an app that lives in its vendor's org is blocked unless
+        # installed here, for users without "Approve Uninstalled Connected Apps".
+        manual += (" If the integration signs in through its vendor's own app, install it: "
+                   "Setup → Apps → Connected Apps → Connected Apps OAuth Usage → the app → "
+                   "Install. Until then its sign-in fails 'app must be installed into org' "
+                   "(C13) for users without Approve Uninstalled Connected Apps.")
+    return [ctx.change(kind, target=app_target(p), field="installed", before=False, after=True,
+                       manual=manual)]
 
 
 def _need(inv: Inventory, type_: str, field: str, ctx: StepContext) -> None:

@@ -90,3 +90,18 @@ def test_diagnose_without_error_text_reads_login_history() -> None:
     result = run("diagnose", "--org", org)
     assert "Login History" in result.out
     assert "  C8: " in result.out
+
+
+def test_c13_uninstalled_app_is_diagnosed_and_audit_gives_the_install_step() -> None:
+    """C13 (platform-truth.md A8): Workato's own app is not installed in the org. The token
+    error names it, diagnose says C13, and audit asks for the manual install (no write)."""
+    org = "sandbox:c13-uninstalled-app-blocked"
+    error = integration_error("c13-uninstalled-app-blocked", "workato")
+    assert error == "invalid_client: app must be installed into org"
+    diagnosis = run("diagnose", "--org", org, "--error", error)
+    assert diagnosis.code == 0, diagnosis.err
+    assert "  C13: " in diagnosis.out
+    audit = run("audit", "--org", org, "--format", "json")
+    assert audit.code == 2, audit.err
+    text = audit.out
+    assert "Connected Apps OAuth Usage" in text and "app must be installed into org" in text

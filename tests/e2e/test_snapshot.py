@@ -21,7 +21,7 @@ def test_snapshot_writes_a_valid_playbook_of_every_bound_step(tmp_path: Path) ->
     result = run("snapshot", "--org", ORG, "--out", str(out))
     assert result.code == 0, result.err
     loaded = playbooks.load(out)
-    assert len(loaded.model.steps) == 19
+    assert len(loaded.model.steps) == 20
     assert {s.cause for s in loaded.model.steps} == {"C12"}
     data = yaml.safe_load(out.read_text())
     relax = next(s for s in data["steps"] if s["kind"] == "app.ip_relaxation")
