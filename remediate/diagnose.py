@@ -14,7 +14,8 @@ from dataclasses import dataclass
 CAUSES: dict[str, str] = {
     "C1": "\"Enable Client Credentials Flow\" is off on the app",
     "C2": "The app has no Run As user, or the wrong one",
-    "C3": "The app is limited to admin-approved users and the integration user was not granted it",
+    "C3": "The app is limited to admin-approved users and the integration user was not granted "
+          "it (JWT bearer and user flows; not client credentials, platform-truth.md A6)",
     "C4": "The integration user has the wrong profile",
     "C5": "The integration user lacks a required permission set",
     "C6": "The integration user lacks a permission set licence",
@@ -25,6 +26,9 @@ CAUSES: dict[str, str] = {
            "instance URL instead of the org's My Domain",
     "C11": "IP restrictions block the integration",
     "C12": "Someone changed the working configuration",
+    "C13": "The app is not installed in the org, and the org blocks uninstalled connected apps "
+           "for users without Approve Uninstalled Connected Apps",
+    "C14": "The app lacks the api OAuth scope, so client credentials have no usable scope",
 }
 
 
@@ -51,13 +55,32 @@ PATTERNS: tuple[Pattern, ...] = (
             "the integration user is deactivated"),
     Pattern(r"ip restricted|restricted ip|ip address not allowed", ("C11",),
             "the integration's address is outside the profile's login IP ranges"),
+    # C13 (platform-truth.md A8 and section 4); the Login History text is the sandbox's own.
+    Pattern(r"app must be installed into org|connected app not installed", ("C13",),
+            "the app is not installed in the org and the org blocks uninstalled apps for this "
+            "user"),
+    # C14 (platform-truth.md A7)
+    Pattern(r"no valid scopes defined", ("C14",),
+            "the app's OAuth scopes hold no usable scope for the flow: add the api scope"),
+    # invalid_client alone names two causes: a wrong consumer secret (no org setting) or an
+    # uninstalled, blocked app (C13). The audit tells them apart: an app the org has installed
+    # leaves the secret (platform-truth.md section 4).
+    Pattern(r"invalid_client\b(?!.*invalid client credentials)(?!.*app must be installed)",
+            ("C13", "C9"),
+            "either the integration's consumer secret is wrong, or the app is not installed in "
+            "the org and the org blocks uninstalled apps (C13); when the audit finds the app "
+            "installed, it is the secret: copy it again from the app into the integration"),
     Pattern(r"client identifier invalid|invalid_client_id|app_not_found|not installed in (this|your)"
             r" org", ("C9",),
             "the org does not know the app the integration uses"),
-    Pattern(r"API_CURRENTLY_DISABLED|api is disabled for this user|api-only user", ("C7",),
-            "the user's profile and permission sets do not grant API Enabled"),
+    Pattern(r"API_CURRENTLY_DISABLED|api is disabled for this user|api-only user",
+            ("C7", "C5", "C6"),
+            "the user's profile and permission sets do not grant API Enabled (a missing "
+            "permission set, or the licence it needs, may be what carried it)"),
+    # Copilot signs in with client credentials: Permitted Users (C3) cannot refuse its Run As
+    # user (platform-truth.md A6), so C3 is not a candidate here.
     Pattern(r"server-to-server authentication failed|couldn't get access token",
-            ("C1", "C2", "C3", "C5", "C6", "C8", "C10"),
+            ("C1", "C2", "C8", "C10"),
             "Copilot for Sales could not get a token; the audit tells which link is broken"),
     Pattern(r"connection failed|action failed due to server error",
             ("C9", "C3", "C4", "C7", "C8", "C11", "C10"),

@@ -15,6 +15,7 @@ from typing import Any
 from remediate import playbook as playbooks
 from remediate.errors import ConfigError
 from remediate.playbook import BoundStep
+from remediate.salesforce import versions
 from remediate.salesforce.gateway import Credentials, Gateway, IntegrationLogin
 from remediate.settings import OrgConfig, Settings, secret_from_env
 
@@ -53,7 +54,9 @@ def open_org(name: str, settings: Settings, *, only: list[str] | None = None,
                           "sandbox:<scenario>)")
     steps, digest = bind_playbooks(config.playbooks, only, base=config_dir)
     gateway = Gateway(_credentials(name, config), ca_bundle=str(config.ca_bundle)
-                      if config.ca_bundle else None, version=config.api_version,
+                      if config.ca_bundle else None,
+                      version=versions.check_pin(config.api_version, f"org {name!r}")
+                      if config.api_version else None,
                       timeout=config.timeout_s, org_label=f"org {name!r}")
     logins: list[IntegrationLogin] = []
     not_tried: dict[str, str] = {}

@@ -126,7 +126,8 @@ class OrgConfig(_Strict):
     instance_url: str | None = None
     sf_alias: str | None = None
     ca_bundle: Path | None = None
-    api_version: str = "59.0"
+    #: None: the highest version the org lists that remediate knows (salesforce/versions.py).
+    api_version: str | None = None
     timeout_s: float = 30.0
     production: bool = False
     min_api_requests: int = Field(1000, ge=0)  # apply refuses below this DailyApiRequests left

@@ -25,6 +25,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -41,7 +42,7 @@ from remediate.errors import (
 )
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport, waves
+from remediate.salesforce import transport, versions, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -71,13 +72,17 @@ from remediate.steps.base import (
     UserRead,
 )
 
-API_VERSION = "59.0"
+#: The version an integration's verify sign-in checks the API at (a version every org in the
+#: field serves, so a probe never fails for the version alone).
+PROBE_VERSION = versions.FALLBACK
 QUERIES_PER_COMPOSITE = 5
 METADATA_PER_CALL = 10
 ROWS_PER_CALL = 200
 DEFAULT_TIMEOUT = transport.DEFAULT_TIMEOUT
 T = TypeVar("T")
 log = get_logger()
+#: Runs the version list alongside a client credentials token request.
+_LISTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remediate-versions")
 
 
 class TimeoutSession(transport.TimeoutSession):
@@ -149,7 +154,7 @@ class IntegrationLogin:
 
 class Gateway:
     def __init__(self, credentials: Credentials, *, session: requests.Session | None = None,
-                 ca_bundle: str | None = None, version: str = API_VERSION,
+                 ca_bundle: str | None = None, version: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, org_label: str = "org",
                  retry: RetryPolicy | None = None,
                  parallel: int = waves.DEFAULT_PARALLEL) -> None:
@@ -158,7 +163,11 @@ class Gateway:
         self._session = session or TimeoutSession(timeout)
         if ca_bundle:
             self._session.verify = ca_bundle
-        self.version = version
+        # None: negotiated from the org's /services/data/ list right after signing in.
+        self.pinned_version = version
+        self.version = version or versions.NEWEST
+        self.version_how = "pinned by api_version" if version else "negotiated"
+        self._negotiated = version is not None
         self.org_label = org_label
         self._sf: Any = None
         self._md: tuple[Any, Any] | None = None  # (the connection, its Metadata client)
@@ -218,6 +227,12 @@ class Gateway:
         host = (urlsplit(c.login_url).hostname or "").lower()
         domain = host.removesuffix(".salesforce.com")
         what = f"{self.org_label}: signing in ({c.auth}) at {c.login_url}"
+        listing: Future[str | None] | None = None
+        if not self._negotiated and c.auth == "client_credentials":
+            # The login URL is the org's My Domain: ask its versions while the token comes.
+            with self._lock:
+                self.round_trips += 1
+            listing = _LISTER.submit(self._list_versions, c.login_url)
         try:
             if c.auth == "access_token":
                 sf = Salesforce(session_id=c.access_token, instance_url=c.instance_url or
@@ -238,11 +253,41 @@ class Gateway:
             else:
                 raise AuthenticationError(f"{what}: unknown auth mode {c.auth!r}")
         except Exception as exc:
+            if listing is not None:
+                listing.result()
             raise map_exception(exc, what=what) from None
+        if not self._negotiated:
+            if listing is None:
+                self._count()
+                chosen = self._list_versions(f"https://{sf.sf_instance}")
+            else:
+                chosen = listing.result()
+            self._negotiated = True
+            if chosen is None:
+                chosen = versions.FALLBACK
+                self.version_how = ("assumed: the org's /services/data/ list could not be "
+                                    "read")
+                log.info("gateway.version_unknown", org=self.org_label, version=chosen)
+            self.version = chosen
+            if sf.sf_version != chosen:  # same session, talked to at the chosen version
+                sf = Salesforce(session_id=sf.session_id, instance=sf.sf_instance,
+                                session=self._session, version=chosen)
         # simple-salesforce signs in again by itself on a REST 401 (up to three times) but not
         # for SOAP; one policy for both lives in _call instead (ADR 0009).
         sf._salesforce_login_partial = None
         return sf
+
+    def _list_versions(self, base: str) -> str | None:
+        """The version to talk at, from the org's ``GET /services/data/`` (no session needed),
+        or None when the answer cannot be read."""
+        root = base.rstrip("/")
+        try:
+            answer = self._session.get(f"{root}/services/data/",
+                                       headers={"Accept": "application/json"})
+            listed = answer.json() if answer.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+        return versions.negotiate(listed) if isinstance(listed, list) else None
 
     def _session_expired(self, used: Any) -> bool:
         """Drop the expired connection ``used`` so the next call signs in again; False if we
@@ -350,6 +395,7 @@ class Gateway:
         org_wanted = OrgRead() in wanted
         if calls or org_wanted:
             self._sign_in()  # before the wave: every call of it needs the session
+            inv.api_version, inv.api_version_how = self.version, self.version_how
         if by_type or md_profiles:
             self.mdapi  # build the Metadata client once, before the wave  # noqa: B018
         if org_wanted and not self._instance_is_my_domain():
@@ -908,7 +954,7 @@ class Gateway:
         token = str(payload.get("access_token"))
         try:
             self._count()
-            api = self._session.get(f"{instance}/services/data/v{self.version}/limits/",
+            api = self._session.get(f"{instance}/services/data/v{PROBE_VERSION}/limits/",
                                     headers={"Authorization": f"Bearer {token}"})
         except requests.RequestException as exc:
             raise map_exception(exc, what=f"{what}: API call") from None

@@ -367,6 +367,8 @@ def _operation(request: Request, api: Api) -> str | None:
         return match.group(1).decode() if match else None
     if api in ("rest", "tooling"):
         parts = [p for p in request.path.split("/") if p]
+        if parts == ["services", "data"]:
+            return "versions"  # GET /services/data/: the versions the org serves
         # services data vXX.X [tooling] resource ...
         rest = parts[3:] if api == "rest" else parts[4:]
         if not rest:

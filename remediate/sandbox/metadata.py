@@ -680,11 +680,46 @@ def check_count(count: int, limit: int = MAX_COMPONENTS) -> None:
                                                  f"{limit} records in this operation")
 
 
-def read(org: Org, type_name: str, names: list[str]) -> list[Component | None]:
-    """readMetadata: one entry per name, None where no such component exists."""
+#: Fields that exist only from an API version on (platform-truth.md A10): a read at a lower
+#: version leaves them out, a write at a lower version carrying them is refused.
+FIELD_SINCE: dict[str, dict[str, str]] = {
+    "ExtlClntAppOauthConfigurablePolicies": {"isClientCredentialsFlowEnabled": "60.0",
+                                             "clientCredentialsFlowUser": "60.0"},
+    "ExtlClntAppGlobalOauthSettings": {"isClientCredentialsFlowEnabled": "60.0"},
+}
+
+
+def _newer_fields(type_name: str, version: str | None) -> set[str]:
+    if version is None:
+        return set()
+    return {f for f, since in FIELD_SINCE.get(type_name, {}).items()
+            if float(version) < float(since)}
+
+
+def field_too_new(type_name: str, components: list[Component], version: str) -> str | None:
+    """The first field of ``components`` that does not exist at ``version``, if any."""
+    newer = _newer_fields(type_name, version)
+    for comp in components:
+        for key in comp:
+            if key in newer:
+                return key
+    return None
+
+
+def read(org: Org, type_name: str, names: list[str],
+         version: str | None = None) -> list[Component | None]:
+    """readMetadata: one entry per name, None where no such component exists; at ``version``
+    only the fields that exist at that version."""
     kind = kind_of(type_name)
     check_count(len(names))
-    return [kind.read(org, name) for name in names]
+    newer = _newer_fields(type_name, version)
+    out = []
+    for name in names:
+        comp = kind.read(org, name)
+        if comp is not None and newer:
+            comp = {k: v for k, v in comp.items() if k not in newer}
+        out.append(comp)
+    return out
 
 
 def save(org: Org, type_name: str, components: list[Component], mode: Mode,

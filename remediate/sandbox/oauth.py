@@ -61,13 +61,20 @@ OUTCOMES: dict[str, Outcome] = {
                                  "External client app is not installed in this org",
                                  "Package for this consumer is not installed in your organization"),
     "bad_secret": Outcome(400, "invalid_client", "invalid client credentials", "Invalid login"),
+    # C13 [Q] (platform-truth.md A8, section 4); the LoginHistory Status is a CHOICE.
+    "app_uninstalled": Outcome(400, "invalid_client", "app must be installed into org",
+                               "Failed: Connected app not installed"),
+    # C14 [Q] (platform-truth.md A7): client credentials without the api scope.
+    "no_valid_scopes": Outcome(400, "invalid_grant", "no valid scopes defined",
+                               "Failed: OAuth API access disabled"),
     # CHOICE (reference open question 1): invalid_grant rather than invalid_client.
     "flow_disabled": Outcome(400, "invalid_grant", "client credentials flow not enabled",
                              "Failed: OAuth API access disabled"),
     "no_run_as": Outcome(400, "invalid_grant", "no client credentials user enabled",
                          "Failed: OAuth API access disabled"),
     "inactive_user": Outcome(400, "invalid_grant", "inactive user", "User is inactive"),
-    # Reference open question 2: also answered for client credentials (seen quoted for both).
+    # JWT bearer and the user flows only: Permitted Users does not apply to the Run As user of
+    # the client credentials flow (platform-truth.md A6).
     "not_admin_approved": Outcome(400, "invalid_app_access",
                                   "user is not admin approved to access this app",
                                   "Invalid login"),
@@ -166,10 +173,13 @@ class AppView:
     scopes: tuple[str, ...]  # metadata enum names
     certificate: str | None
     high_assurance: bool
+    family: str = "connected_app"  # or "external_client_app"
 
 
 def find_app(org: Org, consumer_key: str) -> AppView | None:
-    for name, app in org.metadata.get("ConnectedApp", {}).items():
+    installed = [(n, a, True) for n, a in org.metadata.get("ConnectedApp", {}).items()]
+    foreign = [(n, a, False) for n, a in org.uninstalled_apps.items()]
+    for name, app, is_installed in installed + foreign:
         config = app.get("oauthConfig") or {}
         if config.get("consumerKey") != consumer_key:
             continue
@@ -177,10 +187,11 @@ def find_app(org: Org, consumer_key: str) -> AppView | None:
         session = app.get("sessionPolicy") or {}
         return AppView(
             name=name, label=str(app.get("label") or name), consumer_key=consumer_key,
-            consumer_secret=config.get("consumerSecret"), installed=True,
+            consumer_secret=config.get("consumerSecret"), installed=is_installed,
             client_credentials=bool(config.get("isClientCredentialEnabled")),
             run_as=config.get("oauthClientCredentialUser") or None,
-            admin_approved=bool(config.get("isAdminApproved")),
+            # an app not installed has no policies in this org (A1, A8)
+            admin_approved=bool(config.get("isAdminApproved")) and is_installed,
             ip_relaxation=str(policy.get("ipRelaxation") or "ENFORCE"),
             scopes=tuple(config.get("scopes") or ()),
             certificate=config.get("certificate") or None,
@@ -208,6 +219,7 @@ def find_app(org: Org, consumer_key: str) -> AppView | None:
             scopes=scopes,
             certificate=settings.get("certificate") or None,
             high_assurance=policy.get("requiredSessionLevel") == "HIGH_ASSURANCE",
+            family="external_client_app",
         )
     return None
 
@@ -323,7 +335,7 @@ def _require_app(ctx: Context, attempt: Attempt, grant: str) -> tuple[Org, AppVi
         raise Refused("wrong_host")
     if attempt.org is None or attempt.app is None:
         raise Refused("unknown_client")
-    if not attempt.app.installed:
+    if not attempt.app.installed and attempt.app.family == "external_client_app":
         raise Refused("eca_not_installed")
     return attempt.org, attempt.app
 
@@ -334,11 +346,17 @@ def _client_ip(ctx: Context, org: Org) -> str:
 
 
 def _check_user(org: Org, app: AppView, user: Row, client_ip: str, *,
-                refresh: bool = False) -> None:
-    """The checks every grant shares once the user is known, in Salesforce's order."""
+                refresh: bool = False, run_as: bool = False) -> None:
+    """The checks every grant shares once the user is known, in Salesforce's order.
+
+    ``run_as``: the user is the client credentials Run As user, whom Permitted Users ("Admin
+    approved users are pre-authorized") does not gate (platform-truth.md A6).
+    """
     if not user.get("IsActive"):
         raise Refused("inactive_user")
-    if app.admin_approved and not access.user_granted_app(org, user["Id"], app.name):
+    _check_installed(org, app, user)
+    if app.admin_approved and not run_as and \
+            not access.user_granted_app(org, user["Id"], app.name):
         raise Refused("not_admin_approved")
     enforce = app.ip_relaxation in ("ENFORCE", "ENFORCE_RELAXREFRESH")
     if refresh and app.ip_relaxation == "ENFORCE_RELAXREFRESH":
@@ -347,6 +365,14 @@ def _check_user(org: Org, app: AppView, user: Row, client_ip: str, *,
         raise Refused("ip_restricted")
     if app.high_assurance:
         raise Refused("high_assurance")
+
+
+def _check_installed(org: Org, app: AppView, user: Row) -> None:
+    """C13 (A8): a connected app not installed in the org is blocked for users who lack
+    "Approve Uninstalled Connected Apps"."""
+    if not app.installed and not access.has_permission(org, user["Id"],
+                                                       "ApproveUninstalledConnectedApps"):
+        raise Refused("app_uninstalled")
 
 
 Minted = tuple[Session, str | None]  # the session and, for refreshable grants, a refresh token
@@ -367,8 +393,11 @@ def _client_credentials(ctx: Context, form: dict[str, str], attempt: Attempt) ->
     if run_as is None:
         # CHOICE: a Run As username that names no user counts as no Run As user.
         raise Refused("no_run_as")
-    _check_user(org, app, run_as, attempt.client_ip)
+    _check_user(org, app, run_as, attempt.client_ip, run_as=True)
     scopes = granted_scopes(app, "client_credentials")
+    if "api" not in scopes:
+        # C14 (A7): CHOICE (docs/sandbox.md): only the api scope counts as usable.
+        raise Refused("no_valid_scopes")
     return org.new_session(run_as["Id"], app.name, scopes, "client_credentials"), None
 
 
@@ -405,6 +434,7 @@ def _jwt_bearer(ctx: Context, form: dict[str, str], attempt: Attempt) -> Minted:
         raise Refused("unknown_user")
     if not user.get("IsActive"):
         raise Refused("inactive_user")
+    _check_installed(org, app, user)
     if not app.admin_approved:
         # CHOICE: the sandbox has no authorize flow, so nobody has ever self-approved an app.
         raise Refused("not_approved")

@@ -22,6 +22,7 @@ def dump(org: Org, extra: dict[str, Any] | None = None) -> dict[str, Any]:
             "instance_name": org.instance_name, "is_sandbox": org.is_sandbox,
             "sandbox_name": org.sandbox_name, "organization_type": org.organization_type,
             "default_client_ip": org.default_client_ip, "api_usage": org.api_usage,
+            "max_api_version": org.max_api_version,
         },
         "ids": org.ids.state(),
         "pod": org.ids._pod,
@@ -29,6 +30,7 @@ def dump(org: Org, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "metadata": org.metadata,
         "passwords": org.passwords,
         "package_apps": org.package_apps,
+        "uninstalled_apps": org.uninstalled_apps,
         "extra": extra or {},
     }
 
@@ -44,6 +46,7 @@ def restore(data: dict[str, Any]) -> tuple[Org, dict[str, Any]]:
     org.metadata = data["metadata"]
     org.passwords = data["passwords"]
     org.package_apps = data.get("package_apps") or {}
+    org.uninstalled_apps = data.get("uninstalled_apps") or {}
     return org, dict(data.get("extra") or {})
 
 

@@ -99,6 +99,8 @@ class ConnectedAppSpec(_Strict):
     certificate: str | None = None  # PEM, enables JWT bearer
     high_assurance: bool = False
     package: str | None = None  # namespace of the package that brings the app
+    #: False: the app lives in another org and was never installed in this one (C13, A8).
+    installed: bool = True
 
 
 class ExternalClientAppSpec(_Strict):
@@ -478,6 +480,9 @@ def _seed_connected_app(org: Org, app: ConnectedAppSpec) -> None:
     }
     if app.high_assurance:
         component["sessionPolicy"] = {"policyAction": "Block", "sessionLevel": "HIGH_ASSURANCE"}
+    if not app.installed:  # known to the token endpoint only, by its consumer key
+        org.uninstalled_apps[app.name] = component
+        return
     org.metadata.setdefault("ConnectedApp", {})[app.name] = component
     row = org.insert("ConnectedApplication", {"Name": app.name, "OptionsIsInternal": False,
                                               "OptionsRefreshTokenValidityMetric": False,

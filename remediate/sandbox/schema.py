@@ -28,6 +28,8 @@ PERMISSION_FLAGS: tuple[str, ...] = (
     "ManageProfilesPermissionsets",
     "AssignPermissionSets",
     "InstallPackaging",
+    # ASSUMPTION (docs/sandbox.md): the field behind "Approve Uninstalled Connected Apps" (A8).
+    "ApproveUninstalledConnectedApps",
 )
 
 

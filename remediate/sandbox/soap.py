@@ -17,7 +17,7 @@ from typing import Any
 from lxml import etree
 
 from remediate.sandbox import access, metadata
-from remediate.sandbox.app import Context, Response, soap_fault
+from remediate.sandbox.app import Context, Response, api_versions, soap_fault
 from remediate.sandbox.metadata import Component, MetadataFault, Result
 
 MD_NS = "http://soap.sforce.com/2006/04/metadata"
@@ -26,6 +26,8 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 PATH = re.compile(r"^/services/Soap/m/(\d+\.\d+)(/[A-Za-z0-9]{15,18})?/?$")
 
+#: CHOICE (docs/sandbox.md): the fault for a version the org does not serve.
+UNSUPPORTED_VERSION = "Invalid Api version specified on URL"
 INVALID_SESSION = "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"
 #: [I] the text Salesforce is widely quoted with for a non-admin Metadata API caller.
 INSUFFICIENT_ACCESS = ("INSUFFICIENT_ACCESS: use of the Metadata API requires a user with the "
@@ -76,6 +78,9 @@ def handle(ctx: Context) -> Response:
     except _ClientFault as exc:
         return soap_fault("soapenv:Client", str(exc))
     org = ctx.org
+    version = PATH.match(request.path).group(1)  # type: ignore[union-attr]
+    if org is not None and version not in api_versions(org.max_api_version):
+        return soap_fault("sf:UNSUPPORTED_API_VERSION", UNSUPPORTED_VERSION)
     token = _text(header, "SessionHeader", "sessionId") if header is not None else None
     session = org.session_for(token) if (org is not None and token) else None
     if org is None or session is None:
@@ -86,20 +91,21 @@ def handle(ctx: Context) -> Response:
     all_or_none = (_text(header, "AllOrNoneHeader", "allOrNone") or "").strip() == "true"
     name = etree.QName(operation).localname
     try:
-        return _envelope(_call(ctx, name, operation, all_or_none))
+        return _envelope(_call(ctx, name, operation, all_or_none, version))
     except MetadataFault as exc:
         return soap_fault(f"sf:{exc.code}", str(exc))
     except _ClientFault as exc:
         return soap_fault("soapenv:Client", str(exc))
 
 
-def _call(ctx: Context, name: str, op: etree._Element, all_or_none: bool) -> etree._Element:
+def _call(ctx: Context, name: str, op: etree._Element, all_or_none: bool,
+          version: str) -> etree._Element:
     org = ctx.org
     assert org is not None
     response = etree.Element(f"{{{MD_NS}}}{name}Response", nsmap={None: MD_NS})
     if name == "readMetadata":
         type_name = _child_text(op, "type")
-        records = metadata.read(org, type_name, _children_text(op, "fullNames"))
+        records = metadata.read(org, type_name, _children_text(op, "fullNames"), version)
         result = etree.SubElement(response, _md("result"))
         for record in records:
             element = etree.SubElement(result, _md("records"))
@@ -108,6 +114,11 @@ def _call(ctx: Context, name: str, op: etree._Element, all_or_none: bool) -> etr
                 _append_fields(element, _ordered(record))
     elif name in _WRITES:
         type_name, components = _components(op)
+        too_new = metadata.field_too_new(type_name, components, version)
+        if too_new is not None:
+            # CHOICE (docs/sandbox.md): a field the WSDL of this version lacks fails the parse.
+            raise _ClientFault(f"Element {{{MD_NS}}}{too_new} invalid at this location in type "
+                               f"{type_name}")
         if components:
             metadata.check_count(len(components))
             metadata.kind_of(type_name)

@@ -69,12 +69,17 @@ class Org:
     default_client_ip: str = "198.51.100.7"
     api_usage: int = 0  # REST and Tooling calls today (Sforce-Limit-Info, /limits)
     #: Highest API version this org serves (None: app.API_VERSIONS up to the current release).
+    #: A test pins an org to an older release with it, e.g. "59.0" for one that predates the
+    #: ECA fields of A10.
     max_api_version: str | None = None
     #: Finished Metadata API retrieve/deploy jobs by async id (packages.py keeps them).
     metadata_jobs: dict[str, Any] = field(default_factory=dict)
     #: Connected apps a not-yet-installed package brings: SubscriberPackage id -> app specs
     #: (``scenario.ConnectedAppSpec`` dumps). Installing the package creates them.
     package_apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Connected apps the integrations use that are defined in another org and not installed in
+    #: this one (A8): fullName -> ConnectedApp component. Only the token endpoint sees them.
+    uninstalled_apps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- hosts -----------------------------------------------------------------------------
 

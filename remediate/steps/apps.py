@@ -25,6 +25,7 @@ from pydantic import model_validator
 
 from remediate.errors import NotFound
 from remediate.plan import Change, MetadataWrite
+from remediate.salesforce import versions
 from remediate.steps.base import (
     Inventory,
     MetadataRead,
@@ -80,11 +81,22 @@ def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> li
     what = "connected app" if p.type == "connected_app" else "external client app"
     if kind != "app.installed":
         raise NotFound(f"{ctx.where}: {what} {p.app!r} not in org (see its app.installed step)")
-    return [ctx.change(
-        kind, target=app_target(p), field="installed", before=False, after=True,
-        manual=(f"The {what} {p.app!r} is not in this org. Install the integration's package "
-                f"(or create the app) before its other settings can be checked."),
-    )]
+    manual = (f"The {what} {p.app!r} is not in this org. Install the integration's package "
+              f"(or create the app) before its other settings can be checked.")
+    if p.type == "connected_app":
+        # C13 (platform-truth.md A8): an app that lives in its vendor's org is blocked unless
+        # installed here, for users without "Approve Uninstalled Connected Apps".
+        manual += (" If the integration signs in through its vendor's own app, install it: "
+                   "Setup → Apps → Connected Apps → Connected Apps OAuth Usage → the app → "
+                   "Install. Until then its sign-in fails 'app must be installed into org' "
+                   "(C13) for users without Approve Uninstalled Connected Apps.")
+    return [ctx.change(kind, target=app_target(p), field="installed", before=False, after=True,
+                       manual=manual)]
+
+
+def _need(inv: Inventory, type_: str, field: str, ctx: StepContext) -> None:
+    """The org must be talked to at a version that has ``type_.field`` (versions.NEEDS)."""
+    versions.require(inv.api_version, type_, field, where=ctx.where, how=inv.api_version_how)
 
 
 def _set(kind: str, ctx: StepContext, p: AppParams, type_: str, full_name: str, path: str,
@@ -125,6 +137,7 @@ class ClientCredentials(StepKind[ClientCredentialsParams]):
             return out
         for type_, full_name in ((ECA_GLOBAL, eca_global_name(p.app)),
                                  (ECA_POLICY, eca_policy_name(p.app))):
+            _need(inv, type_, "isClientCredentialsFlowEnabled", ctx)
             now = bool(get_path(inv.metadata(type_, full_name), "isClientCredentialsFlowEnabled"))
             if now != p.enabled:
                 out.append(_set(self.name, ctx, p, type_, full_name,
@@ -173,6 +186,8 @@ class RunAsUser(StepKind[RunAsParams]):
         if missing is not None:
             return missing
         type_, full_name, path = self._path(p)
+        if p.type == "external_client_app":
+            _need(inv, type_, path, ctx)
         now = get_path(inv.metadata(type_, full_name), path)
         if (now or "").lower() == p.username.lower():
             return []
@@ -214,8 +229,8 @@ class AppAccess(StepKind[AccessParams]):
     permissions = ("PermissionsCustomizeApplication", "PermissionsModifyAllData",
                    "PermissionsManageProfilesPermissionsets")
     params = AccessParams
-    example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales", "via": "permission_set",
-                                         "permission_set": "Copilot_for_Sales_Integration"}
+    example: ClassVar[dict[str, Any]] = {"app": "Workato", "via": "profile",
+                                         "profile": "Workato Integration"}
 
     def reads(self, p: AccessParams) -> Iterable[Read]:
         extra: list[Read] = [PermissionSetRead(p.permission_set)] if p.permission_set else []
@@ -288,6 +303,63 @@ class AppInstalled(StepKind[AppParams]):
 
     def diff(self, p: AppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         return missing_app(p, inv, self.name, ctx) or []
+
+    def capture(self, p: AppParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
+        return p.model_dump()
+
+
+# ---- C14 ---------------------------------------------------------------------------------
+
+ECA_OAUTH = "ExtlClntAppOauthSettings"
+
+
+def eca_oauth_name(app: str) -> str:
+    return f"{app}_oauth"
+
+
+@register
+class ApiScope(StepKind[AppParams]):
+    """Since Winter '26 a client credentials token request without a usable scope fails
+    ``invalid_grant`` / ``no valid scopes defined`` (platform-truth.md A7): the app must carry
+    the ``api`` scope ("Manage user data via APIs")."""
+
+    name = "app.api_scope"
+    summary = "The app carries the api OAuth scope (Manage user data via APIs)."
+    causes = ("C14",)
+    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    params = AppParams
+    example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales"}
+
+    def reads(self, p: AppParams) -> Iterable[Read]:
+        if p.type == "connected_app":
+            return app_reads(p)
+        return [*app_reads(p), MetadataRead(ECA_OAUTH, eca_oauth_name(p.app))]
+
+    def diff(self, p: AppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
+        missing = missing_app(p, inv, self.name, ctx)
+        if missing is not None:
+            return missing
+        if p.type == "connected_app":
+            scopes = _as_list(get_path(inv.metadata(CA, p.app), "oauthConfig.scopes"))
+            if "Api" in scopes:
+                return []
+            return [ctx.change(
+                self.name, target=app_target(p), field="oauthConfig.scopes",
+                before=sorted(scopes), after=sorted([*scopes, "Api"]),
+                write=MetadataWrite(type=CA, full_name=p.app, path="oauthConfig.scopes",
+                                    value=["Api"], mode="add"))]
+        settings = inv.metadata(ECA_OAUTH, eca_oauth_name(p.app))
+        if settings is None or not settings.get("fullName"):
+            raise NotFound(f"{ctx.where}: no {ECA_OAUTH} {eca_oauth_name(p.app)!r} for the "
+                           f"external client app {p.app!r}; its OAuth scopes cannot be read",
+                           hint="check Setup → External Client App Manager → the app → "
+                                "Settings → OAuth Settings → Selected OAuth Scopes")
+        scopes = _split(settings.get("commaSeparatedOauthScopes"))
+        if "Api" in scopes:
+            return []
+        after = [*scopes, "Api"]
+        return [_set(self.name, ctx, p, ECA_OAUTH, eca_oauth_name(p.app),
+                     "commaSeparatedOauthScopes", ", ".join(scopes), ", ".join(after))]
 
     def capture(self, p: AppParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
         return p.model_dump()

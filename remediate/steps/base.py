@@ -163,6 +163,9 @@ class Inventory:
     """The answers to every read of a run, keyed by the read. ``None``: not found."""
 
     results: dict[Any, Any] = field(default_factory=dict)
+    #: The API version the reads were made at, and how it was chosen (salesforce/versions.py).
+    api_version: str | None = None
+    api_version_how: str = "negotiated"
 
     def get(self, read: Read, *, where: str = "") -> Any:
         if read not in self.results:

@@ -33,6 +33,7 @@ from remediate.errors import SalesforceError
 from remediate.journal import Journal
 from remediate.orgs import OrgHandle
 from remediate.plan import Approval
+from remediate.salesforce.versions import NEWEST
 from remediate.steps.base import kinds
 
 APPROVAL = Approval(by="cassette-test", how="flag", at="2025-01-01T00:00:00+00:00")
@@ -84,10 +85,10 @@ def test_demo_org_commands_replay_their_cassettes_request_for_request(tmp_path: 
     with org_for(DEMO) as handle:
         with phase(DEMO, "read") as read:
             assessment = engine.assess(handle)
-        # composite, Tooling, readMetadata x4 (ConnectedApp, NamedCredential,
+        # the version list, composite, Tooling, readMetadata x4 (ConnectedApp, NamedCredential,
         # RemoteSiteSetting, Profile), listMetadata(Profile), and userinfo (the replay URL is no
         # My Domain)
-        assert len(read) == 8
+        assert len(read) == 9
         assert {f.cause for f in assessment.findings if f.status != "ok"} >= \
             registry.scenario_causes("demo")
         with phase(DEMO, "apply") as apply:
@@ -132,7 +133,7 @@ CC = next(c for c in CASES if c.name == "app.client_credentials")
 @pytest.mark.skipif(recording(), reason="replay only")
 def test_token_request_with_an_extra_query_raises_the_vcr_exception(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    with org_for(CC) as handle:
+    with org_for(CC, version=NEWEST) as handle:
         _with_extra_query(handle, monkeypatch, r"/services/oauth2/token$")
         with pytest.raises(CannotOverwriteExistingCassetteException), phase(CC, "verify"):
             engine.verify(handle)
@@ -152,7 +153,7 @@ def test_read_with_an_extra_query_fails_on_the_vcr_exception(
 @pytest.mark.skipif(recording(), reason="replay only")
 def test_skipping_recorded_interactions_fails_as_unplayed() -> None:
     # verify's cassette also holds the token requests, which assess alone never makes
-    with org_for(CC) as handle, \
+    with org_for(CC, version=NEWEST) as handle, \
             pytest.raises(AssertionError, match=r"unplayed interaction\(s\).*oauth2/token"), \
             phase(CC, "verify"):
         engine.assess(handle)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 CASES = [
     ("C1", "c1-client-credentials-off", "copilot-for-sales"),
     ("C2", "c2-no-run-as-user", "copilot-for-sales"),
-    ("C3", "c3-app-not-granted", "copilot-for-sales"),
+    ("C3", "c3-app-not-granted", "workato"),
     ("C4", "c4-wrong-profile", "workato"),
     ("C5", "c5-missing-permission-set", "copilot-for-sales"),
     ("C6", "c6-missing-license", "copilot-for-sales"),
@@ -26,6 +26,7 @@ CASES = [
     ("C9", "c9-app-not-installed", "workato"),
     ("C10", "c10-wrong-login-url", "copilot-for-sales"),
     ("C11", "c11-ip-restricted", "workato"),
+    ("C14", "c14-api-scope-missing", "copilot-for-sales"),
 ]
 
 
@@ -89,3 +90,18 @@ def test_diagnose_without_error_text_reads_login_history() -> None:
     result = run("diagnose", "--org", org)
     assert "Login History" in result.out
     assert "  C8: " in result.out
+
+
+def test_c13_uninstalled_app_is_diagnosed_and_audit_gives_the_install_step() -> None:
+    """C13 (platform-truth.md A8): Workato's own app is not installed in the org. The token
+    error names it, diagnose says C13, and audit asks for the manual install (no write)."""
+    org = "sandbox:c13-uninstalled-app-blocked"
+    error = integration_error("c13-uninstalled-app-blocked", "workato")
+    assert error == "invalid_client: app must be installed into org"
+    diagnosis = run("diagnose", "--org", org, "--error", error)
+    assert diagnosis.code == 0, diagnosis.err
+    assert "  C13: " in diagnosis.out
+    audit = run("audit", "--org", org, "--format", "json")
+    assert audit.code == 2, audit.err
+    text = audit.out
+    assert "Connected Apps OAuth Usage" in text and "app must be installed into org" in text

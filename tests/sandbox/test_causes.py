@@ -21,20 +21,22 @@ CASES = [
      ("invalid_grant", "client credentials flow not enabled")),
     ("c2-no-run-as-user", "copilot-for-sales",
      ("invalid_grant", "no client credentials user enabled")),
-    ("c3-app-not-granted", "copilot-for-sales",
+    ("c3-app-not-granted", "workato",
      ("invalid_app_access", "user is not admin approved to access this app")),
     ("c4-wrong-profile", "workato",
      ("invalid_app_access", "user is not admin approved to access this app")),
-    ("c5-missing-permission-set", "copilot-for-sales",
-     ("invalid_app_access", "user is not admin approved to access this app")),
-    ("c6-missing-license", "copilot-for-sales",
-     ("invalid_app_access", "user is not admin approved to access this app")),
+    ("c5-missing-permission-set", "copilot-for-sales", None),  # the API calls fail instead
+    ("c6-missing-license", "copilot-for-sales", None),
     ("c7-api-disabled", "workato", None),
     ("c8-inactive-user", "copilot-for-sales", ("invalid_grant", "inactive user")),
     ("c9-app-not-installed", "workato", ("invalid_client_id", "client identifier invalid")),
     ("c10-wrong-login-url", "copilot-for-sales",
      ("invalid_grant", "request not supported on this domain")),
     ("c11-ip-restricted", "workato", ("invalid_grant", "ip restricted or invalid login hours")),
+    ("c13-uninstalled-app-blocked", "workato",
+     ("invalid_client", "app must be installed into org")),
+    ("c14-api-scope-missing", "copilot-for-sales",
+     ("invalid_grant", "no valid scopes defined")),
     ("eca-c1-client-credentials-off", "copilot-for-sales",
      ("invalid_grant", "client credentials flow not enabled")),
 ]
@@ -145,3 +147,53 @@ def test_app_not_installed_failure_is_logged_against_the_jwt_subject() -> None:
     (row,) = org.tables["LoginHistory"].values()
     assert (row["UserId"], row["Status"], row["Application"]) == (
         user["Id"], "Package for this consumer is not installed in your organization", None)
+
+
+def test_an_admin_approved_app_with_no_grant_still_admits_its_client_credentials_run_as_user(
+) -> None:
+    """Permitted Users does not gate the Run As user of the client credentials flow
+    (platform-truth.md A6): on healthy, Copilot's app admin-approved with every grant removed
+    still signs Copilot in, through the wire (the integration's own token request and API call)."""
+    spec = _load("healthy")
+    sandbox = Sandbox([scenarios.build_org(spec)])
+    org = sandbox.org
+    app = org.metadata["ConnectedApp"]["Copilot_for_Sales"]
+    assert app["oauthConfig"]["isAdminApproved"] is True
+    entity = org.connected_application("Copilot_for_Sales")
+    assert entity is not None
+    grants = [r for r in org.tables["SetupEntityAccess"].values()
+              if r["SetupEntityId"] == entity["Id"]]
+    assert grants
+    for row in grants:
+        org.delete("SetupEntityAccess", row["Id"])
+    session = session_for(sandbox)
+    outcome = probe.request_token(session, spec.integration("copilot-for-sales"),
+                                  my_domain_url=org.my_domain_url)
+    assert outcome.ok, outcome
+    assert probe.call_api(session, outcome).ok
+    # the same app still refuses a JWT bearer user it does not admit (C3 stays a JWT cause)
+    _, workato = _probe("c3-app-not-granted", "workato")
+    assert (workato.error, workato.error_description) == (
+        "invalid_app_access", "user is not admin approved to access this app")
+
+
+def test_a_user_holding_approve_uninstalled_connected_apps_is_not_blocked_by_c13() -> None:
+    spec = _load("c13-uninstalled-app-blocked")
+    sandbox = Sandbox([scenarios.build_org(spec)])
+    org = sandbox.org
+    user = org.user_by_username("workato.integration@acme.example.com")
+    assert user is not None
+    owned = org.profile_permission_set(user["ProfileId"])
+    assert owned is not None
+    owned["PermissionsApproveUninstalledConnectedApps"] = True
+    outcome = probe.request_token(session_for(sandbox), spec.integration("workato"),
+                                  my_domain_url=org.my_domain_url)
+    # past the C13 block; the sandbox has no authorize flow, so nobody approved the app
+    assert (outcome.error, outcome.error_description) == (
+        "invalid_grant", "user hasn't approved this consumer")
+
+
+def test_an_uninstalled_app_is_invisible_to_the_metadata_api_and_connected_application() -> None:
+    org = scenarios.build_org(_load("c13-uninstalled-app-blocked"))
+    assert "Workato" not in org.metadata.get("ConnectedApp", {})
+    assert org.connected_application("Workato") is None

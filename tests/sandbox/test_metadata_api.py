@@ -38,7 +38,8 @@ SHARED_TOKEN_TAIL = "!shared-metadata-test-session"
 def _shared_client() -> Iterator[Salesforce]:
     org = scenario.build_org(scenario.load("healthy"))
     sf = Salesforce(session_id=org.org_id[:15] + SHARED_TOKEN_TAIL,
-                    instance_url=org.my_domain_url, session=requests.Session())
+                    instance_url=org.my_domain_url, session=requests.Session(),
+                    version="60.0")  # the first version with the ECA client credentials fields
     sf.mdapi._client.transport.session = sf.session  # what adapter.attach does
     yield sf
 

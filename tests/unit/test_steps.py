@@ -221,3 +221,38 @@ def test_ip_relaxation_maps_to_the_eca_spelling() -> None:
     [c] = k.diff(k.params.model_validate({"app": "E", "type": "external_client_app",
                                           "policy": "BYPASS"}), inv, CTX)
     assert c.after == "Bypass"
+
+
+# ---- diagnosis of the 2025-26 token errors (platform-truth.md section 4) -------------------
+
+
+def test_app_must_be_installed_is_diagnosed_as_c13() -> None:
+    from remediate import diagnose
+
+    m = diagnose.match("invalid_client: app must be installed into org")
+    assert m is not None and m.causes == ("C13",)
+
+
+def test_no_valid_scopes_is_diagnosed_as_c14() -> None:
+    from remediate import diagnose
+
+    m = diagnose.match("invalid_grant: no valid scopes defined")
+    assert m is not None and m.causes == ("C14",)
+
+
+def test_a_bare_invalid_client_names_both_a_wrong_secret_and_a_blocked_app() -> None:
+    from remediate import diagnose
+
+    m = diagnose.match("invalid_client")
+    assert m is not None and "C13" in m.causes
+    assert "secret" in m.explanation and "not installed" in m.explanation
+    wrong_secret = diagnose.match("invalid_client: invalid client credentials")
+    assert wrong_secret is not None and wrong_secret.causes == ()
+    assert diagnose.match("invalid_client_id: client identifier invalid").causes == ("C9",)
+
+
+def test_copilot_client_credentials_failures_never_point_at_permitted_users() -> None:
+    from remediate import diagnose
+
+    m = diagnose.match("Server-to-server authentication failed")
+    assert m is not None and "C3" not in m.causes
