@@ -98,3 +98,10 @@ def test_exit_keeps_the_code_flushes_output_and_freezes_the_heap() -> None:
 def test_probe_would_see_a_heavy_import(module: str) -> None:
     """The check above can fail: importing a heavy module shows up in sys.modules."""
     assert module in _heavy(_imported_after(f"import remediate.cli\nimport {module}"))
+
+
+def test_logging_loads_structlog_without_rich() -> None:
+    """structlog would import rich (tens of ms) for tracebacks remediate never prints."""
+    loaded = _imported_after("import remediate.logging")
+    assert "structlog" in loaded
+    assert "rich" not in loaded
