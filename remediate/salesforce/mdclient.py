@@ -95,12 +95,16 @@ def metadata_api(sf: Any, session: requests.Session) -> Any:
     from zeep.transports import Transport
 
     class TrimmedMetadataApi(SfdcMetadataApi):
-        """The vendor class; a component type outside ``TYPES`` moves it to the full WSDL."""
+        """The vendor class; a type the trimmed WSDL lacks moves it to the full WSDL."""
 
         def __getattr__(self, item: str) -> MetadataType:
-            if item.startswith("_") or item in TYPES:
-                return super().__getattr__(item)
-            bind(self, wsdl_document(full=True))
+            if not item.startswith("_"):
+                from zeep.exceptions import LookupError as NoSuchType
+
+                try:
+                    self._client.get_type(f"ns0:{item}")  # type: ignore[no-untyped-call]
+                except NoSuchType:
+                    bind(self, wsdl_document(full=True))
             return super().__getattr__(item)
 
     def bind(api: Any, document: Any) -> None:

@@ -83,6 +83,7 @@ def test_a_type_outside_the_list_moves_the_client_to_the_full_wsdl(
 
     api = mdclient.metadata_api(Sf(), requests.Session())
     assert api.ConnectedApp is not None
+    assert api.ListMetadataQuery(type="ConnectedApp") is not None  # reached from listMetadata
     assert mdclient._full is None  # the trimmed WSDL was enough
     assert api.CustomObject is not None  # not in the trimmed one
     assert mdclient._full is not None
