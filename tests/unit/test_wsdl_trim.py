@@ -61,6 +61,7 @@ def test_unwritable_cache_falls_back_to_the_full_wsdl(monkeypatch: pytest.Monkey
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # cache dir under a file: OSError
     monkeypatch.setattr(mdclient, "_document", None)
     monkeypatch.setattr(mdclient, "_full", None)
+    monkeypatch.setattr(mdclient, "_parses", mdclient._parses)
     document = mdclient.wsdl_document()
     assert document is mdclient.wsdl_document(full=True)
     assert document.types.get_type(f"{mdclient.METADATA_NS}CustomObject") is not None
@@ -71,6 +72,7 @@ def test_a_type_outside_the_list_moves_the_client_to_the_full_wsdl(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(mdclient, "_document", None)
     monkeypatch.setattr(mdclient, "_full", None)
+    monkeypatch.setattr(mdclient, "_parses", mdclient._parses)
 
     class Sf:
         session_id = "00D!x"
