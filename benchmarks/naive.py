@@ -66,8 +66,14 @@ class NaiveClient:
         self.handle = handle
         self.session = handle.gateway._session
         domain = (creds.login_url.split("//", 1)[1]).removesuffix(".salesforce.com")
-        self.sf = Salesforce(consumer_key=creds.client_id, consumer_secret=creds.client_secret,
-                             domain=domain, session=self.session)
+        if creds.auth == "access_token":  # a configured org (benchmarks/wholeprocess.py)
+            self.sf = Salesforce(session_id=creds.access_token,
+                                 instance_url=creds.instance_url or creds.login_url,
+                                 session=self.session, version=handle.gateway.version)
+        else:
+            self.sf = Salesforce(consumer_key=creds.client_id,
+                                 consumer_secret=creds.client_secret, domain=domain,
+                                 session=self.session)
         self.md = mdclient.metadata_api(self.sf, self.session)
 
     # ---- one call per read ------------------------------------------------------------------
@@ -182,3 +188,28 @@ class NaiveClient:
         api = self.session.get(f"{answer['instance_url']}/services/data/v59.0/limits/",
                                headers={"Authorization": f"Bearer {answer['access_token']}"})
         return api.status_code < 300
+
+
+def main(argv: list[str]) -> int:
+    """``python benchmarks/naive.py CONFIG ORG``: the naive audit as a whole process, on an org
+    configured in a remediate.toml (benchmarks/wholeprocess.py)."""
+    from pathlib import Path
+
+    from remediate.orgs import open_org
+    from remediate.settings import load_settings
+
+    config = Path(argv[0])
+    settings, _ = load_settings(config)
+    handle = open_org(argv[1], settings, config_dir=config.parent)
+    try:
+        changes = NaiveClient(handle).audit()
+    finally:
+        handle.close()
+    print(f"{len(changes)} differences")
+    return 2 if changes else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -492,6 +492,12 @@ app.add_typer(cli_enforce.history_app, name="history")
 
 
 def main() -> None:
+    """The ``remediate`` script: run the command, then exit without the interpreter's final
+    garbage-collection pass over every object the run made (about 0.2 s after an audit,
+    issue 17): output is flushed first, the exit code is kept, atexit handlers still run."""
+    import contextlib
+    import gc
+
     from remediate import envelope, runguard
 
     STATE.settings = None
@@ -506,6 +512,10 @@ def main() -> None:
     finally:
         runguard.release_locks()
     envelope.finish(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    gc.freeze()  # the objects alive now are never scanned again, not even at exit
     sys.exit(code)
 
 

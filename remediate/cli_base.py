@@ -33,8 +33,35 @@ class Format(StrEnum):
     junit = "junit"
 
 
+class _Group(typer.core.TyperGroup):
+    """The top-level group, with a fast path for ``remediate COMMAND --help``: click would first
+    process the group's own options (and typer imports pydantic to coerce them) and run the
+    group callback (which configures logging); help needs neither (issue 17, start-up)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        head = args[:args.index("--")] if "--" in args else args
+        if len(head) >= 2 and not head[0].startswith("-") and {"-h", "--help"} & set(head[1:]):
+            parent, group, depth = ctx, self, 0
+            cmd = group.get_command(ctx, head[0])
+            # A group (sandbox, playbook): walk down to the subcommand named after it, with a
+            # context per level (for the usage line) and no parsing of the levels between.
+            while isinstance(cmd, typer.core.TyperGroup) and len(head) > depth + 1 \
+                    and not head[depth + 1].startswith("-"):
+                inner = cmd.get_command(parent, head[depth + 1])
+                if inner is None:
+                    break
+                parent = cmd.context_class(cmd, info_name=head[depth], parent=parent)
+                cmd, depth = inner, depth + 1
+            if cmd is not None:
+                # Parsing prints the help and exits; if it does not (``--help`` was an
+                # option's value), the normal path below runs.
+                cmd.make_context(head[depth], list(args[depth + 1:]), parent=parent)
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
     name="remediate",
+    cls=_Group,
     help="Keep Salesforce server-to-server integrations working: audit, plan, apply, verify.",
     no_args_is_help=True,
     add_completion=True,  # typer's --install-completion / --show-completion
@@ -176,13 +203,11 @@ def envelope_module() -> Any:
 
 
 def emit(data: Any) -> None:
-    """A command's data: into the JSON envelope, or (called outside main()) printed as JSON."""
-    import json
-
+    """A command's data, for the JSON envelope: kept as its result in JSON mode (``--json`` or
+    ``--format json``, which main() turns into the envelope); in text mode the command has
+    already printed its text, and nothing more is printed."""
     if envelope_module().active():
         envelope_module().set_result(data)
-    else:
-        echo(json.dumps(data, indent=2, default=str))
 
 
 def wants_json(fmt: Format | None = None) -> bool:

@@ -32,7 +32,7 @@ ALL = typer.Option(False, "--all", help="Every org in remediate.toml's [orgs] an
 SHARD = typer.Option(None, "--shard", help="Only shard I of N (I/N, I from 0): orgs split by a "
                                            "hash of their name.")
 WORKERS = typer.Option(None, "--workers", min=1, max=64,
-                       help="Orgs worked on at once (default [enforce] workers, 8).")
+                       help="Orgs worked on at once (default [enforce] workers, 32).")
 HISTORY_ORG = typer.Option(None, "--org", "-o", help="Only this org's runs.")
 LIMIT = typer.Option(50, "--limit", min=1, help="The last N runs.")
 RUN_ID = typer.Argument(..., help="A run id from 'remediate history'.")

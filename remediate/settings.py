@@ -110,7 +110,9 @@ class EnforceSettings(_Strict):
     by org name (``[enforce.orgs."sandbox:demo"]`` works for built-in orgs too)."""
 
     kill_switch_file: Path | None = None  # default: <state dir>/enforce.disabled
-    workers: int = Field(8, ge=1, le=64)
+    # Orgs at once: a run is latency-bound (100-300 ms per round trip), and one process
+    # saturates a core at 16-32 workers (docs/performance.md, issue 17).
+    workers: int = Field(32, ge=1, le=64)
     webhooks: list[Webhook] = Field(default_factory=list)
     orgs: dict[str, EnforcePolicy] = Field(default_factory=dict)
 

@@ -97,6 +97,19 @@ class TimeoutSession(transport.TimeoutSession):
         return response
 
 
+def pooled(session: requests.Session, parallel: int) -> requests.Session:
+    """``session`` with kept-alive connection pools big enough for a wave: REST, Tooling and SOAP
+    calls of one gateway all go through this one session, so each host gets one pool. requests'
+    default keeps at most 10 connections per host and drops the rest after use; a wave of more
+    than 10 calls would then open new TLS connections every time (issue 17)."""
+    from requests.adapters import HTTPAdapter
+
+    size = max(10, parallel)
+    session.mount("https://", HTTPAdapter(pool_connections=10, pool_maxsize=size))
+    session.mount("http://", HTTPAdapter(pool_connections=10, pool_maxsize=size))
+    return session
+
+
 def _check_complete(response: requests.Response) -> None:
     """Refuse a SOAP answer cut short. zeep parses leniently (simple-salesforce turns strict
     mode off), so half an envelope would read as a component with fields missing, and a
@@ -160,7 +173,7 @@ class Gateway:
                  parallel: int = waves.DEFAULT_PARALLEL) -> None:
         self._creds = credentials
         self.retry = retry if retry is not None else retries.DEFAULT_POLICY
-        self._session = session or TimeoutSession(timeout)
+        self._session = session or pooled(TimeoutSession(timeout), parallel)
         if ca_bundle:
             self._session.verify = ca_bundle
         # None: negotiated from the org's /services/data/ list right after signing in.

@@ -20,8 +20,16 @@ from typing import Any
 import requests
 
 _lock = threading.Lock()
-_document: Any = None
+_document: Any = None  # the trimmed WSDL (ADR 0028), or the full one if it could not be made
+_full: Any = None  # the full WSDL, parsed only for a component type outside TYPES
 _parses = 0  # how many times this process parsed the WSDL (tests pin it at one)
+
+#: The metadata component types remediate reads or writes (steps, doctor). The parsed WSDL
+#: holds these and what they reach; any other type makes a client parse the full WSDL first.
+TYPES = ("ConnectedApp", "ExternalClientApplication", "ExtlClntAppConfigurablePolicies",
+         "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies",
+         "ExtlClntAppOauthSettings", "MyDomainSettings", "NamedCredential", "PermissionSet",
+         "Profile", "RemoteSiteSetting")
 
 METADATA_NS = "{http://soap.sforce.com/2006/04/metadata}"
 
@@ -33,19 +41,44 @@ def _settings() -> Any:
     return Settings(strict=False, xsd_ignore_sequence_order=True)
 
 
-def wsdl_document() -> Any:
-    """The parsed Metadata WSDL shipped with simple-salesforce, shared by every client."""
-    global _document, _parses
-    with _lock:
-        if _document is None:
-            import simple_salesforce.metadata as vendor
-            from zeep.transports import Transport
-            from zeep.wsdl import Document
+def _vendor_wsdl() -> Path:
+    import simple_salesforce.metadata as vendor
 
-            path = Path(vendor.__file__).parent / "metadata.wsdl"
-            transport: Any = Transport()  # type: ignore[no-untyped-call]
-            _document = Document(path.absolute().as_uri(), transport, settings=_settings())
-            _parses += 1
+    return Path(vendor.__file__).parent / "metadata.wsdl"
+
+
+def _parse(path: Path) -> Any:
+    global _parses
+    from zeep.transports import Transport
+    from zeep.wsdl import Document
+
+    transport: Any = Transport()  # type: ignore[no-untyped-call]
+    document = Document(path.absolute().as_uri(), transport, settings=_settings())
+    _parses += 1
+    return document
+
+
+def wsdl_document(*, full: bool = False) -> Any:
+    """The parsed Metadata WSDL shared by every client: by default simple-salesforce's, trimmed
+    to ``TYPES`` (ADR 0028; the whole file if the trimmed copy cannot be made or read)."""
+    global _document, _full
+    with _lock:
+        if full:
+            if _full is None:
+                _full = _parse(_vendor_wsdl())
+            return _full
+        if _document is None:
+            from remediate.salesforce import wsdltrim
+            from remediate.settings import cache_dir
+
+            source = _vendor_wsdl()
+            try:
+                path = wsdltrim.trimmed_wsdl(source, TYPES, cache_dir() / "wsdl")
+            except (OSError, ValueError):
+                path = source
+            _document = _parse(path)
+            if path == source:
+                _full = _document
         return _document
 
 
@@ -57,11 +90,32 @@ def metadata_api(sf: Any, session: requests.Session) -> Any:
     """A ``simple_salesforce.metadata.SfdcMetadataApi`` for ``sf`` on ``session``, built on the
     shared WSDL. It is the vendor class (``read``/``upsert``/``deploy``... unchanged); only its
     constructor's WSDL parse is replaced by the shared document."""
-    from simple_salesforce.metadata import SfdcMetadataApi
+    from simple_salesforce.metadata import MetadataType, SfdcMetadataApi
     from zeep import Client
     from zeep.transports import Transport
 
-    api: Any = SfdcMetadataApi.__new__(SfdcMetadataApi)
+    class TrimmedMetadataApi(SfdcMetadataApi):
+        """The vendor class; a type the trimmed WSDL lacks moves it to the full WSDL."""
+
+        def __getattr__(self, item: str) -> MetadataType:
+            if not item.startswith("_"):
+                from zeep.exceptions import LookupError as NoSuchType
+
+                try:
+                    self._client.get_type(f"ns0:{item}")  # type: ignore[no-untyped-call]
+                except NoSuchType:
+                    bind(self, wsdl_document(full=True))
+            return super().__getattr__(item)
+
+    def bind(api: Any, document: Any) -> None:
+        api._client = Client(document, settings=_settings(),  # type: ignore[no-untyped-call]
+                             transport=Transport(session=session))  # type: ignore[no-untyped-call]
+        api._service = api._client.create_service(f"{METADATA_NS}MetadataBinding",
+                                                  sf.metadata_url)
+        api._session_header = api._client.get_element("ns0:SessionHeader")(
+            sessionId=sf.session_id)
+
+    api: Any = TrimmedMetadataApi.__new__(TrimmedMetadataApi)
     # The attributes SfdcMetadataApi.__init__ sets (simple-salesforce 1.12.x).
     api.session = session
     api._session_id = sf.session_id
@@ -70,9 +124,6 @@ def metadata_api(sf: Any, session: requests.Session) -> Any:
     api.headers = sf.headers
     api._api_version = sf.sf_version
     api._deploy_zip = None
-    api._client = Client(wsdl_document(), settings=_settings(),  # type: ignore[no-untyped-call]
-                         transport=Transport(session=session))  # type: ignore[no-untyped-call]
-    api._service = api._client.create_service(f"{METADATA_NS}MetadataBinding", sf.metadata_url)
-    api._session_header = api._client.get_element("ns0:SessionHeader")(sessionId=sf.session_id)
+    bind(api, wsdl_document())
     sf._mdapi = api  # so sf.mdapi (deploy/retrieve helpers) uses it too
     return api

@@ -31,7 +31,9 @@ def serve_command(
     state_dir: str | None = typer.Option(None, "--state-dir",
                                          help="Directory for the CA and server certificate "
                                               "(default: a temporary one, removed on exit)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each request to stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Log each request to stderr, and on exit how many "
+                                      "requests came over how many TLS connections."),
 ) -> None:
     """Serve the sandbox org over HTTPS on 127.0.0.1 until interrupted.
 
@@ -99,6 +101,10 @@ def serve_command(
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        counts = server.counts
+        if verbose:
+            typer.echo(f"served {counts['requests']} requests over {counts['connections']} TLS "
+                       "connections", err=True)
         server.close()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -162,12 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
         conn.settimeout(self.timeout)
         if isinstance(conn, ssl.SSLSocket):
             conn.do_handshake()
+            self.server.count("connections")
         super().setup()
 
     def _serve(self) -> None:
         body = self._read_body()
         if body is None:
             return
+        self.server.count("requests")
         request = Request(
             method=self.command,
             url=f"{self.server.base_url}{_origin_form(self.path)}",
@@ -247,10 +249,18 @@ class _TLSServer(ThreadingHTTPServer):
     def __init__(self, sandbox: Sandbox, port: int, context: ssl.SSLContext) -> None:
         self.sandbox = sandbox
         self.base_url = ""
+        #: TLS connections accepted (each one a full handshake) and HTTP requests answered,
+        #: so a benchmark or test can see whether clients keep their connections alive.
+        self.counts = {"connections": 0, "requests": 0}
+        self._count_lock = threading.Lock()
         super().__init__((HOST, port), _Handler)
         self.socket = context.wrap_socket(self.socket, server_side=True,
                                           do_handshake_on_connect=False)
         self.base_url = f"https://{HOST}:{self.server_address[1]}"
+
+    def count(self, what: str) -> None:
+        with self._count_lock:
+            self.counts[what] += 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up, distrust the certificate or time out are routine here; they
@@ -279,6 +289,11 @@ class SandboxServer:
         self.url = f"https://{HOST}:{self.port}"
         sandbox.server_host = f"{HOST}:{self.port}"
         self._closed = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """TLS connections accepted and requests answered so far."""
+        return dict(self._httpd.counts)
 
     @property
     def ca_bundle(self) -> Path:

@@ -49,7 +49,59 @@ def test_help_imports_no_heavy_module() -> None:
     assert _heavy(_imported_after(code)) == []
 
 
+#: What subcommand help must not load either: logging (structlog, which imports rich), the
+#: settings and rendering machinery, and pydantic (typer imports it to coerce option values).
+HELP_HEAVY = ("structlog", "remediate.logging", "remediate.settings", "remediate.render",
+              "remediate.sandbox.server", "pydantic")
+
+
+@pytest.mark.parametrize("argv", [["audit", "--help"], ["apply", "-h"],
+                                  ["sandbox", "serve", "--help"], ["enforce", "--help"]])
+def test_subcommand_help_imports_no_logging_settings_or_rendering(argv: list[str]) -> None:
+    code = (f"import sys\nsys.argv = ['remediate', *{argv!r}]\nfrom remediate.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass")
+    loaded = _imported_after(code)
+    assert _heavy(loaded) == []
+    assert sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HELP_HEAVY)) \
+        == []
+
+
+def test_subcommand_help_prints_usage_and_exits_zero() -> None:
+    done = subprocess.run([sys.executable, "-m", "remediate", "audit", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "remediate audit [OPTIONS]" in done.stdout.splitlines()[0]
+
+
+def test_help_as_an_option_value_is_not_taken_for_help() -> None:
+    """``--org --help`` gives --org the value '--help': the fast help path must not swallow it."""
+    done = subprocess.run([sys.executable, "-m", "remediate", "audit", "--org", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 64
+    assert "unknown org '--help'" in done.stderr
+
+
+def test_exit_keeps_the_code_flushes_output_and_freezes_the_heap() -> None:
+    """main() ends with gc.freeze() (no final collection over the run's objects) and keeps the
+    command's exit code and its output."""
+    code = ("import gc, sys\nsys.argv = ['remediate', 'sandbox', 'scenarios']\n"
+            "from remediate.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n"
+            "    print('code', e.code, 'frozen', gc.get_freeze_count() > 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert "demo" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "code 0 frozen True"
+
+
 @pytest.mark.parametrize("module", ["simple_salesforce", "zeep", "remediate.sandbox.app"])
 def test_probe_would_see_a_heavy_import(module: str) -> None:
     """The check above can fail: importing a heavy module shows up in sys.modules."""
     assert module in _heavy(_imported_after(f"import remediate.cli\nimport {module}"))
+
+
+def test_logging_loads_structlog_without_rich() -> None:
+    """structlog would import rich (tens of ms) for tracebacks remediate never prints."""
+    loaded = _imported_after("import remediate.logging")
+    assert "structlog" in loaded
+    assert "rich" not in loaded

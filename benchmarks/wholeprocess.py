@@ -1,0 +1,203 @@
+"""Whole processes over HTTPS: remediate's audit against the baselines people use (issue 17).
+
+Each client runs as its own process (start-up, imports, WSDL parse and exit included) against
+``remediate sandbox serve --scenario demo --latency-ms N`` on 127.0.0.1, verifying the
+server's certificate: (a) ``benchmarks/batched.py``, a competent batched simple-salesforce
+script (one query per object, sequential); (b) the Salesforce CLI, one command per check, only
+if ``sf`` is on PATH; (c) ``benchmarks/naive.py``, one call per check. All three sign in with
+the same admin access token (no token request for anyone). One server per client and latency,
+so its request and TLS-connection counters are that client's; figures are medians over runs.
+
+    python benchmarks/wholeprocess.py [--latency-ms 100 --latency-ms 300] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def emit(name: str, value: float | int | str, unit: str = "") -> None:
+    shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+    print(f"{name}: {shown} {unit}".rstrip(), flush=True)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+
+
+def demo_bindings() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The demo org's playbook variables (as the built-in org binds them) and the reads its
+    audit needs, by object, for the batched script."""
+    from remediate.orgs import bind_playbooks, builtin_bindings
+    from remediate.sandbox import scenario as scenarios
+    from remediate.steps.base import (
+        LicenseRead,
+        MetadataRead,
+        PackageRead,
+        PermissionSetRead,
+        ProfileRead,
+        UserRead,
+    )
+
+    spec = scenarios.load("demo")
+    org = scenarios.build_org(spec)
+    bindings = builtin_bindings(spec, org.my_domain_url, {})
+    steps, _ = bind_playbooks(bindings, None)
+    reads: dict[str, Any] = {"users": [], "permission_sets": [], "licenses": [], "profiles": [],
+                             "packages": [], "metadata": {}}
+    for step in steps:
+        for r in step.kind.reads(step.params):
+            key, name = {UserRead: ("users", "username"),
+                         PermissionSetRead: ("permission_sets", "name"),
+                         LicenseRead: ("licenses", "developer_name"),
+                         ProfileRead: ("profiles", "name"),
+                         PackageRead: ("packages", "namespace")}.get(type(r), (None, None))
+            if key is not None and name is not None:
+                if getattr(r, name) not in reads[key]:
+                    reads[key].append(getattr(r, name))
+            elif isinstance(r, MetadataRead):
+                names = reads["metadata"].setdefault(r.type, [])
+                if r.full_name not in names:
+                    names.append(r.full_name)
+    return bindings, reads
+
+
+class Served:
+    def __init__(self, latency_ms: int, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "remediate", "sandbox", "serve", "--scenario", "demo",
+             "--latency-ms", str(latency_ms), "--port", str(port), "--verbose"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.line = json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> tuple[int, int]:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=60)
+        for line in err.splitlines()[::-1]:
+            if line.startswith("served "):
+                words = line.split()
+                return int(words[1]), int(words[4])
+        raise RuntimeError(f"serve printed no counts: {err[-500:]}")
+
+
+def _config(directory: Path, line: dict[str, str], bindings: dict[str, dict[str, Any]]) -> Path:
+    path = directory / "remediate.toml"
+    text = [f"[orgs.lab]\nlogin_url = {_toml(line['instance_url'])}\n"
+            f"instance_url = {_toml(line['instance_url'])}\nauth = \"access_token\"\n"
+            f"access_token_env = \"REMEDIATE_BENCH_TOKEN\"\nca_bundle = {_toml(line['ca_bundle'])}\n"
+            "production = true\n"]
+    for playbook, variables in bindings.items():
+        text.append(f"\n[orgs.lab.playbooks.{playbook}]\n")
+        text.extend(f"{k} = {_toml(v)}\n" for k, v in variables.items())
+    path.write_text("".join(text))
+    return path
+
+
+def _commands(cfg: Path, reads_file: Path) -> dict[str, list[str] | None]:
+    script = Path(sys.executable).with_name("remediate")
+    remediate = [str(script)] if script.exists() else [sys.executable, "-m", "remediate"]
+    return {
+        "remediate": [*remediate, "--config", str(cfg), "audit", "--org", "lab"],
+        "batched": [sys.executable, str(ROOT / "benchmarks" / "batched.py"), str(reads_file)],
+        "sf_cli": None,  # one command per check; see below
+        "naive": [sys.executable, str(ROOT / "benchmarks" / "naive.py"), str(cfg), "lab"],
+    }
+
+
+def run(latencies: list[int], runs: int, port: int) -> dict[str, dict[int, dict[str, float]]]:
+    bindings, reads = demo_bindings()
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    work = Path(tempfile.mkdtemp(prefix="remediate-bench-"))
+    reads_file = work / "reads.json"
+    reads_file.write_text(json.dumps(reads))
+    if shutil.which("sf") is None:
+        print("sf_cli: skipped (no 'sf' on PATH)", flush=True)
+    else:
+        print("sf_cli: skipped ('sf' is on PATH, but scripting one command per check against "
+              "the sandbox is not written yet)", flush=True)
+    try:
+        for latency in latencies:
+            for name in ("remediate", "batched", "naive"):
+                served = Served(latency, port)
+                env = {**os.environ, "REMEDIATE_BENCH_TOKEN": served.line["access_token"],
+                       "REMEDIATE_BENCH_URL": served.line["instance_url"],
+                       "REMEDIATE_BENCH_CA": served.line["ca_bundle"],
+                       "XDG_STATE_HOME": str(work / "state"),
+                       "XDG_CACHE_HOME": str(work / "cache")}
+                env.pop("REQUESTS_CA_BUNDLE", None)
+                env.pop("CURL_CA_BUNDLE", None)
+                command = _commands(_config(work, served.line, bindings), reads_file)[name]
+                assert command is not None
+                walls, cpus = [], []
+                try:
+                    subprocess.run(command, env=env, capture_output=True, timeout=300)  # warm
+                    for _ in range(runs):
+                        before = os.times()
+                        start = time.perf_counter()
+                        done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                              timeout=300)
+                        walls.append(time.perf_counter() - start)
+                        after = os.times()
+                        cpus.append(after.children_user + after.children_system
+                                    - before.children_user - before.children_system)
+                        if done.returncode not in (0, 2):
+                            raise RuntimeError(f"{name} exited {done.returncode}: "
+                                               f"{done.stderr[-800:]}")
+                finally:
+                    requests_, connections = served.stop()
+                figures = {"wall": statistics.median(walls), "wall_min": min(walls),
+                           "cpu": statistics.median(cpus),
+                           "requests": requests_ / (runs + 1),
+                           "connections": connections / (runs + 1)}
+                out.setdefault(name, {})[latency] = figures
+                prefix = f"whole.{name}.{latency}ms"
+                emit(f"{prefix}.wall_median", figures["wall"], "s")
+                emit(f"{prefix}.wall_min", figures["wall_min"], "s")
+                emit(f"{prefix}.cpu_median", figures["cpu"], "s (client process)")
+                emit(f"{prefix}.requests", figures["requests"], "per run")
+                emit(f"{prefix}.tls_connections", figures["connections"], "per run")
+            for other in ("batched", "naive"):
+                ratio = out[other][latency]["wall"] / out["remediate"][latency]["wall"]
+                emit(f"whole.ratio.{other}_over_remediate.{latency}ms", ratio, "x wall")
+                calls = out[other][latency]["requests"] / out["remediate"][latency]["requests"]
+                emit(f"whole.ratio.{other}_over_remediate.{latency}ms.requests", calls, "x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency-ms", type=int, action="append",
+                        help="Latency per request (repeatable; default 100 and 300).")
+    parser.add_argument("--runs", type=int, default=3, help="Timed runs per client (default 3).")
+    parser.add_argument("--port", type=int, default=0, help="Port for serve (default: any).")
+    args = parser.parse_args(argv)
+    run(args.latency_ms or [100, 300], args.runs, args.port)
+
+
+if __name__ == "__main__":
+    main()
