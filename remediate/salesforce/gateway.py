@@ -101,12 +101,11 @@ def pooled(session: requests.Session, parallel: int) -> requests.Session:
     """``session`` with kept-alive connection pools big enough for a wave: REST, Tooling and SOAP
     calls of one gateway all go through this one session, so each host gets one pool. requests'
     default keeps at most 10 connections per host and drops the rest after use; a wave of more
-    than 10 calls would then open new TLS connections every time (issue 17)."""
-    from requests.adapters import HTTPAdapter
-
+    than 10 calls would then open new TLS connections every time (issue 17). The adapter is
+    transport's watched one, so every request keeps its total deadline."""
     size = max(10, parallel)
-    session.mount("https://", HTTPAdapter(pool_connections=10, pool_maxsize=size))
-    session.mount("http://", HTTPAdapter(pool_connections=10, pool_maxsize=size))
+    session.mount("https://", transport.WatchedAdapter(pool_connections=10, pool_maxsize=size))
+    session.mount("http://", transport.WatchedAdapter(pool_connections=10, pool_maxsize=size))
     return session
 
 
