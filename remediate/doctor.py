@@ -106,23 +106,26 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
     for read in set(reads):
         if isinstance(read, UserRead):
             _need(out, "User", ["IsActive"], children=["PermissionSetLicenseAssignments"])
-            _need(out, "Profile", ["PermissionsApiEnabled"])
+            _need(out, "Profile", ["PermissionsApiEnabled", "UserLicenseId"])
             _need(out, "PermissionSet", ["IsOwnedByProfile", "PermissionsApiEnabled"])
-            _need(out, "PermissionSetLicenseAssign", ["Id"], ["PermissionSetLicense"])
+            _need(out, "PermissionSetLicenseAssign", ["Id", "PermissionSetLicenseId"],
+                  ["PermissionSetLicense"])
             _need(out, "PermissionSetLicense", ["DeveloperName"])
         elif isinstance(read, PermissionSetRead):
+            # by API name or label; LicenseId resolved against the licence rows (U6)
             _need(out, "PermissionSet", ["Label", "LicenseId", "IsOwnedByProfile",
-                                         "PermissionsApiEnabled"], ["License"])
-            _need(out, "PermissionSetLicense", ["DeveloperName"])
+                                         "PermissionsApiEnabled"])
         elif isinstance(read, LicenseRead):
             _need(out, "PermissionSetLicense", ["Id", "DeveloperName", "MasterLabel",
                                                 "TotalLicenses", "UsedLicenses"])
         elif isinstance(read, ProfileRead):
-            _need(out, "Profile", ["PermissionsApiEnabled"])
+            _need(out, "Profile", ["PermissionsApiEnabled", "UserLicenseId"], ["UserLicense"])
+            _need(out, "UserLicense", ["Name"])
         elif isinstance(read, MetadataRead) and read.type == "Profile":
-            # login IP ranges come from the Profile query (ADR 0010); U5 probes the names
-            _need(out, "Profile", children=["LoginIpRanges"])
-            _need(out, "LoginIpRange", ["StartAddress", "EndAddress", "Description"])
+            # login IP ranges come from readMetadata of the Profile (U3, ADR 0021); the
+            # Profile query finds its id and licence
+            _need(out, "Profile", ["PermissionsApiEnabled", "UserLicenseId"], ["UserLicense"])
+            _need(out, "UserLicense", ["Name"])
         elif isinstance(read, PackageRead):
             _need(out, "InstalledSubscriberPackage",
                   ["Id", "SubscriberPackageId", "SubscriberPackageVersionId"],

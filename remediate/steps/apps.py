@@ -326,7 +326,7 @@ class ApiScope(StepKind[AppParams]):
     name = "app.api_scope"
     summary = "The app carries the api OAuth scope (Manage user data via APIs)."
     causes = ("C14",)
-    permissions = ("Customize Application", "Modify Metadata Through Metadata API Functions")
+    permissions = ("PermissionsCustomizeApplication", "PermissionsModifyAllData")  # A5
     params = AppParams
     example: ClassVar[dict[str, Any]] = {"app": "Copilot_for_Sales"}
 

@@ -59,7 +59,7 @@ def test_doctor_json_on_demo_validates_and_reads_every_part() -> None:
         "app.access", "profile.login_ip_ranges"]
     assert all(p["held"] for p in perms.values())
     assert {o["object"] for o in data["objects"]} >= {"User", "Profile", "PermissionSet",
-                                                      "LoginIpRange", "Organization"}
+                                                      "Organization"}
 
 
 def test_doctor_is_read_only() -> None:

@@ -75,7 +75,7 @@ def test_every_command_prints_one_envelope_that_validates(tmp_path: Path) -> Non
     (("audit", "--org", "no-such-org", "--json"), 64, "ConfigError"),
     (("audit", "--json", "--no-such-flag"), 64, "NoSuchOption"),
     (("history", "show", "nope", "--json"), 64, "UsageError"),
-    (("apply", "missing-plan.json", "--json", "--yes"), 64, "UsageError"),
+    (("apply", "missing-plan.json", "--json", "--yes"), 64, "InputError"),
     (("playbook", "validate", "missing.yaml", "--json"), 64, "PlaybookError"),
     (("rollback", "run-that-never-was", "--json"), 64, "UsageError"),
 ])

@@ -55,7 +55,7 @@ def test_sf_data_query_prints_relationship_and_child_columns(served: Served) -> 
     out = served.sf_json("data", "query", "--target-org", "box", "--query", soql)
     assert out["result"]["totalSize"] == 1
     assert out["result"]["records"][0]["Profile"]["Name"] == \
-        "Minimum Access - API Only Integrations"
+        "CopilotForSalesIntegrationProfile"
 
 
 def test_sf_data_query_on_the_tooling_api_reads_installed_packages(served: Served) -> None:
