@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from requests.adapters import HTTPAdapter
 
 from remediate.salesforce import waves
 
@@ -101,4 +102,5 @@ def test_gateway_pool_keeps_as_many_connections_per_host_as_a_wave_sends(paralle
     gateway = Gateway(Credentials(auth="access_token", login_url="https://x.example"),
                       parallel=parallel)
     adapter = gateway._session.get_adapter("https://acme.my.salesforce.com")
+    assert isinstance(adapter, HTTPAdapter)
     assert adapter.poolmanager.connection_pool_kw["maxsize"] >= parallel

@@ -23,6 +23,7 @@ from remediate.steps.base import (
     OrgRead,
     PermissionSetRead,
     ProfileRead,
+    Read,
     ReadFailed,
     UserRead,
 )
@@ -195,7 +196,7 @@ def test_a_failing_profile_metadata_read_fails_alone() -> None:
     the inventory is read, and the step that needs the profile meets NotFound (``unknown``)."""
     handle, sandbox = handle_on("healthy")
     sandbox.inject("bad_soap_body", operation="listMetadata")
-    reads = {UserRead(WORKATO), ProfileRead("Workato Integration"),
+    reads: set[Read] = {UserRead(WORKATO), ProfileRead("Workato Integration"),
              MetadataRead("Profile", "Workato Integration"), OrgRead()}
     inv = handle.gateway.fetch(reads)
     assert inv.user(WORKATO, where="w").username == WORKATO

@@ -248,7 +248,8 @@ def test_a_bare_invalid_client_names_both_a_wrong_secret_and_a_blocked_app() -> 
     assert "secret" in m.explanation and "not installed" in m.explanation
     wrong_secret = diagnose.match("invalid_client: invalid client credentials")
     assert wrong_secret is not None and wrong_secret.causes == ()
-    assert diagnose.match("invalid_client_id: client identifier invalid").causes == ("C9",)
+    unknown_app = diagnose.match("invalid_client_id: client identifier invalid")
+    assert unknown_app is not None and unknown_app.causes == ("C9",)
 
 
 def test_copilot_client_credentials_failures_never_point_at_permitted_users() -> None:
