@@ -7,7 +7,6 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
 
 from remediate import settings as s
 
@@ -34,7 +33,7 @@ def _default(info: Any) -> str:
     if info.default_factory is not None:
         value = info.default_factory()
         return "`{}`" if value == {} else "`[]`" if value == [] else "(a table)"
-    if info.default is PydanticUndefined:
+    if info.is_required():
         return "**required**"
     return f"`{info.default!r}`".replace("'", '"')
 
