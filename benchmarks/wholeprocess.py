@@ -50,7 +50,8 @@ def _toml(value: Any) -> str:
 def demo_bindings() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The demo org's playbook variables (as the built-in org binds them) and the reads its
     audit needs, by object, for the batched script."""
-    from remediate.orgs import bind_playbooks, builtin_bindings
+    from remediate.builtin import builtin_bindings
+    from remediate.orgs import bind_playbooks
     from remediate.sandbox import scenario as scenarios
     from remediate.steps.base import (
         LicenseRead,

@@ -161,16 +161,3 @@ def _login(org: str, integration: str, v: Any) -> IntegrationLogin:
             raise ConfigError(f"{what}: jwt_bearer needs username and private_key_file")
         key = _read_key(v.private_key_file, what)
     return IntegrationLogin(integration, v.flow, client_id, secret, v.username, key)
-
-
-_MOVED = {"BUILTIN_PLAYBOOKS", "is_builtin", "builtin_scenario", "sandbox_state_path", "open_on_sandbox",
-          "sandbox_admin", "sandbox_logins", "builtin_bindings"}
-
-
-def __getattr__(name: str) -> Any:
-    """The built-in orgs' helpers moved to remediate.builtin (ADR 0074); old imports still work."""
-    if name in _MOVED:
-        from remediate import builtin
-
-        return getattr(builtin, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

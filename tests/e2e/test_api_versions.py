@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cliharness import run
 
-from remediate import engine, orgs
+from remediate import builtin, engine, orgs
 from remediate.errors import ConfigError
 from remediate.journal import Journal
 from remediate.plan import Approval
@@ -23,7 +23,7 @@ def _handle(name: str, max_api_version: str | None = None) -> orgs.OrgHandle:
     spec = scenarios.load(name)
     org = scenarios.build_org(spec)
     org.max_api_version = max_api_version
-    return orgs.open_on_sandbox(f"sandbox:{name}", spec, Sandbox([org]))
+    return builtin.open_on_sandbox(f"sandbox:{name}", spec, Sandbox([org]))
 
 
 def _paths(handle: orgs.OrgHandle) -> list[str]:

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 from cliharness import run, writes
 
+from remediate.builtin import sandbox_state_path
 from remediate.errors import SafetyRefusal
-from remediate.orgs import sandbox_state_path
 from remediate.plan import Change, MetadataWrite, RecordWrite
 from remediate.salesforce.gateway import Credentials, IntegrationLogin
 from remediate.sandbox import persist

@@ -12,9 +12,10 @@ import yaml
 from cliharness import run
 
 from remediate import engine, orgs
+from remediate.builtin import open_on_sandbox
 from remediate.errors import NotFound, PlaybookError, SalesforceError
 from remediate.journal import Journal
-from remediate.orgs import OrgHandle, open_on_sandbox
+from remediate.orgs import OrgHandle
 from remediate.plan import Approval, MetadataWrite
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.app import Sandbox

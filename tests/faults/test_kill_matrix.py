@@ -33,7 +33,7 @@ import orgstate as st
 import pytest
 from cliharness import run
 
-from remediate.orgs import builtin_bindings
+from remediate.builtin import builtin_bindings
 from remediate.sandbox.server import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
