@@ -666,3 +666,15 @@ def test_every_covered_endpoint_names_sources_with_facts() -> None:
     sources = {s for s, _ in FACTS}
     for endpoint, named in COVERAGE.items():
         assert named and set(named) <= sources, endpoint
+
+
+def test_docs_state_the_fact_file_and_repository_counts() -> None:
+    sources = (Path(__file__).parent / "SOURCES.md").read_text()
+    repositories = {line.split("|")[2].strip() for line in sources.splitlines()
+                    if line.startswith("| recorded/")}
+    files = {p.stem for p in RECORDED.glob("*.yaml")}
+    docs = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
+    assert (f"**{len(FACTS)} recorded facts from {len(files)} recorded files, copied from "
+            f"{len(repositories)} public\nrepositories**") in docs
+    covered = f"Covered ({len(COVERAGE)} of {len(COVERAGE) + len(UNRECORDED)})"
+    assert covered in docs and f"Not recorded ({len(UNRECORDED)})" in docs
