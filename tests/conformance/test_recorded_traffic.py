@@ -409,6 +409,7 @@ FACTS += [
     ("cumulusci_rest", "composite/sobjects create results are {id, success, errors} per record"),
     ("cumulusci_rest", "describeGlobal keys are encoding, maxBatchSize (200), sobjects"),
     ("cumulusci_rest", "describeGlobal entries have the recorded keys in alphabetical order"),
+    ("cumulusci_rest", "GET of a record answers attributes {type, url} first, then Id, Name"),
 ]
 
 CCI = "cumulusci_rest"
@@ -495,6 +496,21 @@ def test_describe_global_has_the_recorded_keys(http: requests.Session, org: Org)
         assert list(entry) == want["sobject_keys"] == sorted(want["sobject_keys"])
         # the sandbox serves three of the recorded urls, in the recorded relative order
         assert list(entry["urls"]) == [k for k in want["url_keys"] if k in entry["urls"]]
+
+
+def test_a_record_get_answers_attributes_then_id_and_name_like_the_recording(
+        http: requests.Session, org: Org) -> None:
+    want = load(CCI)["record_get"]
+    org_id = org.org_id
+    got = rest(http, org, "GET", f"/services/data/v51.0/sobjects/Organization/{org_id}")
+    assert got.status_code == want["status"]
+    assert got.headers["Content-Type"] == want["content_type"]
+    body = got.json()
+    assert list(body)[:3] == want["first_keys"] == ["attributes", "Id", "Name"]
+    assert list(body["attributes"]) == list(want["attributes"])
+    assert body["attributes"] == {"type": "Organization",
+                                  "url": f"/services/data/v51.0/sobjects/Organization/{org_id}"}
+    assert want["attributes"]["url"] == want["path"]
 
 
 # ---- OAuth and identity recorded by heroku/jsforce-connection, mars/jsforce-patient-bulk-op --
