@@ -28,9 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from remediate.sandbox import access
-from remediate.sandbox.app import API_VERSIONS, LOGIN_HOSTS, Context, Response
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row, Session, now_iso
+from remediate.sandbox.wire import API_VERSIONS, LOGIN_HOSTS, Context, Response
 
 CLIENT_IP_HEADER = "X-Sandbox-Client-IP"
 

@@ -204,7 +204,7 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
     by_directory = {(info.directory, info.suffix): name for name, info in metadata.TYPES.items()}
     successes: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    snapshot = metadata._snapshot(org)
+    snapshot = org.snapshot()
     for path, entry in sorted(entries.items()):
         parts = PurePosixPath(path).parts
         if parts and parts[-1] == "package.xml":
@@ -247,11 +247,7 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
                                          err.message, started))
     ok = not failures
     if (check_only or (rollback and not ok)):
-        tables, stored = snapshot
-        for name, table in tables.items():
-            org.tables[name] = table
-        org.metadata.clear()
-        org.metadata.update(stored)
+        org.restore(snapshot)
     deployed = len([s for s in successes if s["fileName"] != "package.xml"
                     and not s["fileName"].endswith("/package.xml")])
     total = deployed + len(failures)

@@ -17,8 +17,8 @@ from typing import Any
 from lxml import etree
 
 from remediate.sandbox import access, metadata
-from remediate.sandbox.app import Context, Response, api_versions, soap_fault
 from remediate.sandbox.metadata import Component, MetadataFault, Result
+from remediate.sandbox.wire import Context, Response, api_versions, soap_fault
 
 MD_NS = "http://soap.sforce.com/2006/04/metadata"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"

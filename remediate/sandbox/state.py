@@ -48,6 +48,23 @@ class Session:
 
 
 @dataclass
+class Cursor:
+    """An open query cursor: the rows a query answered beyond its first page."""
+
+    records: list[Row]
+    total: int
+    size: int = 0  # rows per page after the first; 0: the sandbox's page_size
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Copies of an org's tables (and metadata, when taken with it) to roll a call back to."""
+
+    tables: dict[str, dict[str, Row]]
+    metadata: dict[str, dict[str, Any]] | None
+
+
+@dataclass
 class Org:
     """One emulated org. Create it from a scenario with ``scenario.build_org``."""
 
@@ -80,6 +97,8 @@ class Org:
     #: Connected apps the integrations use that are defined in another org and not installed in
     #: this one (A8): fullName -> ConnectedApp component. Only the token endpoint sees them.
     uninstalled_apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Open query cursors by locator (REST ``nextRecordsUrl``); not persisted.
+    cursors: dict[str, Cursor] = field(default_factory=dict, repr=False)
 
     # ---- hosts -----------------------------------------------------------------------------
 
@@ -229,6 +248,36 @@ class Org:
 
     def connected_application(self, app_name: str) -> Row | None:
         return self.find_one("ConnectedApplication", Name=app_name)
+
+    # ---- transactions ----------------------------------------------------------------------
+
+    def snapshot(self, *, metadata: bool = True) -> Snapshot:
+        """A copy to roll back to (allOrNone, rollbackOnError, checkOnly deploys)."""
+        return Snapshot(copy.deepcopy(self.tables),
+                        copy.deepcopy(self.metadata) if metadata else None)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Undo every row (and, if the snapshot has it, component) change since ``snapshot``."""
+        for name, table in self.tables.items():
+            table.clear()
+            table.update(snapshot.tables.get(name, {}))
+        if snapshot.metadata is not None:
+            self.metadata.clear()
+            self.metadata.update(snapshot.metadata)
+
+    # ---- query cursors ---------------------------------------------------------------------
+
+    def open_cursor(self, records: list[Row], total: int, size: int = 0) -> str:
+        """Keep the rows of a query answer behind a new query locator; return the locator."""
+        locator = self.ids.new("QueryLocator")
+        self.cursors[locator] = Cursor(records, total, size)
+        return locator
+
+    def cursor(self, locator: str) -> Cursor | None:
+        return self.cursors.get(locator)
+
+    def close_cursor(self, locator: str) -> None:
+        self.cursors.pop(locator, None)
 
     # ---- sessions --------------------------------------------------------------------------
 
