@@ -20,22 +20,50 @@ from remediate.sandbox import oauth, rest, soap
 from remediate.sandbox.state import Org
 
 # The shared types live in wire.py (docs/adr/0031); they stay importable from here.
-from remediate.sandbox.wire import (  # noqa: F401
-    API_VERSIONS,
-    DAILY_API_MAX,
-    LOGIN_HOSTS,
-    MAX_API_VERSION,
-    MIN_API_VERSION,
-    RELEASE_NAMES,
-    Api,
-    CaseInsensitiveDict,
-    Context,
-    Request,
-    Response,
-    api_versions,
-    release_name,
-    rest_error,
-    soap_fault,
+from remediate.sandbox.wire import (
+    API_VERSIONS as API_VERSIONS,
+)
+from remediate.sandbox.wire import (
+    DAILY_API_MAX as DAILY_API_MAX,
+)
+from remediate.sandbox.wire import (
+    LOGIN_HOSTS as LOGIN_HOSTS,
+)
+from remediate.sandbox.wire import (
+    MAX_API_VERSION as MAX_API_VERSION,
+)
+from remediate.sandbox.wire import (
+    MIN_API_VERSION as MIN_API_VERSION,
+)
+from remediate.sandbox.wire import (
+    RELEASE_NAMES as RELEASE_NAMES,
+)
+from remediate.sandbox.wire import (
+    Api as Api,
+)
+from remediate.sandbox.wire import (
+    CaseInsensitiveDict as CaseInsensitiveDict,
+)
+from remediate.sandbox.wire import (
+    Context as Context,
+)
+from remediate.sandbox.wire import (
+    Request as Request,
+)
+from remediate.sandbox.wire import (
+    Response as Response,
+)
+from remediate.sandbox.wire import (
+    api_versions as api_versions,
+)
+from remediate.sandbox.wire import (
+    release_name as release_name,
+)
+from remediate.sandbox.wire import (
+    rest_error as rest_error,
+)
+from remediate.sandbox.wire import (
+    soap_fault as soap_fault,
 )
 
 FaultKind = Literal[
@@ -367,5 +395,5 @@ def _malformed(kind: str, api: Api, answer: Response) -> Response:
 
 def _limit_headers(response: Response, org: Org, api: Api) -> None:
     if api in ("rest", "tooling") and not response.drop:
-        org.api_usage += 1
-        response.headers["Sforce-Limit-Info"] = f"api-usage={org.api_usage}/{DAILY_API_MAX}"
+        used = org.count_api_call()
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{DAILY_API_MAX}"

@@ -57,6 +57,9 @@ class Router(Protocol):
     orgs: dict[str, Org]
     page_size: int
     child_page_size: int
+    server_host: str | None
+
+    def org_for_token(self, token: str | None) -> Org | None: ...
 
 
 class CaseInsensitiveDict(dict[str, str]):
