@@ -4,12 +4,12 @@
 ``_Call`` and hands it to ``_route``. The composite resource builds a ``_Call`` per subrequest
 and goes through the same router, so a subrequest behaves exactly like the call on its own.
 
-Record changes go through three functions, ``_insert``, ``_update`` and ``_delete``, which
-single-record CRUD and ``composite/sobjects`` share. The org's business rules (duplicates,
-licences, profile-owned permission sets, references) live in ``_validate_insert``,
-``_validate_update`` and ``_validate_delete``; the side effects of a successful change (licence
-counts, installed packages, a new user's profile assignment) in ``_after_insert`` and
-``_after_delete``.
+This module only translates (docs/adr/0031): record changes go to the data backend,
+``data.insert``, ``data.update`` and ``data.delete``, which single-record CRUD and
+``composite/sobjects`` share and which hold the org's business rules (duplicates, licences,
+profile-owned permission sets, references) and their side effects (licence counts, installed
+packages, a new user's profile assignment). Query cursors are the org's (``Org.open_cursor``),
+allOrNone rolls back through ``Org.snapshot``/``Org.restore``.
 
 Where the reference leaves Salesforce's behaviour open, the choice is a constant or a row in
 ``CHOSEN`` below, so docs/sandbox.md can list them from one place.
