@@ -154,10 +154,6 @@ class OrgConfig(_Strict):
         return self
 
 
-#: The TOML file the next ``Settings()`` reads (pydantic-settings takes sources from the class).
-_TOML_PATH: list[Path | None] = [None]
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REMEDIATE_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -177,8 +173,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if _TOML_PATH[0] is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_TOML_PATH[0]))
+        if settings_cls.model_config.get("toml_file") is not None:  # see _reading
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
     @property
@@ -211,9 +207,8 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
         if mode & (stat.S_IRGRP | stat.S_IROTH) and _mentions_secret(path):
             warnings.append(f"{path} looks like it holds a secret and is readable by other "
                             "users; keep secrets in environment variables, or chmod 600 it")
-    _TOML_PATH[0] = path
     try:
-        settings = Settings()
+        settings = (Settings if path is None else _reading(path))()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -221,14 +216,23 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
         raise ConfigError(f"{path or 'environment'}: {where}: {msg}") from None
     except ValueError as exc:  # TOML syntax
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    finally:
-        _TOML_PATH[0] = None
     for name in settings.orgs:
         if name == "demo" or name.startswith("sandbox:"):
             raise ConfigError(f"{path or 'environment'}: orgs.{name}: the org name {name!r} is "
                               "reserved for the built-in sandbox orgs (demo, sandbox:<scenario>); "
                               "give the org another name")
     return settings, warnings
+
+
+def _reading(path: Path) -> type[Settings]:
+    """``Settings`` that also read the TOML file ``path`` (below the environment). pydantic-settings
+    takes its sources from the class, so the file is named on a subclass made for this load, not
+    in module state (issue 13)."""
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FileSettings
 
 
 def _mentions_secret(path: Path) -> bool:
