@@ -48,13 +48,27 @@ from remediate.errors import ConfigError
 
 
 def state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "remediate"
+    """Where the journal, the locks and the kill switch live: ``$XDG_STATE_HOME/remediate`` when
+    that is set (on every platform: the scheduling docs and the tests set it), else the
+    platform's own state directory (``~/.local/state/remediate`` on Linux), from platformdirs."""
+    import platformdirs
+
+    return _from_env("XDG_STATE_HOME") or platformdirs.user_state_path("remediate",
+                                                                      appauthor=False)
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "remediate"
+    """Where built-in orgs' state and the trimmed WSDL live: ``$XDG_CACHE_HOME/remediate``, else
+    the platform's cache directory (``~/.cache/remediate`` on Linux), from platformdirs."""
+    import platformdirs
+
+    return _from_env("XDG_CACHE_HOME") or platformdirs.user_cache_path("remediate",
+                                                                      appauthor=False)
+
+
+def _from_env(variable: str) -> Path | None:
+    explicit = os.environ.get(variable, "").strip()
+    return Path(explicit) / "remediate" if explicit else None
 
 
 class _Strict(BaseModel):
