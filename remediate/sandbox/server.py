@@ -35,13 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from remediate.sandbox.app import (
-    FAULT_KINDS,
-    CaseInsensitiveDict,
-    Request,
-    Sandbox,
-    rest_error,
-)
+from remediate.sandbox.app import FAULT_KINDS, Sandbox
+from remediate.sandbox.wire import CaseInsensitiveDict, Request, rest_error
 
 log = logging.getLogger("remediate.sandbox.server")
 
