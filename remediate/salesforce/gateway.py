@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from remediate import hosts
 from remediate.errors import (
     AuthenticationError,
     ConfigError,
@@ -42,7 +43,7 @@ from remediate.errors import (
 )
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport, versions, waves
+from remediate.salesforce import signin, transport, versions, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -250,13 +251,20 @@ class Gateway:
                 sf = Salesforce(session_id=c.access_token, instance_url=c.instance_url or
                                 c.login_url, session=self._session, version=self.version)
             elif c.auth == "client_credentials":
-                if not host.endswith(".salesforce.com") or domain in ("login", "test"):
+                if hosts.org_host_problem(c.login_url):
                     raise AuthenticationError(
                         f"{what}: the client credentials flow needs the org's My Domain URL "
-                        "(https://<name>.my.salesforce.com), not login/test.salesforce.com")
+                        "(https://<name>.my.salesforce.com, or the My Domain of another "
+                        f"Salesforce partition): {hosts.org_host_problem(c.login_url)}")
                 self._count()
-                sf = Salesforce(consumer_key=c.client_id, consumer_secret=c.client_secret,
-                                domain=domain, session=self._session, version=self.version)
+                if not hosts.on_commercial_cloud(host):
+                    sf = signin.connect_at(self._session, c, what=what, version=self.version)
+                else:
+                    sf = Salesforce(consumer_key=c.client_id, consumer_secret=c.client_secret,
+                                    domain=domain, session=self._session, version=self.version)
+            elif c.auth == "jwt" and not hosts.on_commercial_cloud(host):
+                self._count()
+                sf = signin.connect_at(self._session, c, what=what, version=self.version)
             elif c.auth == "jwt":
                 self._count()
                 sf = Salesforce(username=c.username, consumer_key=c.client_id,
@@ -678,7 +686,7 @@ class Gateway:
     def _instance_is_my_domain(self) -> bool:
         """For a My Domain org the token's instance URL is the My Domain URL (reference 4.9):
         then no call is needed to learn it."""
-        return (urlsplit(self.instance_url).hostname or "").endswith(".my.salesforce.com")
+        return hosts.is_my_domain_host(urlsplit(self.instance_url).hostname or "")
 
     def daily_api_requests(self) -> tuple[int, int]:
         """(Remaining, Max) of the org's rolling 24-hour API allowance: ``DailyApiRequests`` in

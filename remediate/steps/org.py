@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from remediate.hosts import LOGIN_HOSTS, host_of
 from remediate.plan import Change, MetadataWrite, RecordWrite
 from remediate.steps.base import (
     Inventory,
@@ -23,8 +24,6 @@ from remediate.steps.base import (
     get_path,
     register,
 )
-
-LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 # ---- C9 ----------------------------------------------------------------------------------
 
@@ -86,10 +85,6 @@ class LoginUrlParams(Params):
     integration: str
     flow: Literal["client_credentials", "jwt_bearer"] = "client_credentials"
     login_url: str | None = None  # what the external system is configured with; None: unknown
-
-
-def host_of(url: str) -> str:
-    return (urlsplit(url if "//" in url else f"https://{url}").hostname or "").lower()
 
 
 @register
