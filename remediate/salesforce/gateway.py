@@ -42,8 +42,8 @@ from remediate.errors import (
     SalesforceError,
 )
 from remediate.logging import get_logger
+from remediate.salesforce import audiences, signin, transport, versions, waves
 from remediate.salesforce import retry as retries
-from remediate.salesforce import signin, transport, versions, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -147,6 +147,8 @@ class TokenResult:
     instance_url: str | None = None
     api_status: int | None = None  # the follow-up REST call made with the token
     api_error: str | None = None
+    audience: str | None = None  # JWT bearer: the ``aud`` the org accepted
+    audiences_tried: tuple[str, ...] = ()  # JWT bearer: every ``aud`` sent, in order
 
 
 @dataclass(frozen=True)
@@ -935,7 +937,15 @@ class Gateway:
     # ---- an integration's own sign-in (verify) -----------------------------------------
 
     def request_token(self, login: IntegrationLogin, my_domain_url: str) -> TokenResult:
-        """Sign in as the integration does, against the org's My Domain, then call the API."""
+        """Sign in as the integration does, against the org's My Domain, then call the API. A
+        JWT bearer sign-in tries each audience Salesforce's CLI tries (audiences.py, P3)."""
+        if login.flow != "jwt_bearer":
+            return self._request_token_at(login, my_domain_url)
+        return audiences.first_accepted(
+            my_domain_url, lambda aud: self._request_token_at(login, my_domain_url, aud))
+
+    def _request_token_at(self, login: IntegrationLogin, my_domain_url: str,
+                          audience: str | None = None) -> TokenResult:
         import jwt
 
         base = my_domain_url.rstrip("/")
@@ -945,7 +955,7 @@ class Gateway:
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
             data = {"grant_type": "client_credentials"}
         else:
-            claims = {"iss": login.client_id, "sub": login.username, "aud": base,
+            claims = {"iss": login.client_id, "sub": login.username, "aud": audience or base,
                       "exp": int(time.time()) + 180}
             data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                     "assertion": jwt.encode(claims, login.private_key or "", algorithm="RS256")}

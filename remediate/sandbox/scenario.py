@@ -101,6 +101,9 @@ class ConnectedAppSpec(_Strict):
     package: str | None = None  # namespace of the package that brings the app
     #: False: the app lives in another org and was never installed in this one (C13, A8).
     installed: bool = True
+    #: JWT bearer audiences this app's sign-ins are accepted with (None: the My Domain and
+    #: both login URLs); e.g. ["login"] for an org that takes only https://login.salesforce.com.
+    jwt_audiences: list[Literal["my_domain", "login", "test"]] | None = None
 
 
 class ExternalClientAppSpec(_Strict):
@@ -480,6 +483,8 @@ def _seed_connected_app(org: Org, app: ConnectedAppSpec) -> None:
     }
     if app.high_assurance:
         component["sessionPolicy"] = {"policyAction": "Block", "sessionLevel": "HIGH_ASSURANCE"}
+    if app.jwt_audiences is not None:
+        org.jwt_audiences[app.name] = list(app.jwt_audiences)
     if not app.installed:  # known to the token endpoint only, by its consumer key
         org.uninstalled_apps[app.name] = component
         return
