@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from remediate import hosts
+from remediate import hosts, progress
 from remediate.errors import (
     AuthenticationError,
     ConfigError,
@@ -353,6 +353,7 @@ class Gateway:
         def retrying(err: SalesforceError, attempt_number: int, wait_s: float) -> None:
             log.info("gateway.retry", call=label, code=err.code, attempt=attempt_number,
                      wait_s=round(wait_s, 3), error=err.message)
+            self.progress(progress.retry_line(label, err.code, attempt_number, wait_s))
 
         try:
             return call_with_retries(self.retry, attempt,
@@ -532,6 +533,8 @@ class Gateway:
         def retrying(err: SalesforceError, attempt_number: int, wait_s: float) -> None:
             log.info("gateway.retry", call=f"{self.org_label}: signing in", code=err.code,
                      attempt=attempt_number, wait_s=round(wait_s, 3), error=err.message)
+            self.progress(progress.retry_line(f"{self.org_label}: signing in", err.code,
+                                              attempt_number, wait_s))
 
         call_with_retries(self.retry, lambda: self.sf, on_retry=retrying)
 
@@ -1060,10 +1063,7 @@ def _split_in(values: list[str], soql: str, *, times: int = 1) -> list[list[str]
 
 
 def _progress_line(line: str) -> None:
-    import sys
-
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    progress.line(line)  # on a terminal only (issue 18.4)
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -212,3 +212,42 @@ def test_the_default_policy_waits_and_stops_within_a_minute() -> None:
     policy = retry.DEFAULT_POLICY
     assert policy.attempts >= 3 and policy.deadline_s <= 60
     assert policy.wait_s(1, LOCK) > 0 and policy.wait_s(1, LIMIT) > policy.wait_s(1, LOCK)
+
+
+# ---- progress on a terminal (issue 18.4) ----------------------------------------------------
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, and keeps what was written to it."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "piped"])
+def test_a_retried_call_shows_a_progress_line_on_a_terminal_only(
+        tty: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    spec, sandbox = st.demo_sandbox()
+    sandbox.inject("unable_to_lock_row", api="rest", operation="composite", calls=1)
+    stderr = _Terminal(tty)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    current = engine.assess(st.open_demo(spec, sandbox))
+    assert not current.unknown
+    if tty:
+        assert stderr.text.startswith("org 'demo': reading the org (composite query): ")
+        assert stderr.text.count("\n") == 1
+        assert "UNABLE_TO_LOCK_ROW; retrying in 0.0 s (attempt 2)\n" in stderr.text
+    else:
+        assert stderr.text == ""
