@@ -127,6 +127,17 @@ def _app_key(inv: Any, c: Change) -> str | None:
     return None
 
 
+def _run_as(inv: Any, client_id: str | None) -> str | None:
+    """The client credentials Run As user of the app with consumer key ``client_id``, when the
+    run read that app (the integration's user when its login names none)."""
+    for read, value in getattr(inv, "results", {}).items():
+        if getattr(read, "type", None) == "ConnectedApp" and isinstance(value, dict):
+            config = value.get("oauthConfig") or {}
+            if client_id and config.get("consumerKey") == client_id:
+                return config.get("oauthClientCredentialUser") or None
+    return None
+
+
 def _in_ranges(ip: str, ranges: Any) -> bool:
     import ipaddress
 
@@ -193,8 +204,8 @@ def _own_lockout(own: _Own, c: Change, inv: Any) -> str | None:
         if me.profile is None:
             return (f"changes a profile, and remediate's own profile could not be read "
                     f"({me.problem})")
-        if me.profile.lower() not in (w.full_name.lower(), c.target.lower().removeprefix(
-                "profile ")):
+        mine = {n.lower() for n in (me.profile, me.profile_api_name) if n}
+        if not mine & {w.full_name.lower(), c.target.lower().removeprefix("profile ")}:
             return None
         if takes_away(c):
             return "takes access from remediate's own profile"
@@ -224,10 +235,11 @@ def lockouts(handle: OrgHandle, changes: list[Change], inventory: Any = None) ->
         for login in handle.logins:
             if login.name == c.playbook:
                 continue
-            user = getattr(inventory, "results", {}).get(UserRead(login.username)) \
-                if login.username else None
+            username = login.username or _run_as(inventory, login.client_id)
+            user = getattr(inventory, "results", {}).get(UserRead(username)) \
+                if username else None
             profile = getattr(user, "profile_name", None)
-            if (_mentions(c, login.username) or _mentions(c, login.client_id)
+            if (_mentions(c, username) or _mentions(c, login.client_id)
                     or (key is not None and key == login.client_id)
                     or (profile and isinstance(c.write, MetadataWrite)
                         and c.write.type == "Profile"

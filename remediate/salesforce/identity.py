@@ -17,6 +17,7 @@ class Identity:
     user_id: str | None = None
     username: str | None = None
     profile: str | None = None  # Profile.Name
+    profile_api_name: str | None = None  # its metadata fullName (Admin, Standard: U4)
     source_ip: str | None = None  # where remediate's latest sign-in came from, if recorded
     problem: str | None = None  # why some of it could not be read
 
@@ -35,17 +36,21 @@ def own_identity(gateway: Any) -> Identity:
         return Identity(problem="userinfo named no user")
     user_id = str(info["user_id"])
     username = str(info.get("preferred_username") or "") or None
-    profile = source_ip = problem = None
+    profile = profile_api_name = source_ip = problem = None
     try:
-        rows = gateway.query(f"SELECT Username, Profile.Name FROM User WHERE Id = "
+        rows = gateway.query(f"SELECT Username, ProfileId, Profile.Name FROM User WHERE Id = "
                              f"{soql.quote(user_id)}")
         if rows:
             username = str(rows[0].get("Username") or username or "") or None
             profile = str((rows[0].get("Profile") or {}).get("Name") or "") or None
+            listed: dict[str, Any] = {}
+            gateway._list_profiles(listed)  # the profile's metadata API name (U4)
+            profile_api_name = (listed.get("names") or {}).get(
+                str(rows[0].get("ProfileId") or "")[:15])
         logins = gateway.query(f"SELECT SourceIp FROM LoginHistory WHERE UserId = "
                                f"{soql.quote(user_id)} ORDER BY LoginTime DESC LIMIT 1")
         if logins and logins[0].get("SourceIp"):
             source_ip = str(logins[0]["SourceIp"])
     except SalesforceError as err:
         problem = err.message
-    return Identity(user_id, username, profile, source_ip, problem)
+    return Identity(user_id, username, profile, profile_api_name, source_ip, problem)
