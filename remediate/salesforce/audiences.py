@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from remediate.hosts import host_of
 
 if TYPE_CHECKING:
-    from remediate.salesforce.gateway import TokenResult
+    from remediate.salesforce.session import TokenResult
 
 PRODUCTION = "https://login.salesforce.com"
 SANDBOX = "https://test.salesforce.com"

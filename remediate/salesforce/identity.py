@@ -43,8 +43,10 @@ def own_identity(gateway: Any) -> Identity:
         if rows:
             username = str(rows[0].get("Username") or username or "") or None
             profile = str((rows[0].get("Profile") or {}).get("Name") or "") or None
+            from remediate.salesforce.reads import _list_profiles
+
             listed: dict[str, Any] = {}
-            gateway._list_profiles(listed)  # the profile's metadata API name (U4)
+            _list_profiles(gateway, listed)  # the profile's metadata API name (U4)
             profile_api_name = (listed.get("names") or {}).get(
                 str(rows[0].get("ProfileId") or "")[:15])
         logins = gateway.query(f"SELECT SourceIp FROM LoginHistory WHERE UserId = "
