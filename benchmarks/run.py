@@ -221,11 +221,12 @@ def part_scale() -> None:
 # ---- fleet ----------------------------------------------------------------------------------
 
 
-def part_fleet(orgs: int, workers: int, latency_ms: int) -> None:
+def part_fleet(orgs: int, workers: int, latency_ms: int, processes: int | None = None) -> None:
     """Runs the fleet in a fresh process, so its peak memory is the fleet's own."""
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fleet-child",
                            "--orgs", str(orgs), "--workers", str(workers),
-                           "--latency-ms", str(latency_ms)],
+                           "--latency-ms", str(latency_ms),
+                           *(["--processes", str(processes)] if processes else [])],
                           capture_output=True, text=True, check=False)
     sys.stdout.write(done.stdout)
     if done.returncode != 0:
@@ -233,10 +234,18 @@ def part_fleet(orgs: int, workers: int, latency_ms: int) -> None:
         raise SystemExit(f"the fleet run failed (exit {done.returncode})")
 
 
-def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
+def fleet_child(orgs: int, workers: int, latency_ms: int, processes: int | None) -> None:
+    """The fleet through ``remediate.fleet.run_fleet`` (what ``enforce`` runs): ``processes``
+    forked processes (default: the cores available), each with ``workers`` orgs at once. Each
+    forked process answers its orgs from its own copy of the in-process sandbox, so the
+    sandbox's CPU is counted on the same cores as the client's (a real fleet's server is
+    elsewhere)."""
+    import multiprocessing
+
     from benchmarks.orgs import Timing, fleet_sandbox, handle_for, logins_for
-    from remediate import engine
+    from remediate import fleet
     from remediate.builtin import builtin_bindings
+    from remediate.enforce import Target
     from remediate.logging import configure
     from remediate.orgs import bind_playbooks
 
@@ -244,6 +253,16 @@ def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
     _private_dirs()
     sandbox, members, spec = fleet_sandbox(orgs)
     timing = Timing(sandbox)
+    processes = processes or fleet.available_cores()
+    shared = multiprocessing.get_context("fork").Value("l", 0)  # requests, over every process
+    inner = sandbox.handle
+
+    def counted(request: Any) -> Any:
+        with shared.get_lock():
+            shared.value += 1
+        return inner(request)
+
+    sandbox.handle = counted  # type: ignore[method-assign]
     from remediate.salesforce import mdclient
 
     mdclient.wsdl_document()  # parsed once per process; not per org
@@ -257,41 +276,41 @@ def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
                               name=org.my_domain)
         return open_
 
-    runner = "remediate.enforce.run_fleet"
+    runner = "remediate.fleet.run_fleet"
     start = time.perf_counter()
     cpu = time.process_time()
-    try:
-        from remediate.enforce import Target, run_fleet
-    except ImportError:  # the fleet runner is another issue's; measure the same work without it
-        from concurrent.futures import ThreadPoolExecutor
-
-        runner = "ThreadPoolExecutor over engine.assess"
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(lambda o: engine.assess(opener(o)()).drift, members))
-        checked = len(outcomes)
-    else:
-        journal = _journal()
-        lock_dir = Path(tempfile.mkdtemp(prefix="remediate-bench-locks-"))
-        report = run_fleet([Target(o.my_domain, opener(o)) for o in members], journal=journal,
-                           workers=workers, lock_dir=lock_dir)
-        checked = sum(1 for r in report.reports if r.outcome == "pending approval")
-        failed = [r for r in report.reports if r.outcome == "failed"]
-        if failed:
-            raise SystemExit(f"{len(failed)} fleet org(s) failed: {failed[0].message}")
+    children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    journal = _journal()
+    lock_dir = Path(tempfile.mkdtemp(prefix="remediate-bench-locks-"))
+    report = fleet.run_fleet([Target(o.my_domain, opener(o)) for o in members],
+                             journal=journal, processes=processes, workers=workers,
+                             lock_dir=lock_dir)
+    checked = sum(1 for r in report.reports if r.outcome == "pending approval")
+    failed = [r for r in report.reports if r.outcome == "failed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} fleet org(s) failed: {failed[0].message}")
     wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu + (after.ru_utime + after.ru_stime
+                                       - children_cpu.ru_utime - children_cpu.ru_stime)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    journalled = sum(1 for e in journal.read() if e["event"] == "enforce")
     emit("fleet.runner", runner)
     emit("fleet.orgs", orgs, "orgs")
     emit("fleet.orgs_audited", checked, "orgs")
-    emit("fleet.workers", workers, "orgs at once")
+    emit("fleet.orgs_journalled", journalled, "enforce records in the one journal")
+    emit("fleet.processes", processes, "processes")
+    emit("fleet.workers", workers, "orgs at once in each process")
+    emit("fleet.cores", fleet.available_cores(), "cores available")
     emit("fleet.latency", latency_ms, "ms per request")
     emit("fleet.wall", wall, "s")
-    emit("fleet.cpu", cpu, "s (client and in-process sandbox together)")
-    emit("fleet.requests", sandbox.counts["total"], "requests")
-    emit("fleet.round_trips_per_org", timing.round_trips() / max(1, orgs) if workers == 1
-         else "n/a (orgs overlap)", "")
-    emit("fleet.peak_rss", peak, "MB")
+    emit("fleet.orgs_per_s", orgs / max(wall, 1e-9), "orgs/s")
+    emit("fleet.cpu", cpu, "s (every process: client and in-process sandbox together)")
+    emit("fleet.requests", shared.value, "requests")
+    emit("fleet.round_trips_per_org", timing.round_trips() / max(1, orgs)
+         if workers == 1 and processes == 1 else "n/a (orgs overlap)", "")
+    emit("fleet.peak_rss", peak, "MB (the parent process)")
+    emit("fleet.peak_rss_child", after.ru_maxrss / 1024, "MB (the largest forked process)")
     emit("fleet.sandbox_rss", rss_sandbox, "MB (the emulated orgs and the parsed WSDL, "
                                            "before the run)")
     emit("fleet.run_rss_growth", peak - rss_sandbox, "MB")
@@ -329,10 +348,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="Orgs worked on at once in the fleet (default 16).")
     parser.add_argument("--latency-ms", type=int, default=100,
                         help="Fleet latency per request (default 100).")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="Fleet processes (default: the cores available).")
     parser.add_argument("--fleet-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fleet_child:
-        fleet_child(args.orgs, args.workers, args.latency_ms)
+        fleet_child(args.orgs, args.workers, args.latency_ms, args.processes)
         return
     _private_dirs()
     parts = args.part or list(PARTS)
@@ -344,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     if "scale" in parts:
         part_scale()
     if "fleet" in parts:
-        part_fleet(args.orgs, args.workers, args.latency_ms)
+        part_fleet(args.orgs, args.workers, args.latency_ms, args.processes)
     if "startup" in parts:
         part_startup()
     if "whole" in parts:  # whole processes over HTTPS (benchmarks/wholeprocess.py)

@@ -504,6 +504,7 @@ def main() -> None:
     STATE.config = None
     STATE.verbose = 0
     STATE.log_format = "auto"
+    STATE.in_flight = None
     envelope.reset()
     args = envelope.activate(sys.argv[1:])
     try:

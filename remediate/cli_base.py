@@ -84,6 +84,7 @@ class _State:
     settings: Settings | None = None
     verbose: int = 0
     log_format: str = "auto"
+    in_flight: int | None = None  # --in-flight: beats every in_flight setting
 
 
 STATE = _State()
@@ -133,6 +134,9 @@ def _main(
                                  help="Print remediate's version and exit."),
     as_json: bool = typer.Option(False, "--json", help="Every command: print one JSON envelope "
                                                        "(docs/json.md); same as --format json."),
+    in_flight: int | None = typer.Option(None, "--in-flight", min=1, max=25,
+                                         help="Requests one org may have in flight at once "
+                                              "(default: the in_flight setting, 8)."),
 ) -> None:
     from remediate.logging import configure
 
@@ -141,6 +145,7 @@ def _main(
     STATE.config = config
     STATE.verbose = verbose
     STATE.log_format = log_format
+    STATE.in_flight = in_flight
 
 
 def settings() -> Settings:
@@ -166,7 +171,8 @@ def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) ->
         runguard.lock_org(org)
 
     base = STATE.config.parent if STATE.config else None
-    return open_org(org, settings(), only=playbooks or None, config_dir=base)
+    return open_org(org, settings(), only=playbooks or None, config_dir=base,
+                    in_flight=STATE.in_flight)
 
 
 def on_org(org: str, playbooks: list[str] | None, action: Callable[[OrgHandle], T]) -> T:

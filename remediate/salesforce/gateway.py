@@ -25,7 +25,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -42,7 +42,7 @@ from remediate.errors import (
 )
 from remediate.logging import get_logger
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport, versions, waves
+from remediate.salesforce import shared_threads, transport, versions, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -81,8 +81,6 @@ ROWS_PER_CALL = 200
 DEFAULT_TIMEOUT = transport.DEFAULT_TIMEOUT
 T = TypeVar("T")
 log = get_logger()
-#: Runs the version list alongside a client credentials token request.
-_LISTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remediate-versions")
 
 
 class TimeoutSession(transport.TimeoutSession):
@@ -244,7 +242,7 @@ class Gateway:
             # The login URL is the org's My Domain: ask its versions while the token comes.
             with self._lock:
                 self.round_trips += 1
-            listing = _LISTER.submit(self._list_versions, c.login_url)
+            listing = shared_threads.pool().submit(self._list_versions, c.login_url)
         try:
             if c.auth == "access_token":
                 sf = Salesforce(session_id=c.access_token, instance_url=c.instance_url or
