@@ -15,6 +15,7 @@ parent's.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
