@@ -136,7 +136,7 @@ def _main(
                                                        "(docs/json.md); same as --format json."),
     in_flight: int | None = typer.Option(None, "--in-flight", min=1, max=25,
                                          help="Requests one org may have in flight at once "
-                                              "(default: the in_flight setting, 8)."),
+                                              "(default: the in_flight setting, 25)."),
 ) -> None:
     from remediate.logging import configure
 

@@ -171,8 +171,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     # Requests one org may have in flight at once (a wave's calls; issue 17, point 6). A wave
     # of n calls costs ceil(n / in_flight) round trips; [orgs.NAME] in_flight and --in-flight
-    # override it.
-    in_flight: int = Field(8, ge=1, le=25)
+    # override it. At most 25: Salesforce's limit on concurrent long-running requests
+    # (salesforce/waves.py has the source).
+    in_flight: int = Field(25, ge=1, le=25)
     orgs: dict[str, OrgConfig] = Field(default_factory=dict)
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)
 

@@ -24,10 +24,16 @@ from remediate.salesforce import shared_threads
 T = TypeVar("T")
 _in_wave: contextvars.ContextVar[bool] = contextvars.ContextVar("remediate_in_wave", default=False)
 
-#: Requests one org may have in flight at once, by default. Salesforce limits concurrent
-#: *long-running* requests (over 20 s) only; ours are short. Eight lets the reads of a demo
-#: org and of a 50-integration playbook go out in one or two waves.
-DEFAULT_PARALLEL = 8
+#: Requests one org may have in flight at once, by default (the ``in_flight`` setting and
+#: ``--in-flight`` change it, up to ``MAX_PARALLEL``). Salesforce limits concurrent requests
+#: of 20 s or longer only, to 25 per production org or sandbox (5 in Developer Edition and
+#: trial orgs), and sets no limit on shorter ones ("API Request Limits and Allocations",
+#: developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/guide/
+#: salesforce-app-limits-platform-api.html); ours are short, and even if all of them ran long
+#: 25 stays within a production org's limit. 25 keeps the reads of a 200-integration playbook
+#: (20 ``readMetadata`` of 10 apps, 3 composites) in one wave: 2 round trips (issue 17).
+DEFAULT_PARALLEL = 25
+MAX_PARALLEL = 25
 
 
 def inside() -> bool:
