@@ -446,11 +446,12 @@ def targets_table(quick: bool, load_before: str) -> str:
                     f"{num('scale.audit.integrations_200.in_flight_8.latency_100ms.round_trips') or 0:g})"
                     if big is not None and big_calls is not None else "-",
                     None if big is None else big <= 2))
+    load_after = _load()
     head = [f"Run: `benchmarks/run.py{' --quick' if quick else ''}`, "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {_machine()}; load "
-            f"average (1/5/15 min) {load_before} before and {_load()} after"
+            f"average (1/5/15 min) {load_before} before and {load_after} after"
             + (" (the machine was shared with other work: wall times are inflated)"
-               if _busy(load_before) else "") + ".",
+               if _busy(load_before) or _busy(load_after) else "") + ".",
             "", "| target | measured | met? |", "|---|---|---|"]
     return "\n".join(head + rows)
 
