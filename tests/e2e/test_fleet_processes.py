@@ -144,3 +144,14 @@ def test_sigterm_to_the_parent_starts_no_new_org_and_leaves_every_apply_journall
     for pid in pids:  # no fleet process outlives the run
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_enforce_over_two_processes_reports_both_orgs_and_refuses_zero_processes() -> None:
+    from cliharness import run
+
+    result = run("enforce", "--org", "demo", "--org", "sandbox:healthy", "--processes", "2",
+                 "--format", "json")
+    assert result.code == 2, result.err  # demo drifts (pending approval), healthy is clean
+    outcomes = {o["org"]: o["outcome"] for o in result.json()["orgs"]}
+    assert outcomes == {"demo": "pending approval", "sandbox:healthy": "clean"}
+    assert run("enforce", "--org", "demo", "--processes", "0").code == 64
