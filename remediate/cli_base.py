@@ -18,6 +18,7 @@ from remediate.errors import NotApproved
 
 if TYPE_CHECKING:
     from remediate.orgs import OrgHandle
+    from remediate.runcontext import RunContext
     from remediate.settings import Settings
 
 
@@ -79,17 +80,6 @@ config_app = typer.Typer(help="The configuration file's reference.", no_args_is_
 app.add_typer(config_app, name="config")
 
 
-class _State:
-    config: Path | None = None
-    settings: Settings | None = None
-    verbose: int = 0
-    log_format: str = "auto"
-    in_flight: int | None = None  # --in-flight: beats every in_flight setting
-
-
-STATE = _State()
-
-
 def default_org(value: str | None) -> str:
     """--org, else REMEDIATE_ORG, else remediate.toml's ``default_org``; else bad input."""
     import os
@@ -124,6 +114,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", envvar="REMEDIATE_CONFIG",
                                        help="Configuration file (default ./remediate.toml)."),
     log_format: str = typer.Option("auto", "--log-format",
@@ -138,26 +129,38 @@ def _main(
                                          help="Requests one org may have in flight at once "
                                               "(default: the in_flight setting, 25)."),
 ) -> None:
+    from remediate import runcontext
     from remediate.logging import configure
 
     level = {0: "warning", 1: "info"}.get(verbose, "debug")
     configure(log_format, level)
-    STATE.config = config
-    STATE.verbose = verbose
-    STATE.log_format = log_format
-    STATE.in_flight = in_flight
+    # main() started this run; app() called on its own (typer's CliRunner) gets a run of its
+    # own, ended when the command's context closes
+    run = runcontext.active() or ctx.with_resource(runcontext.started())
+    run.config = config
+    run.verbose = verbose
+    run.log_format = log_format
+    run.in_flight = in_flight
+
+
+def run_context() -> RunContext:
+    """This invocation's context (remediate.runcontext)."""
+    from remediate import runcontext
+
+    return runcontext.current()
 
 
 def settings() -> Settings:
     from remediate.logging import get_logger
     from remediate.settings import load_settings
 
-    if STATE.settings is None:
-        STATE.settings, warnings = load_settings(STATE.config)
+    run = run_context()
+    if run.settings is None:
+        run.settings, warnings = load_settings(run.config)
         for w in warnings:
             get_logger().warning("config.readable_by_others", detail=w)
             envelope_module().warn(w)
-    return STATE.settings
+    return run.settings
 
 
 def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) -> OrgHandle:
@@ -170,9 +173,10 @@ def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) ->
 
         runguard.lock_org(org)
 
-    base = STATE.config.parent if STATE.config else None
+    run = run_context()
+    base = run.config.parent if run.config else None
     return open_org(org, settings(), only=playbooks or None, config_dir=base,
-                    in_flight=STATE.in_flight)
+                    in_flight=run.in_flight)
 
 
 def on_org(org: str, playbooks: list[str] | None, action: Callable[[OrgHandle], T]) -> T:
