@@ -41,8 +41,8 @@ from remediate.errors import (
     SalesforceError,
 )
 from remediate.logging import get_logger
+from remediate.salesforce import accessreads, transport, versions, waves
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport, versions, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -381,7 +381,7 @@ class Gateway:
         queries: list[Query] = []
         profile_rows: dict[str, dict[str, Any]] = {}
         self._plan_queries(wanted, inv, queries, md_profiles, profile_rows)
-        calls: list[Callable[[], Any]] = []
+        calls: list[Callable[[], Any]] = accessreads.plan(self, wanted, inv, queries)
         for start in range(0, len(queries), QUERIES_PER_COMPOSITE):
             calls.append(partial(self._run_composite,
                                  queries[start:start + QUERIES_PER_COMPOSITE]))

@@ -337,6 +337,10 @@ def _visible_object(call: _Call, obj: SObject) -> bool:
         return False
     if obj.name == "LoginHistory":  # every user may read their own rows (reference 4.7)
         return True
+    if obj.data:  # C15: a data object needs Read through the profile or a permission set
+        from remediate.sandbox import objectaccess
+
+        return objectaccess.can_read_object(call.org, call.user_id, obj.name)
     return not obj.setup or _sees_setup(call.org, call.user_id)
 
 
@@ -731,6 +735,8 @@ def _delete(call: _Call, obj: SObject, record_id: str) -> Failure | None:
 
 def _validate_insert(org: Org, sobject: str, row: Row) -> Failure | None:
     """The org's rules for a new row (fields already canonical, required ones present)."""
+    if sobject in ("ObjectPermissions", "FieldPermissions"):
+        return _permission_row(org, sobject, row, insert=True)
     if sobject == "PermissionSetAssignment":
         return _check_assignment(org, row)
     if sobject == "PermissionSetLicenseAssign":
@@ -861,7 +867,20 @@ def _setup_entity_type(org: Org, entity_id: str) -> str | None:
     return None
 
 
+def _permission_row(org: Org, sobject: str, row: Row, *, insert: bool) -> Failure | None:
+    from remediate.sandbox import objectaccess
+
+    if insert and (other := objectaccess.duplicate(org, sobject, row)) is not None:
+        return Failure(400, "DUPLICATE_VALUE",
+                       f"duplicate value found: <unknown> duplicates value on record with id: "
+                       f"{other}")
+    problem = objectaccess.check_row(org, sobject, row)
+    return None if problem is None else Failure(400, problem[0], problem[1], problem[2])
+
+
 def _validate_update(org: Org, sobject: str, current: Row, changes: Row) -> Failure | None:
+    if sobject in ("ObjectPermissions", "FieldPermissions"):
+        return _permission_row(org, sobject, {**current, **changes}, insert=False)
     if sobject == "PermissionSet":
         if current.get("IsOwnedByProfile"):
             return _profile_owned_set()

@@ -80,6 +80,9 @@ class Org:
     #: Connected apps the integrations use that are defined in another org and not installed in
     #: this one (A8): fullName -> ConnectedApp component. Only the token endpoint sees them.
     uninstalled_apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A fixed time (ISO 8601) the org's login-hours rule reads instead of the real clock, so a
+    #: scenario can place a sign-in outside a profile's login hours (objectaccess.py).
+    clock: str | None = None
 
     # ---- hosts -----------------------------------------------------------------------------
 
