@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from remediate import diagnose
 from remediate.errors import NotFound
-from remediate.plan import PHASES, METADATA_PHASE, MetadataWrite, RecordWrite
+from remediate.plan import METADATA_PHASE, PHASES, MetadataWrite, RecordWrite
 from remediate.steps.base import (
     AppRow,
     AppRowRead,
