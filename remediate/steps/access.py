@@ -212,12 +212,17 @@ class PermissionSetObjectAccess(StepKind[ObjectAccessParams]):
             return []
         kept = [i for i in items if str(i.get("recordType")).lower()
                 not in {m.lower() for m in missing}]
-        after = kept + [{"recordType": rt, "visible": True} for rt in missing]
+        after = sorted(kept + [{"recordType": rt, "visible": True} for rt in missing],
+                       key=lambda i: str(i.get("recordType")))
+        # before/after are the field's values as written, so rollback can restore them: a
+        # record type that had no entry goes back as not visible (an absent entry removes none)
+        named = {str(i.get("recordType")).lower() for i in items}
+        before = sorted(items + [{"recordType": rt, "visible": False} for rt in missing
+                                 if rt.lower() not in named],
+                        key=lambda i: str(i.get("recordType")))
         return [ctx.change(
-            self.name, target=target, field="recordTypeVisibilities",
-            before=sorted(str(i.get("recordType")) for i in items
-                          if i.get("visible") in (True, "true")),
-            after=sorted(str(i["recordType"]) for i in after if i.get("visible") in (True, "true")),
+            self.name, target=target, field="recordTypeVisibilities", before=before,
+            after=after,
             write=MetadataWrite(type="PermissionSet", full_name=str(component["fullName"]),
                                 path="recordTypeVisibilities", value=after))]
 
@@ -233,10 +238,15 @@ def _grant(ctx: StepContext, kind: str, target: str, parent_id: str, sobject: st
     if not missing:
         return []
     flags = {table[n][0]: True for n in missing}
-    after = [n for n in table if n in have or n in missing]
-    if row is None:
-        write = RecordWrite(sobject=sobject, fields={"ParentId": parent_id, **keys, **flags})
-    else:
-        write = RecordWrite(sobject=sobject, record_id=str(row["Id"]), fields=flags)
-    return [ctx.change(kind, target=target, field=f"{sobject} {name}",
-                       before=have or "no access", after=after, write=write)]
+    if row is None:  # one insert (rollback deletes the row)
+        after = [n for n in table if n in missing]
+        return [ctx.change(kind, target=target, field=f"{sobject} {name}", before="no access",
+                           after=after,
+                           write=RecordWrite(sobject=sobject,
+                                             fields={"ParentId": parent_id, **keys, **flags}))]
+    # one change per flag, before and after the field's own values (rollback restores them);
+    # the engine merges them into one update of the row
+    return [ctx.change(kind, target=target, field=f"{sobject} {name}: {table[n][0]}",
+                       before=False, after=True,
+                       write=RecordWrite(sobject=sobject, record_id=str(row["Id"]),
+                                         fields={table[n][0]: True})) for n in missing]

@@ -244,8 +244,10 @@ class ProfileLoginHours(StepKind[LoginHoursParams]):
             span = new[d]
             if span is not None:
                 value[f"{d}Start"], value[f"{d}End"] = str(span[0]), str(span[1])
-        return [ctx.change(self.name, target=target, field="loginHours", before=before,
-                           after=after,
+        # before/after are the field's values as written (minutes after midnight), so rollback
+        # can restore them; the manual change above shows hours
+        return [ctx.change(self.name, target=target, field="loginHours",
+                           before=dict(profile.get("loginHours") or {}) or None, after=value,
                            write=MetadataWrite(type="Profile", full_name=str(profile["fullName"]),
                                                path="loginHours", value=value))]
 

@@ -148,3 +148,15 @@ def test_oauth_usage_of_an_app_not_installed_points_at_c13() -> None:
     result = run("diagnose", "--org", org, "--error", "invalid_client")
     assert "signed in through 'Workato'" in result.out
     assert "the app is NOT installed in the org (C13" in result.out
+
+
+@pytest.mark.parametrize("scenario", [C15, C16])
+def test_rollback_of_the_c15_and_c16_fixes_restores_the_drift(scenario: str) -> None:
+    org = f"sandbox:{scenario}"
+    before = run("audit", "--org", org, "--format", "json").json()["findings"]
+    applied = run("apply", "--org", org, "--yes", "--format", "json")
+    assert applied.code == 0, applied.err
+    rolled = run("rollback", applied.json()["run_id"], "--yes")
+    assert rolled.code == 0, rolled.out + rolled.err
+    after = run("audit", "--org", org, "--format", "json").json()["findings"]
+    assert [(f["step"], f["status"]) for f in after] == [(f["step"], f["status"]) for f in before]

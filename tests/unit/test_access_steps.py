@@ -70,7 +70,9 @@ def test_an_existing_row_is_updated_with_only_the_missing_flags_and_none_is_clea
     assert isinstance(change.write, RecordWrite)
     assert change.write.record_id == "110A"
     assert change.write.fields == {"PermissionsEdit": True}
-    assert change.after == ["read", "edit", "view_all"]
+    # the field's own before and after, so rollback can put it back
+    assert (change.field, change.before, change.after) == (
+        "ObjectPermissions Account: PermissionsEdit", False, True)
 
 
 def test_granted_objects_and_fields_are_ok() -> None:
@@ -122,8 +124,9 @@ def test_a_hidden_record_type_becomes_visible_in_the_whole_component_as_read() -
     assert change.write.type == "PermissionSet" and change.write.mode == "set"
     assert change.write.value == [{"recordType": "Account.Other", "visible": True},
                                   {"recordType": "Account.Partner", "visible": True}]
-    assert (change.before, change.after) == (["Account.Other"],
-                                             ["Account.Other", "Account.Partner"])
+    assert (change.before, change.after) == (
+        [{"recordType": "Account.Other", "visible": True},
+         {"recordType": "Account.Partner", "visible": False}], change.write.value)
 
 
 def test_row_writes_come_after_the_permission_set_metadata_write() -> None:
@@ -181,8 +184,7 @@ def test_login_hours_that_exclude_the_window_are_widened_only_when_allowed() -> 
                       allow_change=True)
     assert change.write == MetadataWrite(type="Profile", full_name="Int_api", path="loginHours",
                                          value={"mondayStart": "360", "mondayEnd": "1200"})
-    assert (change.before, change.after) == ({"monday": "08:00-18:00"},
-                                             {"monday": "06:00-20:00"})
+    assert (change.before, change.after) == (hours, change.write.value)
 
 
 def test_a_profile_without_login_hours_or_with_covering_ones_is_ok() -> None:
@@ -241,3 +243,16 @@ def test_statuses_that_are_no_org_setting_give_advice_not_a_cause(text: str) -> 
 
 def test_c15_and_c16_are_in_the_catalogue() -> None:
     assert {"C15", "C16"} <= set(diagnose.CAUSES)
+
+
+def test_high_assurance_on_an_eca_policy_is_set_to_standard() -> None:
+    kind = kinds()["app.session_policy"]
+    p = kind.params.model_validate({"app": "App", "type": "external_client_app"})
+    inv = Inventory({MetadataRead("ExternalClientApplication", "App"): {"fullName": "App"},
+                     MetadataRead("ExtlClntAppGlobalOauthSettings", "App_glbloauth"): None,
+                     MetadataRead("ExtlClntAppOauthConfigurablePolicies", "App_oauthPlcy"): {
+                         "fullName": "App_oauthPlcy", "requiredSessionLevel": "HIGH_ASSURANCE"}})
+    [change] = kind.diff(p, inv, CTX)
+    assert change.write == MetadataWrite(type="ExtlClntAppOauthConfigurablePolicies",
+                                         full_name="App_oauthPlcy", path="requiredSessionLevel",
+                                         value="STANDARD")
