@@ -1,7 +1,7 @@
 """Reads for object, field and record type access (C15), the ConnectedApplication rows of apps
 (C16) and the OAuth usage of the integration users (evidence for C9 and C13).
 
-``plan`` is called by ``Gateway.fetch`` beside its own query planning: it adds SOQL queries to
+``plan`` is called by ``reads.fetch`` beside the read planner (planner.py): it adds SOQL queries to
 the fetch's composite and returns the other calls (one describe per object) for the same wave,
 so these reads cost no round trip of their own.
 
@@ -33,7 +33,7 @@ from remediate.steps.base import (
 )
 
 if TYPE_CHECKING:
-    from remediate.salesforce.gateway import Gateway
+    from remediate.salesforce.session import Connection
 
 Query = tuple[str, Callable[[list[dict[str, Any]]], None]]
 
@@ -45,7 +45,7 @@ def _in(values: list[str]) -> str:
     return ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
 
 
-def plan(gw: Gateway, wanted: set[Read], inv: Inventory, queries: list[Query]) -> list[
+def plan(gw: Connection, wanted: set[Read], inv: Inventory, queries: list[Query]) -> list[
         Callable[[], Any]]:
     """Queries for the composite (appended to ``queries``) and the calls for the wave."""
     calls: list[Callable[[], Any]] = []
@@ -75,7 +75,7 @@ def plan(gw: Gateway, wanted: set[Read], inv: Inventory, queries: list[Query]) -
     return calls
 
 
-def _describe(gw: Gateway, obj: str, out: dict[str, frozenset[str] | None]) -> None:
+def _describe(gw: Connection, obj: str, out: dict[str, frozenset[str] | None]) -> None:
     try:
         answer = gw._call(f"describing {obj}",
                           partial(gw._sf_call, "restful", f"sobjects/{obj}/describe"))

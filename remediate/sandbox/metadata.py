@@ -20,7 +20,6 @@ docs/sandbox.md can quote it).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import ipaddress
 import secrets
@@ -31,7 +30,7 @@ from typing import Any, Literal
 from remediate.sandbox import access
 from remediate.sandbox.ids import same_id, to18
 from remediate.sandbox.schema import PERMISSION_FLAGS
-from remediate.sandbox.state import Org, Row
+from remediate.sandbox.state import Org, Row, Snapshot
 
 Component = dict[str, Any]
 Mode = Literal["create", "update", "upsert"]
@@ -758,7 +757,7 @@ def save(org: Org, type_name: str, components: list[Component], mode: Mode,
     """createMetadata / updateMetadata / upsertMetadata over components of one type."""
     kind = kind_of(type_name)
     check_count(len(components))
-    snapshot = _snapshot(org) if all_or_none else None
+    snapshot = org.snapshot() if all_or_none else None
     results = []
     for comp in components:
         name = str(comp.get("fullName") or "")
@@ -788,7 +787,7 @@ def delete(org: Org, type_name: str, names: list[str], all_or_none: bool = False
     """deleteMetadata."""
     kind = kind_of(type_name)
     check_count(len(names))
-    snapshot = _snapshot(org) if all_or_none else None
+    snapshot = org.snapshot() if all_or_none else None
     results = []
     for name in names:
         result = Result(name)
@@ -800,21 +799,13 @@ def delete(org: Org, type_name: str, names: list[str], all_or_none: bool = False
     return _settle(org, results, snapshot)
 
 
-def _snapshot(org: Org) -> tuple[dict[str, dict[str, Row]], dict[str, dict[str, Component]]]:
-    return copy.deepcopy(org.tables), copy.deepcopy(org.metadata)
-
-
 def _settle(org: Org, results: list[Result],
-            snapshot: tuple[dict[str, dict[str, Row]], dict[str, dict[str, Component]]] | None,
+            snapshot: Snapshot | None,
             ) -> list[Result]:
     """With allOrNone, a failure anywhere undoes every change of the call."""
     if snapshot is None or all(r.success for r in results):
         return results
-    tables, metadata = snapshot
-    for name, table in tables.items():
-        org.tables[name] = table
-    org.metadata.clear()
-    org.metadata.update(metadata)
+    org.restore(snapshot)
     for r in results:
         if r.success:
             r.created = False

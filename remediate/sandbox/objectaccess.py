@@ -1,6 +1,7 @@
-"""Object, field and record type access of a sandbox org (cause C15), and the login hours of a
-profile (cause C16): the rules, over the org's state; the REST, SOAP and OAuth code only call
-these.
+"""Object, field and record type access of a sandbox org (cause C15), the login hours of a
+profile (cause C16) and the OAuth usage rows: the rules and the rows they own, in the state
+layer (ADR 0031); the REST, SOAP and OAuth code only call these. Who may read a data object is
+``access.can_read_object``.
 
 Sources: the object reference pages ObjectPermissions and FieldPermissions (rows of a permission
 set, profile-owned or not; the dependencies between the flags below), RecordType, and the
@@ -16,7 +17,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from remediate.sandbox import access
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.schema import OBJECTS
 from remediate.sandbox.state import Org, Row
@@ -78,20 +78,6 @@ def duplicate(org: Org, sobject: str, row: Row) -> str | None:
                 str(other.get(key)).lower() == str(row.get(key)).lower():
             return str(other["Id"])
     return None
-
-
-def can_read_object(org: Org, user_id: str, sobject: str) -> bool:
-    """A data object is visible to a user whose profile or a permission set grants Read on it
-    (or who holds View All Data / Modify All Data)."""
-    if not data_object(sobject):
-        return True
-    if access.has_permission(org, user_id, "ViewAllData") or \
-            access.has_permission(org, user_id, "ModifyAllData"):
-        return True
-    held = {ps["Id"][:15] for ps in access.permission_sets_of(org, user_id)}
-    return any(str(r.get("ParentId"))[:15] in held and r.get("PermissionsRead")
-               and str(r.get("SobjectType")).lower() == sobject.lower()
-               for r in org.tables["ObjectPermissions"].values())
 
 
 # ---- record type visibilities (PermissionSet metadata) -----------------------------------

@@ -221,7 +221,7 @@ class ReadFailed:
 class Inventory:
     """The answers to every read of a run, keyed by the read. ``None``: not found."""
 
-    results: dict[Any, Any] = field(default_factory=dict)
+    results: dict[Read, Any] = field(default_factory=dict)
     #: The API version the reads were made at, and how it was chosen (salesforce/versions.py).
     api_version: str | None = None
     api_version_how: str = "negotiated"
