@@ -40,6 +40,9 @@ YES = typer.Option(False, "--yes", "-y", help="Approve without asking.")
 ALLOW_PRODUCTION = typer.Option(False, "--allow-production",
                                 help="Roll back on a production org not marked "
                                      "'production = true'.")
+ALLOW_LOCKOUT = typer.Option(False, "--allow-lockout",
+                             help="Roll back a change that takes access from remediate's own "
+                                  "sign-in or another integration's.")
 
 
 def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | None = SHARD,
@@ -253,9 +256,10 @@ CHANGE = typer.Option(None, "--change", min=1,
 
 
 def rollback(run_id: str = RUN_ID, yes: bool = YES,
-             allow_production: bool = ALLOW_PRODUCTION, change: int | None = CHANGE) -> None:
+             allow_production: bool = ALLOW_PRODUCTION, change: int | None = CHANGE,
+             allow_lockout: bool = ALLOW_LOCKOUT) -> None:
     """Restore the before-values of a run's changes: shows the diff, applies after approval."""
-    from remediate import engine
+    from remediate import engine, safety
     from remediate import history as histories
     from remediate.render import change_data, plan_data, text
 
@@ -277,6 +281,8 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
                    "plan": plan_data(plan), "applied": []})
             raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
         engine.guard_production(handle, undo.current.org, allow_production)
+        safety.guard_lockout(handle, plan.automatic, allow_lockout,
+                             inventory=undo.current.inventory)
         _echo(text.rollback(plan, undo.current.inventory))
         approval = _approve(yes)
 

@@ -278,6 +278,10 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
             return OrgReport(target.name, "pending approval", run_id, pending=list(plan.changes),
                              message=f"{kill}; plan only" if kill else "")
         engine.guard_production(handle, current.org, allow_production=False, flag=None)
+        from remediate import safety
+
+        # no person approves an enforce run, so nothing may lock a sign-in out (ADR 0034)
+        safety.guard_lockout(handle, approved, allow=False, inventory=current.inventory)
         done = engine.apply_and_verify(handle, current, engine.approval("policy"), journal,
                                        sign_in=True, only=policy.approves, run_id=run_id)
         result, verified, stuck = done.result, done.verified, done.stuck

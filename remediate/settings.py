@@ -161,6 +161,14 @@ class OrgConfig(_Strict):
             problem = url_problem(value) if value is not None else None
             if problem:
                 raise ValueError(f"{name} {value!r} {problem}")
+        if self.auth in ("client_credentials", "jwt"):
+            from remediate import hosts
+
+            # remediate's secret goes to this host: a Salesforce partition or loopback only
+            host = hosts.host_of(self.login_url)
+            if not (hosts.is_salesforce_host(host) or hosts.is_loopback(host)):
+                raise ValueError(f"login_url {self.login_url!r} "
+                                 f"{hosts.org_host_problem(self.login_url)}")
         if self.ca_bundle is not None:
             path = Path(os.path.expanduser(str(self.ca_bundle)))
             if not path.is_file() or not os.access(path, os.R_OK):

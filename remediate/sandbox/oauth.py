@@ -20,7 +20,9 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from cryptography import x509
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from remediate.sandbox import access, objectaccess
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row, Session, now_iso
-from remediate.sandbox.wire import API_VERSIONS, LOGIN_HOSTS, Context, Response
+from remediate.sandbox.wire import API_VERSIONS, Context, Response
 
 CLIENT_IP_HEADER = "X-Sandbox-Client-IP"
 
@@ -133,8 +135,7 @@ WITHHELD_SCOPES: dict[str, frozenset[str]] = {
     "refresh_token": frozenset(),
 }
 
-# JWT audiences accepted besides the org's own My Domain URL (reference 1.3).
-GENERIC_AUDIENCES = frozenset(f"https://{h}" for h in LOGIN_HOSTS)
+# JWT audiences accepted: Org.accepts_jwt_audience (state.py; reference 1.3).
 
 # Hosts that accept each grant (reference 1.2/1.3). CHOICE: JWT and password are refused on an
 # old instance host or a previous My Domain like client credentials are (Spring '26 stops
@@ -427,7 +428,8 @@ def _jwt_bearer(ctx: Context, form: dict[str, str], attempt: Attempt) -> Minted:
     org, app = _require_app(ctx, attempt, "jwt_bearer")
     if not _signature_ok(assertion, app.certificate):
         raise Refused("bad_assertion")
-    if str(claims.get("aud") or "").rstrip("/") not in _audiences(ctx, org):
+    if not org.accepts_jwt_audience(app.name, str(claims.get("aud") or ""),
+                                    _own_urls(ctx, org)):
         raise Refused("bad_audience")
     try:
         expires = float(claims["exp"])
@@ -467,8 +469,8 @@ def _signature_ok(assertion: str, certificate: str | None) -> bool:
     return True
 
 
-def _audiences(ctx: Context, org: Org) -> set[str]:
-    out = set(GENERIC_AUDIENCES) | {org.my_domain_url}
+def _own_urls(ctx: Context, org: Org) -> set[str]:
+    out = {org.my_domain_url}
     if ctx.sandbox.server_host:
         out.add(f"https://{ctx.sandbox.server_host}")
     return out
@@ -627,7 +629,7 @@ def userinfo(ctx: Context) -> Response:
         "user_type": str(user.get("UserType") or "Standard").upper(),
         "language": user.get("LanguageLocaleKey"),
         "locale": user.get("LocaleSidKey"),
-        "utcOffset": 0,
+        "utcOffset": _utc_offset_ms(user.get("TimeZoneSidKey")),
         "updated_at": user.get("LastModifiedDate"),
         "is_app_installed": session.app is not None,
     }
@@ -671,10 +673,23 @@ def identity(ctx: Context) -> Response:
         "user_type": str(user.get("UserType") or "Standard").upper(),
         "language": user.get("LanguageLocaleKey"),
         "locale": user.get("LocaleSidKey"),
-        "utcOffset": 0,
+        "utcOffset": _utc_offset_ms(user.get("TimeZoneSidKey")),
         "last_modified_date": user.get("LastModifiedDate"),
     }
     return Response.of_json(200, body)
+
+
+def _utc_offset_ms(zone: Any) -> int:
+    """The time zone's standard offset from UTC in milliseconds: recorded traffic
+    (tests/conformance) answers -28800000 for America/Los_Angeles in July, so no daylight
+    saving. An unknown zone counts as UTC."""
+    try:
+        tz = ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return 0
+    moment = datetime(2021, 1, 15, 12, tzinfo=tz)
+    offset = (moment.utcoffset() or timedelta(0)) - (moment.dst() or timedelta(0))
+    return int(offset.total_seconds() * 1000)
 
 
 def _version(ctx: Context) -> str | None:
