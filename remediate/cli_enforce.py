@@ -32,7 +32,11 @@ ALL = typer.Option(False, "--all", help="Every org in remediate.toml's [orgs] an
 SHARD = typer.Option(None, "--shard", help="Only shard I of N (I/N, I from 0): orgs split by a "
                                            "hash of their name.")
 WORKERS = typer.Option(None, "--workers", min=1, max=64,
-                       help="Orgs worked on at once (default [enforce] workers, 32).")
+                       help="Orgs worked on at once in each process (default [enforce] "
+                            "workers, 32).")
+PROCESSES = typer.Option(None, "--processes", min=1, max=64,
+                         help="Processes across cores, each with --workers orgs at once "
+                              "(default [enforce] processes, else the cores available).")
 HISTORY_ORG = typer.Option(None, "--org", "-o", help="Only this org's runs.")
 LIMIT = typer.Option(50, "--limit", min=1, help="The last N runs.")
 RUN_ID = typer.Argument(..., help="A run id from 'remediate history'.")
@@ -46,11 +50,13 @@ ALLOW_LOCKOUT = typer.Option(False, "--allow-lockout",
 
 
 def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | None = SHARD,
-            workers: int | None = WORKERS, fmt: Format = FORMAT) -> None:
+            workers: int | None = WORKERS, fmt: Format = FORMAT,
+            processes: int | None = PROCESSES) -> None:
     """One unattended pass for cron: lock, audit, apply what the policy approves, verify,
     journal, notify. Exit code: the worst org's (0 clean/fixed, 2 pending approval,
     3 refused, 1 failed, 75 locked)."""
     from remediate import enforce as enforcement
+    from remediate import fleet
     from remediate.notify import Notifier
 
     _refuse_format(fmt, (Format.text, Format.json), "enforce")
@@ -69,10 +75,11 @@ def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | Non
                                   enforcement.policy_for(name, settings)) for name in names]
     for target in targets:  # every policy is checked before any org is touched
         enforcement.check_policy(target.name, target.policy, _bound_steps(target.name))
-    result = enforcement.run_fleet(targets, journal=_journal(),
-                                   workers=workers or settings.enforce.workers,
-                                   kill=enforcement.kill_switch(settings), notifier=Notifier(),
-                                   on_done=_fleet_progress(len(targets)))
+    result = fleet.run_fleet(targets, journal=_journal(),
+                             processes=processes or settings.enforce.processes,
+                             workers=workers or settings.enforce.workers,
+                             kill=enforcement.kill_switch(settings), notifier=Notifier(),
+                             on_done=_fleet_progress(len(targets)))
     if _json(fmt):
         _emit(fleet_data(result))
     else:

@@ -14,7 +14,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ import requests
 from remediate import hosts, progress
 from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
 from remediate.logging import get_logger
-from remediate.salesforce import audiences, signin, transport, versions, waves
+from remediate.salesforce import audiences, shared_threads, signin, transport, versions, waves
 from remediate.salesforce import retry as retries
 from remediate.salesforce.errors import TruncatedAnswer, map_exception, rest_error_details
 from remediate.salesforce.retry import Resend, RetryPolicy, call_with_retries, maybe_applied
@@ -35,8 +35,6 @@ PROBE_VERSION = versions.FALLBACK
 DEFAULT_TIMEOUT = transport.DEFAULT_TIMEOUT
 T = TypeVar("T")
 log = get_logger()
-#: Runs the version list alongside a client credentials token request.
-_LISTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remediate-versions")
 
 
 class TimeoutSession(transport.TimeoutSession):
@@ -200,7 +198,9 @@ class Connection:
             # The login URL is the org's My Domain: ask its versions while the token comes.
             with self._lock:
                 self.round_trips += 1
-            listing = _LISTER.submit(self._list_versions, c.login_url)
+            # on the process's shared pool: a module-level pool has no threads in a forked
+            # child (remediate.fleet), and a sign-in there would wait for ever
+            listing = shared_threads.pool().submit(self._list_versions, c.login_url)
         try:
             if c.auth == "access_token":
                 sf = Salesforce(session_id=c.access_token, instance_url=c.instance_url or
