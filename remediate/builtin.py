@@ -223,6 +223,7 @@ def builtin_bindings(spec: Any, my_domain_url: str,
         "login_url": login_url("copilot-for-sales"),
         "allow_reactivation": True,
     }
+    workato_spec = integrations.get("workato")
     workato = {
         "integration_user": "workato.integration@acme.example.com",
         "login_url": login_url("workato"),
@@ -232,5 +233,10 @@ def builtin_bindings(spec: Any, my_domain_url: str,
         "named_credentials": [n.name for n in spec.named_credentials],
         "remote_sites": [r.name for r in spec.remote_sites],
         "allow_reactivation": True,
+        # what the scenario's Workato uses (C15); the healthy one uses nothing
+        "objects": list(workato_spec.objects) if workato_spec else [],
+        "fields": list(workato_spec.fields) if workato_spec else [],
+        "record_types": list(workato_spec.record_types) if workato_spec else [],
+        "allow_login_hours_change": True,
     }
     return {"copilot-for-sales": copilot, "workato": workato}

@@ -76,7 +76,7 @@ def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
     from remediate import engine
     from remediate.render import assessment_data, markdown, reports, text
 
-    result = _on_org(org, playbook, engine.assess)
+    result = _on_org(org, playbook, engine.audit)
     if _json(fmt):
         _emit(assessment_data(result, org))
     elif fmt is Format.markdown:

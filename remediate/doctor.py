@@ -31,9 +31,12 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from remediate.errors import EXIT_DRIFT, EXIT_FAILURE, EXIT_OK, RemediateError
+from remediate.salesforce.accessreads import OBJECT_FLAGS
 from remediate.steps.base import (
+    AppRowRead,
     LicenseRead,
     MetadataRead,
+    ObjectAccessRead,
     OrgRead,
     PackageRead,
     PermissionSetRead,
@@ -135,6 +138,16 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
                   ["MajorVersion", "MinorVersion", "PatchVersion", "BuildNumber"], api="tooling")
         elif isinstance(read, OrgRead):
             _need(out, "Organization", ["Id", "Name", "IsSandbox", "InstanceName"])
+        elif isinstance(read, ObjectAccessRead):  # salesforce/accessreads.py (C15)
+            _need(out, "ObjectPermissions", ["Id", "ParentId", "SobjectType", *OBJECT_FLAGS],
+                  ["Parent"])
+            _need(out, "FieldPermissions", ["Id", "ParentId", "SobjectType", "Field",
+                                            "PermissionsRead", "PermissionsEdit"], ["Parent"])
+            _need(out, "RecordType", ["Id", "SobjectType", "DeveloperName"])
+        elif isinstance(read, AppRowRead):
+            _need(out, "ConnectedApplication", ["OptionsHasSessionLevelPolicy"])
+        if isinstance(read, UserRead):  # audit shows the user's OAuth usage (accessreads.py)
+            _need(out, "OauthToken", ["AppName", "UserId", "LastUsedDate", "UseCount"], ["User"])
     return out
 
 

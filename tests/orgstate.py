@@ -30,8 +30,9 @@ from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.app import Sandbox
 from remediate.sandbox.state import Org
 
-#: Rows the platform writes by itself (a login leaves LoginHistory), and fields it stamps.
-IGNORED_TABLES = frozenset({"LoginHistory"})
+#: Rows the platform writes by itself (a login leaves LoginHistory and counts on its OauthToken
+#: row), and fields it stamps.
+IGNORED_TABLES = frozenset({"LoginHistory", "OauthToken"})
 IGNORED_FIELDS = frozenset({"LastModifiedDate", "SystemModstamp", "CreatedDate", "LastLoginDate",
                             "LastModifiedById", "CreatedById"})
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from remediate.errors import AuthenticationError, ConnectionFailure, SalesforceError
-from remediate.salesforce import planner
+from remediate.salesforce import accessreads, planner
 from remediate.salesforce.errors import bad_answer, rest_error_details, scrub
 from remediate.salesforce.planner import (
     METADATA_PER_CALL,
@@ -48,8 +48,11 @@ def fetch(conn: Connection, reads: Iterable[Read]) -> Inventory:
     wanted = set(reads)
     p = planner.plan(wanted)
     inv = p.inventory
+    # object access, app rows and OAuth usage (accessreads.py): queries in the same composites,
+    # describes in the same wave
+    extra = accessreads.plan(conn, wanted, inv, p.queries)
     calls: list[Callable[[], Any]] = [partial(_run_composite, conn, batch)
-                                      for batch in p.composites]
+                                      for batch in p.composites] + extra
     if p.packages:
         calls.append(partial(_read_packages, conn, p.packages, inv))
     for type_, names in p.metadata:

@@ -519,6 +519,11 @@ class ProfileKind(Kind):
             ranges.append(item)
         if ranges:
             comp["loginIpRanges"] = ranges
+        from remediate.sandbox import objectaccess
+
+        hours = objectaccess.login_hours(profile)
+        if hours:
+            comp["loginHours"] = hours
         lic = org.get("UserLicense", profile.get("UserLicenseId"))
         if lic is not None:
             comp["userLicense"] = lic["Name"]
@@ -546,6 +551,13 @@ class ProfileKind(Kind):
                     "FIELD_INTEGRITY_EXCEPTION",
                     f"Invalid IP address range: {entry.get('startAddress')} - "
                     f"{entry.get('endAddress')}", ["loginIpRanges"]))
+        if comp.get("loginHours") not in (None, ""):
+            from remediate.sandbox import objectaccess
+
+            problem = objectaccess.login_hours_problem(_as_dict(comp["loginHours"]))
+            if problem:
+                errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION",
+                                        f"Invalid login hours: {problem}", ["loginHours"]))
         return errors
 
     def write(self, org: Org, comp: Component, creating: bool) -> None:
@@ -567,6 +579,10 @@ class ProfileKind(Kind):
                     "ProfileId": profile["Id"], "StartAddress": entry["startAddress"],
                     "EndAddress": entry["endAddress"],
                     "Description": entry.get("description") or None})
+        if "loginHours" in comp:  # the element replaces the profile's hours (empty: none)
+            hours = _as_dict(comp["loginHours"]) if comp["loginHours"] else {}
+            org.update("Profile", profile["Id"],
+                       {"_LoginHours": {k: str(v) for k, v in hours.items() if v is not None}})
         org.update("Profile", profile["Id"], {})  # LastModifiedDate
 
     def remove(self, org: Org, name: str) -> list[SaveError]:
@@ -601,12 +617,22 @@ class PermissionSetKind(Kind):
         perms = _user_permissions(ps)
         if perms:
             comp["userPermissions"] = perms
+        from remediate.sandbox import objectaccess
+
+        visibilities = objectaccess.record_type_visibilities(ps)
+        if visibilities:
+            comp["recordTypeVisibilities"] = visibilities
         return comp
 
     def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        from remediate.sandbox import objectaccess
+
         errors = []
         if creating and not comp.get("label"):
             errors.append(_required("label"))
+        items = [_as_dict(i) for i in _as_list(comp.get("recordTypeVisibilities"))]
+        errors += [_bad_ref("recordTypeVisibilities", "RecordType", name)
+                   for name in objectaccess.unknown_record_types(org, items)]
         lic = comp.get("license")
         if lic and _license_id(org, str(lic)) is None:
             errors.append(_bad_ref("license", "PermissionSetLicense", str(lic)))
@@ -631,9 +657,14 @@ class PermissionSetKind(Kind):
                          "PermissionSetGroupId": None, "LicenseId": None, "NamespacePrefix": None,
                          "Type": "Regular", "HasActivationRequired": False,
                          **{f"Permissions{f}": False for f in PERMISSION_FLAGS}}
-            org.insert("PermissionSet", {**base, **values})
+            ps = org.insert("PermissionSet", {**base, **values})
         else:
             org.update("PermissionSet", ps["Id"], values)
+        if "recordTypeVisibilities" in comp:
+            from remediate.sandbox import objectaccess
+
+            objectaccess.set_record_type_visibilities(
+                org, ps, [_as_dict(i) for i in _as_list(comp["recordTypeVisibilities"])])
 
     def remove(self, org: Org, name: str) -> list[SaveError]:
         ps = self.row(org, name)

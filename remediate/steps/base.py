@@ -57,7 +57,36 @@ class OrgRead:
     pass
 
 
-Read = UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead | OrgRead
+@dataclass(frozen=True)
+class ObjectAccessRead:
+    """C15: the ObjectPermissions and FieldPermissions rows of a permission set for these
+    objects and fields, whether each object and field exists (describe), and the record types
+    named (``Object.DeveloperName``). Answered by salesforce/accessreads.py."""
+
+    permission_set: str  # API name or label
+    objects: tuple[str, ...]
+    fields: tuple[str, ...]  # Object.Field
+    record_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppRowRead:
+    """The ConnectedApplication row of an app by name: its session policy flag can be read
+    even where the app's metadata cannot (an installed app, A1)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class OauthUsageRead:
+    """The apps a user signed in through (OauthToken: the data behind Setup's Connected Apps
+    OAuth Usage), with whether the org has each app."""
+
+    username: str
+
+
+Read = (UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead
+        | OrgRead | ObjectAccessRead | AppRowRead | OauthUsageRead)
 
 # ---- what the reads return ------------------------------------------------------------------
 
@@ -134,6 +163,36 @@ class OrgInfo:
     is_sandbox: bool
     instance_name: str
     my_domain_url: str  # https://acme.my.salesforce.com
+
+
+@dataclass(frozen=True)
+class ObjectAccessInfo:
+    """What an ``ObjectAccessRead`` found. Keys of the dicts are lower-cased names."""
+
+    permission_set_id: str | None
+    objects: dict[str, dict[str, Any]]  # object -> its ObjectPermissions row
+    fields: dict[str, dict[str, Any]]  # Object.Field -> its FieldPermissions row
+    described: dict[str, frozenset[str] | None]  # object -> its fields (lower); None: no such
+    record_types: dict[str, str]  # Object.DeveloperName -> RecordType id
+
+
+@dataclass(frozen=True)
+class AppRow:
+    id: str
+    name: str
+    high_assurance: bool  # ConnectedApplication.OptionsHasSessionLevelPolicy
+
+
+@dataclass(frozen=True)
+class AppUsage:
+    """One app a user signed in through (an OauthToken row) and whether the org has the app:
+    ``installed`` None when it could not be told (no app of that name or label was read)."""
+
+    username: str
+    app: str  # AppName: the app's label
+    last_used: str | None
+    use_count: int | None
+    installed: bool | None
 
 
 @dataclass(frozen=True)
