@@ -41,8 +41,8 @@ from remediate.errors import (
     SalesforceError,
 )
 from remediate.logging import get_logger
+from remediate.salesforce import apps, transport, versions, waves
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport, versions, waves
 from remediate.salesforce.errors import (
     TruncatedAnswer,
     bad_answer,
@@ -53,6 +53,7 @@ from remediate.salesforce.errors import (
 from remediate.salesforce.retry import RetryPolicy, WriteKind, call_with_retries, maybe_applied
 from remediate.steps.base import (
     Ambiguous,
+    AppRead,
     AssignedSet,
     Inventory,
     LicenseInfo,
@@ -397,6 +398,9 @@ class Gateway:
             for start in range(0, len(ordered), METADATA_PER_CALL):
                 calls.append(partial(self._read_metadata_into, type_,
                                      ordered[start:start + METADATA_PER_CALL], inv))
+        app_reads = [r for r in wanted if isinstance(r, AppRead)]
+        if app_reads:  # salesforce/apps.py: found by listMetadata, not by a guessed name
+            calls.append(partial(apps.read_apps, self, app_reads, inv))
         listed: dict[str, Any] = {}
         early: dict[str, Any] = {}  # Profile components read under the names asked for
         if md_profiles:
@@ -408,7 +412,7 @@ class Gateway:
         if calls or org_wanted:
             self._sign_in()  # before the wave: every call of it needs the session
             inv.api_version, inv.api_version_how = self.version, self.version_how
-        if by_type or md_profiles:
+        if by_type or md_profiles or app_reads:
             self.mdapi  # build the Metadata client once, before the wave  # noqa: B018
         if org_wanted and not self._instance_is_my_domain():
             calls.append(partial(self._read_my_domain, inv))

@@ -28,7 +28,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from remediate.sandbox import access
+from remediate.sandbox import access, managed
 from remediate.sandbox.ids import same_id, to18
 from remediate.sandbox.schema import PERMISSION_FLAGS
 from remediate.sandbox.state import Org, Row
@@ -71,6 +71,8 @@ CHOICES: dict[str, str] = {
 }
 
 RUN_AS_MESSAGE = "Enter a valid execution user for the OAuth client credentials flow."
+#: The sandbox's wording for an unknown Custom Connected App Handler Run As user [I].
+HANDLER_RUN_AS_MESSAGE = "Enter a valid Run As user for the connected app handler."
 ROLLED_BACK_MESSAGE = ("Record rolled back because not all records were valid and the request "
                        "was using AllOrNone header")
 #: listMetadata dates for components that have no row to take them from.
@@ -251,6 +253,10 @@ class ConnectedAppKind(Kind):
         if run_as and org.user_by_username(str(run_as)) is None:
             errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION", RUN_AS_MESSAGE,
                                     ["oauthClientCredentialUser"]))
+        handler_user = comp.get("pluginExecutionUser")
+        if handler_user and org.user_by_username(str(handler_user)) is None:
+            errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION", HANDLER_RUN_AS_MESSAGE,
+                                    ["pluginExecutionUser"]))
         for profile in _as_list(comp.get("profileName")):
             if org.profile_by_name(str(profile)) is None:
                 errors.append(_bad_ref("profileName", "Profile", str(profile)))
@@ -745,6 +751,11 @@ def save(org: Org, type_name: str, components: list[Component], mode: Mode,
             result.errors.append(_missing(type_name, name))
             continue
         creating = not exists
+        refused = managed.refusal(org, type_name, name, kind.record_id(org, name)) \
+            if exists else None
+        if refused:  # a component installed from a managed package (A1)
+            result.errors.append(SaveError(managed.REFUSAL_CODE, refused))
+            continue
         result.errors.extend(kind.validate(org, comp, creating))
         if result.errors:
             continue
@@ -764,6 +775,10 @@ def delete(org: Org, type_name: str, names: list[str], all_or_none: bool = False
         results.append(result)
         if not kind.exists(org, name):
             result.errors.append(_missing(type_name, name))
+            continue
+        refused = managed.refusal(org, type_name, name, kind.record_id(org, name))
+        if refused:
+            result.errors.append(SaveError(managed.REFUSAL_CODE, refused))
             continue
         result.errors.extend(kind.remove(org, name))
     return _settle(org, results, snapshot)
@@ -826,7 +841,9 @@ def list_metadata(org: Org, types: list[str]) -> list[dict[str, Any]]:
                 "fileName": f"{info.directory}/{name}.{info.suffix}", "fullName": name,
                 "id": kind.record_id(org, name), "lastModifiedById": admin_id,
                 "lastModifiedByName": admin_name, "lastModifiedDate": modified,
-                "manageableState": "unmanaged", "type": kind.name,
+                "manageableState": "installed" if managed.is_managed(org, kind.name, name)
+                else "unmanaged",
+                "namespacePrefix": managed.namespace_of(org, kind.name, name), "type": kind.name,
             })
     return out
 

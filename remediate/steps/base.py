@@ -57,7 +57,19 @@ class OrgRead:
     pass
 
 
-Read = UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead | OrgRead
+@dataclass(frozen=True)
+class AppRead:
+    """Find an app by any of ``names`` (an API name, a namespaced ``ns__Name`` or a display
+    name, tried in order) and read it: salesforce/apps.py answers it with an ``AppInfo``, or
+    None when no name matches (platform-truth A1, A11, A15)."""
+
+    type: str  # "connected_app" or "external_client_app"
+    names: tuple[str, ...]
+    namespace: str | None = None  # only apps of this package namespace
+
+
+Read = (UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead
+        | OrgRead | AppRead)
 
 # ---- what the reads return ------------------------------------------------------------------
 
@@ -137,15 +149,60 @@ class OrgInfo:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """A SetupEntityAccess row that grants an app to a permission set (platform-truth A4)."""
+
+    id: str
+    parent_id: str  # the PermissionSet (a profile's own one when ``profile`` is set)
+    parent_name: str
+    profile_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """An app found in the org (salesforce/apps.py), and where it came from."""
+
+    type: str  # "connected_app" or "external_client_app"
+    full_name: str  # the metadata API name, ``ns__Name`` when packaged
+    label: str
+    record_id: str  # ConnectedApplication id, or the ExternalClientApplication id
+    namespace: str | None  # the package namespace, None for a local app
+    manageable_state: str  # listMetadata's manageableState (unmanaged, installed, ...)
+    matched: str  # which name matched, and how
+    #: ECA parts found by their externalClientApplication field (A11): type -> fullName, or
+    #: None when no component of that type names the app.
+    parts: tuple[tuple[str, str | None], ...] = ()
+    grants: tuple[Grant, ...] = ()
+    distribution_state: str | None = None  # ECAs: Local or Packaged
+
+    @property
+    def installed(self) -> bool:
+        """Installed from a package: its policies are edited in Setup only (A1, A3)."""
+        return bool(self.namespace) or self.manageable_state not in ("unmanaged", "") \
+            or (self.distribution_state or "Local") != "Local"
+
+    @property
+    def origin(self) -> str:
+        if self.installed:
+            return f"installed from the package with namespace {self.namespace!r}" \
+                if self.namespace else "installed from a package"
+        return "local to the org"
+
+    def part(self, type_: str) -> str | None:
+        return dict(self.parts).get(type_)
+
+
+@dataclass(frozen=True)
 class Ambiguous:
     """A read whose name matches no API name but the labels of several records."""
 
     what: str  # "permission set", "permission set license"
     name: str
     candidates: tuple[str, ...]  # their API names
+    how: str = "is the label of"
 
     def error(self, where: str) -> PlaybookError:
-        return PlaybookError(f"{where}: {self.what} {self.name!r} is the label of "
+        return PlaybookError(f"{where}: {self.what} {self.name!r} {self.how} "
                              f"{len(self.candidates)} {self.what}s "
                              f"({', '.join(self.candidates)}); name one by its API name")
 
@@ -214,6 +271,12 @@ class Inventory:
         if info is None:
             raise NotFound(f"{where}: no profile with name or API name {name!r} in the org")
         assert isinstance(info, ProfileInfo)
+        return info
+
+    def app(self, read: AppRead, *, where: str) -> AppInfo | None:
+        """The app a read found, or None; several apps matching one name is bad input."""
+        info = self.get(read, where=where)
+        assert info is None or isinstance(info, AppInfo)
         return info
 
     def metadata(self, type_: str, full_name: str, *, where: str = "") -> dict[str, Any] | None:
