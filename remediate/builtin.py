@@ -230,7 +230,7 @@ def builtin_bindings(spec: Any, my_domain_url: str,
         "remote_sites": [r.name for r in spec.remote_sites],
         "allow_reactivation": True,
     }
-    bindings = {"copilot-for-sales": copilot, "workato": workato}
+    bindings: dict[str, dict[str, Any]] = {"copilot-for-sales": copilot, "workato": workato}
     for playbook, values in (getattr(spec, "playbook_variables", None) or {}).items():
         bindings.setdefault(playbook, {}).update(values)
     return bindings

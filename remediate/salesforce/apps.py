@@ -14,7 +14,7 @@ guessed:
 * when no name matches, the components are read and their ``label`` compared;
 * an ECA's settings and policies are found by ``listMetadata`` of their types and the
   ``externalClientApplication`` field of each component (A11, A12), never by a guessed name;
-* the SetupEntityAccess rows of the found apps are the grants (A4).
+* the grants are SetupEntityAccess rows, read with the permission sets (A4: ``GRANTS``).
 
 The answer is an ``AppInfo`` (or None, with a note of what was looked for); the component
 itself is stored under ``MetadataRead(type, fullName)``, so a read-modify-write sends back
@@ -23,11 +23,12 @@ exactly what was read plus the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from remediate.steps.base import Ambiguous, AppInfo, AppRead, Grant, Inventory, MetadataRead
+from remediate.steps.base import Ambiguous, AppInfo, AppRead, Inventory, MetadataRead
 
 if TYPE_CHECKING:
     from remediate.salesforce.gateway import Gateway
@@ -86,15 +87,6 @@ def list_metadata(gw: Gateway, types: list[str]) -> dict[str, list[dict[str, Any
     return out
 
 
-def _read_all(gw: Gateway, type_: str, names: Iterable[str]) -> dict[str, dict[str, Any] | None]:
-    ordered = sorted(set(names))
-    got: dict[str, dict[str, Any] | None] = {}
-    for start in range(0, len(ordered), METADATA_PER_CALL):
-        chunk = ordered[start:start + METADATA_PER_CALL]
-        got.update(zip(chunk, gw.read_metadata(type_, chunk), strict=True))
-    return got
-
-
 def _listed(rows: list[dict[str, Any]]) -> list[_Listed]:
     return [_Listed(str(r["fullName"]), str(r.get("id") or ""), r.get("namespacePrefix") or None,
                     str(r.get("manageableState") or "unmanaged")) for r in rows]
@@ -150,92 +142,189 @@ def _missing_note(read: AppRead, apps: list[_Listed]) -> str:
     return text + " is in the org"
 
 
-def read_apps(gw: Gateway, reads: list[AppRead], inv: Inventory) -> None:
-    """Answer every ``AppRead`` (see the module docstring)."""
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Pending:
+    """What the first wave of a fetch read for the app reads, until ``finish`` resolves them."""
+
+    reads: list[AppRead]
+    listed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] | None = None  # ConnectedApplication rows, read when needed
+    early: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+
+
+def _guesses(read: AppRead) -> set[str]:
+    """Names worth reading in the first wave, beside the listing: an app is usually found
+    under one of them, and then no second wave is needed. A guess is only ever a read; what
+    is picked is decided from the listing and the components' fields."""
+    out = set()
+    for name in read.names:
+        if _IDENT.match(name):
+            out.add(name)
+            if read.namespace and "__" not in name:
+                out.add(f"{read.namespace}__{name}")
+    return out
+
+
+def _eca_guesses(app: str) -> dict[str, set[str]]:
+    return {ECA_OAUTH: {f"{app}_oauth"}, ECA_GLOBAL: {f"{app}_glbloauth"},
+            ECA_POLICY: {f"{app}_oauthPlcy", f"{app}_oauth_defaultPolicy"}}
+
+
+def first_wave(gw: Gateway, reads: list[AppRead]) -> tuple[Pending, list[Callable[[], Any]]]:
+    """The calls that go out in the fetch's one wave: the listings, the ConnectedApplication
+    rows, the connected apps' SetupEntityAccess rows, and reads of the likely names."""
+    pending = Pending(reads)
     types = sorted({CA if r.type == "connected_app" else ECA for r in reads})
     if any(r.type != "connected_app" for r in reads):
         types += list(ECA_PARTS)
-    listed = list_metadata(gw, types)
-    rows: list[dict[str, Any]] = []
-    if CA in listed:
-        rows = gw.query("SELECT Id, Name FROM ConnectedApplication")
+    calls: list[Callable[[], Any]] = []
+    for start in range(0, len(types), LIST_QUERIES_PER_CALL):
+        chunk = types[start:start + LIST_QUERIES_PER_CALL]
+        def listing(c: list[str] = chunk) -> None:
+            pending.listed.update(list_metadata(gw, c))
+        calls.append(listing)
+    guesses: dict[str, set[str]] = {}
+    for read in reads:
+        names = _guesses(read)
+        guesses.setdefault(CA if read.type == "connected_app" else ECA, set()).update(names)
+        if read.type != "connected_app":
+            for name in names:
+                for type_, parts in _eca_guesses(name).items():
+                    guesses.setdefault(type_, set()).update(parts)
+    for type_, names in sorted(guesses.items()):
+        ordered = sorted(names)
+        for start in range(0, len(ordered), METADATA_PER_CALL):
+            chunk = ordered[start:start + METADATA_PER_CALL]
+
+            def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
+                for name, comp in zip(c, gw.read_metadata(t, c), strict=True):
+                    pending.early[(t, name)] = comp
+            calls.append(read_chunk)
+    return pending, calls
+
+
+def finish(gw: Gateway, pending: Pending, inv: Inventory) -> None:
+    """Resolve every ``AppRead`` from the first wave; what is still unread (an app found under
+    another name, ECA parts under other names) is read in one more wave."""
+    listed = pending.listed
     ca_apps = _listed(listed.get(CA, []))
-    by_id = {a.id[:15]: a for a in ca_apps}
-    for row in rows:  # the display name ("Connected App Name") of each listed app
-        app = by_id.get(str(row.get("Id") or "")[:15])
-        if app is not None:
-            app.label = str(row.get("Name") or "")
     eca_apps = _listed(listed.get(ECA, []))
-    eca_headers: dict[str, dict[str, Any] | None] = {}
-    if eca_apps:  # few; read whole for their label and distributionState
-        eca_headers = _read_all(gw, ECA, [a.full_name for a in eca_apps])
-        for app in eca_apps:
-            header = eca_headers.get(app.full_name) or {}
-            app.label = str(header.get("label") or "")
-    ca_labels: dict[str, str] | None = None
-    found: dict[AppRead, _Listed] = {}
-    for read in sorted(reads, key=repr):
+    _read_missing(gw, pending, [(ECA, a.full_name) for a in eca_apps])
+    for eca in eca_apps:  # an ECA's label and distributionState are on its header
+        eca.label = str((pending.early.get((ECA, eca.full_name)) or {}).get("label") or "")
+    found: dict[AppRead, tuple[_Listed, str]] = {}
+    for read in sorted(pending.reads, key=repr):
         pool = ca_apps if read.type == "connected_app" else eca_apps
-        app, how, ambiguous = _resolve(read, pool, {} if read.type != "connected_app"
-                                       else ca_labels)
+        app, how, ambiguous = _resolve(read, pool, None if read.type == "connected_app"
+                                       else {a.full_name: a.label for a in eca_apps})
         if app is None and ambiguous is None and read.type == "connected_app":
-            if ca_labels is None:  # no name matched: compare the components' labels
-                comps = _read_all(gw, CA, [a.full_name for a in ca_apps])
-                ca_labels = {n: str((c or {}).get("label") or "") for n, c in comps.items()}
-                for n, c in comps.items():
-                    inv.results[MetadataRead(CA, n)] = c
-            app, how, ambiguous = _resolve(read, pool, ca_labels)
+            # no name matched: compare display names, the components' labels and the
+            # ConnectedApplication rows' "Connected App Name" (object reference), matched
+            # to the listing by id
+            labels = _display_names(gw, pending, ca_apps)
+            app, how, ambiguous = _resolve(read, pool, labels)
         if ambiguous is not None:
             inv.results[read] = ambiguous
-            continue
-        if app is None:
+        elif app is None:
             inv.results[read] = None
             inv.results[note_key(read)] = _missing_note(read, pool)
-            continue
-        found[read] = app
-        inv.results[read] = (app, how)
-    _finish(gw, found, listed, eca_headers, inv)
-
-
-def _finish(gw: Gateway, found: dict[AppRead, _Listed], listed: dict[str, list[dict[str, Any]]],
-            eca_headers: dict[str, dict[str, Any] | None], inv: Inventory) -> None:
-    """Read the found apps' components, their ECA parts and their grants."""
-    ca_names = [a.full_name for r, a in found.items() if r.type == "connected_app"
-                and MetadataRead(CA, a.full_name) not in inv.results]
-    if ca_names:
-        for name, comp in _read_all(gw, CA, ca_names).items():
-            inv.results[MetadataRead(CA, name)] = comp
-    parts: dict[str, dict[str, str | None]] = {}
-    eca_names = {a.full_name for r, a in found.items() if r.type != "connected_app"}
-    for name in eca_names:
-        inv.results[MetadataRead(ECA, name)] = eca_headers.get(name)
+        else:
+            found[read] = (app, how)
+    _read_missing(gw, pending, [(CA if r.type == "connected_app" else ECA, a.full_name)
+                                for r, (a, _) in found.items()])
+    eca_names = {a.full_name for r, (a, _) in found.items() if r.type != "connected_app"}
+    parts: dict[str, dict[str, str]] = {}
     if eca_names:
-        for type_ in ECA_PARTS:
-            comps = _read_all(gw, type_, [str(c["fullName"]) for c in listed.get(type_, [])])
-            for comp_name, comp in sorted(comps.items()):
-                owner = str((comp or {}).get("externalClientApplication") or "")
-                if owner in eca_names and parts.setdefault(owner, {}).get(type_) is None:
-                    parts[owner][type_] = comp_name
-                    inv.results[MetadataRead(type_, comp_name)] = comp
-    ids = sorted({a.id for a in found.values() if a.id})
-    grants: dict[str, list[Grant]] = {}
-    if ids:
-        records = gw.query("SELECT Id, ParentId, Parent.Name, Parent.IsOwnedByProfile, "
-                           "Parent.ProfileId, SetupEntityId FROM SetupEntityAccess WHERE "
-                           f"SetupEntityId IN ({', '.join(repr(i) for i in ids)})")
-        for r in records:
-            parent = r.get("Parent") or {}
-            grants.setdefault(str(r.get("SetupEntityId") or "")[:15], []).append(Grant(
-                str(r["Id"]), str(r.get("ParentId") or ""), str(parent.get("Name") or ""),
-                str(parent.get("ProfileId")) if parent.get("IsOwnedByProfile") else None))
-    for read, app in found.items():
-        _, how = inv.results[read]
+        _pick_parts(gw, pending, eca_names, parts)
+    for (type_, name), comp in pending.early.items():
+        inv.results.setdefault(MetadataRead(type_, name), comp)
+    for read, (app, how) in found.items():
         state = None
         if read.type != "connected_app":
-            state = str((eca_headers.get(app.full_name) or {}).get("distributionState")
-                        or "Local")
+            state = str((pending.early.get((ECA, app.full_name)) or {})
+                        .get("distributionState") or "Local")
         inv.results[read] = AppInfo(
             read.type, app.full_name, app.label, app.id, app.namespace, app.state, how,
             tuple((t, parts.get(app.full_name, {}).get(t)) for t in ECA_PARTS)
-            if read.type != "connected_app" else (),
-            tuple(grants.get(app.id[:15], ())), state)
+            if read.type != "connected_app" else (), state)
+
+
+def _display_names(gw: Gateway, pending: Pending, apps: list[_Listed]) -> dict[str, str]:
+    """fullName -> display names, the component's label first, then the row's Name (one
+    more wave, only when no API name matched)."""
+    calls: list[Callable[[], Any]] = [
+        lambda: _read_missing(gw, pending, [(CA, a.full_name) for a in apps])]
+    if pending.rows is None:
+        pending.rows = []
+        rows = pending.rows
+        calls.append(lambda: rows.extend(gw.query("SELECT Id, Name FROM ConnectedApplication")))
+    gw._wave(calls)
+    names = {str(r.get("Id") or "")[:15]: str(r.get("Name") or "") for r in pending.rows}
+    out = {}
+    for a in apps:
+        label = str((pending.early.get((CA, a.full_name)) or {}).get("label") or "")
+        out[a.full_name] = label or names.get(a.id[:15], "")
+        a.label = label or a.label
+    return out
+
+
+#: The sub-query of a PermissionSet read that gives the apps it grants (A4).
+GRANTS = "(SELECT Id, SetupEntityId, SetupEntityType FROM SetupEntityAccessItems)"
+
+
+def granted(row: dict[str, Any]) -> tuple[str, ...]:
+    """The SetupEntityIds a PermissionSet row's ``SetupEntityAccessItems`` name."""
+    items = row.get("SetupEntityAccessItems")
+    records = items.get("records") if isinstance(items, dict) else None
+    return tuple(str(r.get("SetupEntityId")) for r in records or [] if r.get("SetupEntityId"))
+
+
+def _read_missing(gw: Gateway, pending: Pending, wanted: list[tuple[str, str]]) -> None:
+    """Read, in one wave, the components of ``wanted`` the first wave did not."""
+    by_type: dict[str, set[str]] = {}
+    for type_, name in wanted:
+        if (type_, name) not in pending.early:
+            by_type.setdefault(type_, set()).add(name)
+    calls: list[Callable[[], Any]] = []
+    for type_, names in sorted(by_type.items()):
+        ordered = sorted(names)
+        for start in range(0, len(ordered), METADATA_PER_CALL):
+            chunk = ordered[start:start + METADATA_PER_CALL]
+
+            def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
+                for name, comp in zip(c, gw.read_metadata(t, c), strict=True):
+                    pending.early[(t, name)] = comp
+            calls.append(read_chunk)
+    if calls:
+        gw._wave(calls)
+
+
+def _pick_parts(gw: Gateway, pending: Pending, eca_names: set[str],
+                parts: dict[str, dict[str, str]]) -> None:
+    """Each found ECA's settings and policies: the listed component whose
+    ``externalClientApplication`` is the app (A11); the likely names were read already, the
+    other listed components only when no likely one names the app."""
+    def pick() -> set[tuple[str, str]]:
+        wanting: set[tuple[str, str]] = set()
+        for type_ in ECA_PARTS:
+            listed = sorted(str(c["fullName"]) for c in pending.listed.get(type_, []))
+            for name in listed:
+                if (type_, name) not in pending.early:
+                    continue
+                owner = str((pending.early[(type_, name)] or {})
+                            .get("externalClientApplication") or "")
+                if owner in eca_names:
+                    parts.setdefault(owner, {}).setdefault(type_, name)
+            for app in eca_names:
+                if type_ not in parts.get(app, {}):
+                    wanting.update((type_, n) for n in listed
+                                   if (type_, n) not in pending.early)
+        return wanting
+
+    unread = pick()
+    if unread:
+        _read_missing(gw, pending, sorted(unread))
+        pick()

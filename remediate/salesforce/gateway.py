@@ -400,7 +400,8 @@ class Gateway:
                                      ordered[start:start + METADATA_PER_CALL], inv))
         app_reads = [r for r in wanted if isinstance(r, AppRead)]
         if app_reads:  # salesforce/apps.py: found by listMetadata, not by a guessed name
-            calls.append(partial(apps.read_apps, self, app_reads, inv))
+            app_pending, app_calls = apps.first_wave(self, app_reads)
+            calls.extend(app_calls)
         listed: dict[str, Any] = {}
         early: dict[str, Any] = {}  # Profile components read under the names asked for
         if md_profiles:
@@ -417,6 +418,8 @@ class Gateway:
         if org_wanted and not self._instance_is_my_domain():
             calls.append(partial(self._read_my_domain, inv))
         self._wave(calls)
+        if app_reads:
+            apps.finish(self, app_pending, inv)
         self._profiles_by_api_name(wanted, inv, listed)
         if md_profiles:
             self._read_profiles(md_profiles, inv, profile_rows, listed, early)
@@ -561,8 +564,9 @@ class Gateway:
                                       r.get("TotalLicenses"), r.get("UsedLicenses")),
                 license_soql.format(_in(chunk)), "permission set license", license_rows))
         sets = sorted({r.name for r in wanted if isinstance(r, PermissionSetRead)})
-        set_soql = ("SELECT Id, Name, Label, LicenseId, PermissionsApiEnabled FROM PermissionSet "
-                    "WHERE IsOwnedByProfile = false AND (Name IN ({0}) OR Label IN ({0}))")
+        set_soql = ("SELECT Id, Name, Label, LicenseId, PermissionsApiEnabled, " + apps.GRANTS
+                    + " FROM PermissionSet WHERE IsOwnedByProfile = false AND (Name IN ({0}) "
+                    "OR Label IN ({0}))")
 
         def permission_set(r: dict[str, Any]) -> PermissionSetInfo:
             # LicenseId may name a PermissionSetLicense or a UserLicense (U6): resolve it
@@ -571,7 +575,8 @@ class Gateway:
             name = next((str(x["DeveloperName"]) for x in license_rows
                          if lic and str(x["Id"])[:15] == lic[:15]), None)
             return PermissionSetInfo(r["Id"], r["Name"], r.get("Label") or r["Name"], name,
-                                     bool(r.get("PermissionsApiEnabled")), lic or None)
+                                     bool(r.get("PermissionsApiEnabled")), lic or None,
+                                     apps.granted(r))
 
         for chunk in _split_in(sets, set_soql, times=2):
             queries.append(_by_name_or_label(

@@ -357,8 +357,8 @@ class AppAccess(StepKind[AccessParams]):
         if p.via == "permission_set":
             assert p.permission_set is not None
             ps = inv.permission_set(p.permission_set, where=ctx.where)
-            granted = sorted({g.parent_name for g in info.grants if g.profile_id is None})
-            if not any(g.parent_id[:15] == ps.id[:15] for g in info.grants):
+            granted = sorted(_as_list(get_path(app, "permissionSetName")))
+            if not any(e[:15] == info.record_id[:15] for e in ps.setup_entities):
                 # a SetupEntityAccess row, for local and installed apps alike (A4)
                 out.append(ctx.change(
                     self.name, target=app_target(p, info), field="SetupEntityAccess",
@@ -370,8 +370,7 @@ class AppAccess(StepKind[AccessParams]):
         assert p.profile is not None
         profile = inv.profile(p.profile, where=ctx.where)
         granted = sorted(_as_list(get_path(app, "profileName")))
-        if profile.name in granted or any(g.profile_id and g.profile_id[:15] == profile.id[:15]
-                                          for g in info.grants):
+        if profile.name in granted:
             return out
         if info.installed:
             # a profile's grant as a SetupEntityAccess row is not confirmed (A4): by hand

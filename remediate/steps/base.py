@@ -111,6 +111,8 @@ class PermissionSetInfo:
     api_enabled: bool
     license_id: str | None = None  # PermissionSet.LicenseId: a PermissionSetLicense or a
     # UserLicense (platform-truth U6), never traversed
+    #: The apps it grants: SetupEntityId of its SetupEntityAccess rows (platform-truth A4).
+    setup_entities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,16 +151,6 @@ class OrgInfo:
 
 
 @dataclass(frozen=True)
-class Grant:
-    """A SetupEntityAccess row that grants an app to a permission set (platform-truth A4)."""
-
-    id: str
-    parent_id: str  # the PermissionSet (a profile's own one when ``profile`` is set)
-    parent_name: str
-    profile_id: str | None = None
-
-
-@dataclass(frozen=True)
 class AppInfo:
     """An app found in the org (salesforce/apps.py), and where it came from."""
 
@@ -172,7 +164,6 @@ class AppInfo:
     #: ECA parts found by their externalClientApplication field (A11): type -> fullName, or
     #: None when no component of that type names the app.
     parts: tuple[tuple[str, str | None], ...] = ()
-    grants: tuple[Grant, ...] = ()
     distribution_state: str | None = None  # ECAs: Local or Packaged
 
     @property
