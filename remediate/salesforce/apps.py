@@ -133,13 +133,13 @@ def _resolve(read: AppRead, apps: list[_Listed], labels: dict[str, str] | None,
 def _missing_note(read: AppRead, apps: list[_Listed]) -> str:
     what = "connected app" if read.type == "connected_app" else "external client app"
     names = ", ".join(repr(n) for n in read.names)
-    text = f"no {what} with the API name, namespaced name or display name {names}"
+    text = f"the {what} {read.names[0]!r} is not in this org"
     if read.namespace:
         namespaces = {(a.namespace or "").lower() for a in apps}
         text += f" in namespace {read.namespace!r}"
         if read.namespace.lower() not in namespaces:
             text += f" (no {what} of the org is in that namespace)"
-    return text + " is in the org"
+    return text + f" (looked for by API name, namespaced name and display name: {names})"
 
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

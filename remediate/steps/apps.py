@@ -100,7 +100,7 @@ def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> li
     read = app_read(p)
     if inv.app(read, where=ctx.where) is not None:
         return None
-    looked = apps_read.note(inv, read) or f"{_what(p)} {p.app!r} not in org"
+    looked = apps_read.note(inv, read) or f"the {_what(p)} {p.app!r} is not in this org"
     if kind != "app.installed":
         raise NotFound(f"{ctx.where}: {looked} (see its app.installed step)")
     manual = (f"{ctx.where}: {looked}. Install the integration's package "
