@@ -575,3 +575,67 @@ def _split(value: Any) -> list[str]:
     if not value:
         return []
     return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+# ---- C13 ---------------------------------------------------------------------------------
+
+
+class UninstalledAppParams(AppParams):
+    """The integration's user may use its app: the app is installed in the org, or the user
+    holds a permission set (one the playbook names, and allows remediate to assign) that
+    carries "Approve Uninstalled Connected Apps" (platform-truth A8)."""
+
+    username: str
+    permission_set: str | None = None
+
+
+@register
+class UninstalledAppAllowed(StepKind[UninstalledAppParams]):
+    """Since September 2025 a connected app that is not installed in the org is blocked for
+    users who lack "Approve Uninstalled Connected Apps"; the token error is ``invalid_client``
+    / ``app must be installed into org`` (A8). An app found in the org (local or installed from
+    a package) is not blocked. One that is not: the fix is a manual install, or, when the
+    playbook names one, assigning the permission set that carries the permission."""
+
+    name = "app.uninstalled_allowed"
+    summary = ("The integration's app is installed in the org, or its user may use uninstalled "
+               "apps through a named permission set.")
+    causes = ("C13",)
+    permissions = ("PermissionsViewSetup", "PermissionsCustomizeApplication",
+                   "PermissionsAssignPermissionSets")
+    params = UninstalledAppParams
+    example: ClassVar[dict[str, Any]] = {
+        "app": "Workato", "username": "workato.integration@acme.example.com",
+        "permission_set": "Approve_Uninstalled_Apps"}
+
+    def reads(self, p: UninstalledAppParams) -> Iterable[Read]:
+        extra: list[Read] = [PermissionSetRead(p.permission_set)] if p.permission_set else []
+        return [*app_reads(p), UserRead(p.username), *extra]
+
+    def diff(self, p: UninstalledAppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
+        user = inv.user(p.username, where=ctx.where)
+        if inv.app(app_read(p), where=ctx.where) is not None:
+            return []  # in the org: A8's block is about apps that are not
+        looked = apps_read.note(inv, app_read(p)) or f"the {_what(p)} {p.app!r} is not in " \
+            "this org"
+        if p.permission_set:
+            ps = inv.permission_set(p.permission_set, where=ctx.where)
+            if user.has_set(ps.name):
+                return []
+            return [ctx.change(self.name, target=f"User {p.username}",
+                               field=f"PermissionSetAssignment {ps.name}",
+                               before="not assigned", after="assigned",
+                               write=RecordWrite(sobject="PermissionSetAssignment",
+                                                 fields={"AssigneeId": user.id,
+                                                         "PermissionSetId": ps.id}))]
+        return [ctx.change(
+            self.name, target=app_target(p), field="installed", before=False, after=True,
+            manual=(f"{ctx.where}: {looked}, so its sign-in is blocked ('app must be installed "
+                    "into org', C13) for users without Approve Uninstalled Connected Apps. "
+                    "Install it: Setup → Apps → Connected Apps → Connected Apps OAuth Usage → "
+                    "the app → Install; or give the playbook a 'permission_set' carrying "
+                    "Approve Uninstalled Connected Apps for remediate to assign."))]
+
+    def capture(self, p: UninstalledAppParams, inv: Inventory,
+                ctx: StepContext) -> dict[str, Any]:
+        return p.model_dump(exclude_none=True)
