@@ -147,3 +147,28 @@ def test_a_setup_change_of_a_field_that_is_not_a_policy_is_refused_with_exit_64(
     result = run("sandbox", "setup-change", "--org", ORG, "--app", APP, "--set", "label=x")
     assert result.code == 64
     assert "'label' is not a policy" in result.err
+
+
+def test_a_bare_invalid_client_with_the_app_in_the_org_is_the_secret() -> None:
+    result = run("diagnose", "--org", "sandbox:healthy", "--error", "invalid_client")
+    assert result.code == 0, result.err
+    assert "consumer secret is wrong" in result.out
+    assert "C13:" not in result.out and "C9:" not in result.out
+
+
+def test_a_bare_invalid_client_with_the_app_missing_is_c13_confirmed_by_the_audit() -> None:
+    result = run("diagnose", "--org", "sandbox:c13-uninstalled-app-blocked", "--error",
+                 "invalid_client")
+    assert result.code == 0, result.err
+    assert "  C13: " in result.out
+    assert "workato/uninstalled-app-allowed [C13]" in result.out
+
+
+def test_c13_is_fixed_by_assigning_the_named_permission_set_and_the_block_is_gone() -> None:
+    org = "sandbox:c13-uninstalled-app-blocked"
+    applied = run("apply", "--org", org, "-p", "workato", "--yes")
+    assert "PermissionSetAssignment Approve_Uninstalled_Apps" in applied.out
+    verified = run("verify", "--org", org, "-p", "workato")
+    # past the block; nobody approved Workato's own app in this org (JWT needs approval)
+    assert "FAILED: invalid_client: app must be installed into org" not in verified.out
+    assert "FAILED: invalid_grant: user hasn't approved this consumer" in verified.out
