@@ -29,7 +29,9 @@ from remediate.engine import _apply_path  # the same read-modify-write as remedi
 from remediate.orgs import OrgHandle
 from remediate.plan import Change, MetadataWrite, RecordWrite
 from remediate.salesforce import mdclient
-from remediate.salesforce.gateway import _for_zeep, _plain, _user
+from remediate.salesforce.planner import _user
+from remediate.salesforce.reads import _plain
+from remediate.salesforce.writes import _for_zeep
 from remediate.steps.base import (
     Inventory,
     LicenseInfo,

@@ -238,9 +238,9 @@ def builtin_bindings(spec: Any, my_domain_url: str,
 
 def setup_change(org: str, app: str, settings: dict[str, str]) -> list[tuple[str, Any, Any]]:
     """Act as the org's admin in Setup: change an installed (or local) connected app's
-    policies on its Edit Policies page (sandbox/managed.py). Returns what changed."""
+    policies on its Edit Policies page (sandbox/metadata.py, setup_change). Returns what changed."""
     from remediate.errors import UsageError
-    from remediate.sandbox import managed
+    from remediate.sandbox import metadata as managed
 
     _require_builtin(org)
     handle = open_builtin(org, None)

@@ -93,7 +93,7 @@ def _need(out: dict[str, ObjectNeed], name: str, fields: Iterable[str] = (),
 
 def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dict[str, ObjectNeed]:
     """The sObjects, fields and relationships the gateway's queries use for these reads
-    (salesforce/gateway.py ``_plan_queries``, ``_read_packages``), plus doctor's own."""
+    (salesforce/planner.py ``_plan_queries``, ``PACKAGES_SOQL``), plus doctor's own."""
     out: dict[str, ObjectNeed] = {}
     perms = list(permission_fields)
     # doctor's own reads: the signed-in user's profile and permission sets, the apps

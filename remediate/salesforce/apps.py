@@ -28,10 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from remediate.steps.base import Ambiguous, AppInfo, AppRead, Inventory, MetadataRead
+from remediate.steps.base import (
+    Ambiguous,
+    AppInfo,
+    AppMissing,
+    AppRead,
+    Inventory,
+    MetadataRead,
+)
 
 if TYPE_CHECKING:
-    from remediate.salesforce.gateway import Gateway
+    from remediate.salesforce.session import Connection as Gateway  # the gateway's session
 
 CA = "ConnectedApp"
 ECA = "ExternalClientApplication"
@@ -43,15 +50,6 @@ METADATA_PER_CALL = 10
 LIST_QUERIES_PER_CALL = 3
 
 
-def note_key(read: AppRead) -> tuple[str, AppRead]:
-    """Where the inventory keeps what a read that found nothing looked for."""
-    return ("app-note", read)
-
-
-def note(inv: Inventory, read: AppRead) -> str:
-    return str(inv.results.get(note_key(read), ""))
-
-
 @dataclass
 class _Listed:
     full_name: str
@@ -59,6 +57,18 @@ class _Listed:
     namespace: str | None
     state: str
     label: str = ""
+
+
+def _read_metadata(gw: Gateway, type_: str, names: list[str]) -> list[dict[str, Any] | None]:
+    from remediate.salesforce import reads  # reads.py calls this module
+
+    return reads.read_metadata(gw, type_, names)
+
+
+def _query(gw: Gateway, soql: str) -> list[dict[str, Any]]:
+    from remediate.salesforce import reads
+
+    return reads.query(gw, soql)
 
 
 def _attr(obj: Any, name: str) -> Any:
@@ -200,7 +210,7 @@ def first_wave(gw: Gateway, reads: list[AppRead]) -> tuple[Pending, list[Callabl
             chunk = ordered[start:start + METADATA_PER_CALL]
 
             def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
-                for name, comp in zip(c, gw.read_metadata(t, c), strict=True):
+                for name, comp in zip(c, _read_metadata(gw, t, c), strict=True):
                     pending.early[(t, name)] = comp
             calls.append(read_chunk)
     return pending, calls
@@ -229,8 +239,7 @@ def finish(gw: Gateway, pending: Pending, inv: Inventory) -> None:
         if ambiguous is not None:
             inv.results[read] = ambiguous
         elif app is None:
-            inv.results[read] = None
-            inv.results[note_key(read)] = _missing_note(read, pool)
+            inv.results[read] = AppMissing(_missing_note(read, pool))
         else:
             found[read] = (app, how)
     _read_missing(gw, pending, [(CA if r.type == "connected_app" else ECA, a.full_name)
@@ -260,7 +269,7 @@ def _display_names(gw: Gateway, pending: Pending, apps: list[_Listed]) -> dict[s
     if pending.rows is None:
         pending.rows = []
         rows = pending.rows
-        calls.append(lambda: rows.extend(gw.query("SELECT Id, Name FROM ConnectedApplication")))
+        calls.append(lambda: rows.extend(_query(gw, "SELECT Id, Name FROM ConnectedApplication")))
     gw._wave(calls)
     names = {str(r.get("Id") or "")[:15]: str(r.get("Name") or "") for r in pending.rows}
     out = {}
@@ -269,17 +278,6 @@ def _display_names(gw: Gateway, pending: Pending, apps: list[_Listed]) -> dict[s
         out[a.full_name] = label or names.get(a.id[:15], "")
         a.label = label or a.label
     return out
-
-
-#: The sub-query of a PermissionSet read that gives the apps it grants (A4).
-GRANTS = "(SELECT Id, SetupEntityId, SetupEntityType FROM SetupEntityAccessItems)"
-
-
-def granted(row: dict[str, Any]) -> tuple[str, ...]:
-    """The SetupEntityIds a PermissionSet row's ``SetupEntityAccessItems`` name."""
-    items = row.get("SetupEntityAccessItems")
-    records = items.get("records") if isinstance(items, dict) else None
-    return tuple(str(r.get("SetupEntityId")) for r in records or [] if r.get("SetupEntityId"))
 
 
 def _read_missing(gw: Gateway, pending: Pending, wanted: list[tuple[str, str]]) -> None:
@@ -295,7 +293,7 @@ def _read_missing(gw: Gateway, pending: Pending, wanted: list[tuple[str, str]]) 
             chunk = ordered[start:start + METADATA_PER_CALL]
 
             def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
-                for name, comp in zip(c, gw.read_metadata(t, c), strict=True):
+                for name, comp in zip(c, _read_metadata(gw, t, c), strict=True):
                     pending.early[(t, name)] = comp
             calls.append(read_chunk)
     if calls:

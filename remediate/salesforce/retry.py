@@ -10,10 +10,12 @@ One place decides, for every call the gateway makes (ADR 0009):
 * **everything else** (a refused write, a malformed query, bad credentials...) is raised at
   once: trying again cannot change the answer.
 
-A write that does not say it is idempotent (an insert) is never repeated after a failure that
-may have happened *after* Salesforce committed it (a dropped connection, a read timeout, a 5xx
-other than 503, an answer that cannot be read); the gateway looks first (see
-``Gateway.insert_rows``). Waits go through ``RetryPolicy.sleep`` so tests can make them zero.
+Every write says how it may be sent again (``Resend``) after a failure that may have happened
+*after* Salesforce committed it (a dropped connection, a read timeout, a 5xx other than 503, an
+answer that cannot be read): an idempotent write is sent again; an insert of rows is sent again
+only after reading which rows now exist (writes.py); any other write is never sent again and
+ends "outcome unknown" (ADR 0030). Waits go through ``RetryPolicy.sleep`` so tests can make them
+zero. This is the only retry loop of the gateway.
 """
 
 from __future__ import annotations
@@ -23,14 +25,33 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from enum import Enum
+from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, stop_after_attempt, stop_before_delay
 
-from remediate.errors import ConnectionFailure, SalesforceError
+from remediate.errors import ConnectionFailure, OutcomeUnknown, SalesforceError
 
 T = TypeVar("T")
-WriteKind = Literal["insert", "idempotent"]
+
+
+class Resend(Enum):
+    """Whether a write may be sent again when a failure leaves its outcome open (it may have
+    been committed). A failure that certainly committed nothing (not sent, 503, a row lock, a
+    request limit, an expired session) is sent again whatever the kind (ADR 0030)."""
+
+    #: Sent again: a second send leaves the org, and answers, as one send would (setting fields
+    #: of rows by id, a metadata upsert of whole components).
+    IDEMPOTENT = "idempotent"
+    #: Sent again only after reading what the first send committed: each attempt after an open
+    #: outcome first looks, then sends only what is missing (inserting rows, whose second send
+    #: would make duplicates or fail DUPLICATE_VALUE).
+    AFTER_READ_BACK = "after_read_back"
+    #: Never sent again after an open outcome; the caller learns the outcome is unknown. A
+    #: delete by id (its effect repeats harmlessly, but the second answer is ENTITY_IS_DELETED,
+    #: which would report a committed delete as refused) and a Tooling insert (a second
+    #: PackageInstallRequest starts a second install).
+    NEVER = "never"
 
 #: Salesforce's own codes for "try again": row locks, API limits, an unavailable server, and the
 #: token endpoint's ``unknown_error`` ("retry your request").
@@ -99,13 +120,15 @@ def maybe_applied(err: SalesforceError) -> bool:
 
 def call_with_retries(policy: RetryPolicy, fn: Callable[[], T], *,
                       reauthenticate: Callable[[], bool] | None = None,
-                      write: WriteKind | None = None,
+                      write: Resend | None = None,
                       on_retry: Callable[[SalesforceError, int, float], None] | None = None) -> T:
     """Call ``fn`` (which raises only ``SalesforceError``) under ``policy``.
 
     ``reauthenticate`` drops the expired session so the next call signs in again; it returns
-    False when this gateway cannot sign in again (a bare access token). ``write="insert"``
-    stops at the first failure after which the insert may have been committed.
+    False when this gateway cannot sign in again (a bare access token). ``write`` is the
+    write's ``Resend`` kind: ``NEVER`` stops at the first failure after which the write may
+    have been committed; ``AFTER_READ_BACK`` goes on after such a failure too (its next attempt
+    looks before it sends); an ``OutcomeUnknown`` always stops.
     """
     reauthenticated = False
 
@@ -119,9 +142,13 @@ def call_with_retries(policy: RetryPolicy, fn: Callable[[], T], *,
                 return False
             reauthenticated = True
             return reauthenticate()
+        if isinstance(err, OutcomeUnknown):
+            return False
+        if write is Resend.AFTER_READ_BACK and maybe_applied(err):
+            return True
         if not is_transient(err):
             return False
-        return not (write == "insert" and maybe_applied(err))
+        return not (write is Resend.NEVER and maybe_applied(err))
 
     def wait(state: RetryCallState) -> float:
         err = state.outcome.exception() if state.outcome else None

@@ -16,7 +16,8 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict as RequestsHeaders
 from urllib3.response import HTTPResponse
 
-from remediate.sandbox.app import CaseInsensitiveDict, Request, Sandbox
+from remediate.sandbox.app import Sandbox
+from remediate.sandbox.wire import CaseInsensitiveDict, Request
 
 
 class SandboxAdapter(BaseAdapter):

@@ -9,18 +9,63 @@ requests transport adapter (``adapter.py``) and the HTTPS server (``server.py``)
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 
+from remediate.sandbox import oauth, rest, soap
 from remediate.sandbox.state import Org
 
-Api = Literal["oauth", "rest", "tooling", "soap", "other"]
+# The shared types live in wire.py (docs/adr/0031); they stay importable from here.
+from remediate.sandbox.wire import (
+    API_VERSIONS as API_VERSIONS,
+)
+from remediate.sandbox.wire import (
+    DAILY_API_MAX as DAILY_API_MAX,
+)
+from remediate.sandbox.wire import (
+    LOGIN_HOSTS as LOGIN_HOSTS,
+)
+from remediate.sandbox.wire import (
+    MAX_API_VERSION as MAX_API_VERSION,
+)
+from remediate.sandbox.wire import (
+    MIN_API_VERSION as MIN_API_VERSION,
+)
+from remediate.sandbox.wire import (
+    RELEASE_NAMES as RELEASE_NAMES,
+)
+from remediate.sandbox.wire import (
+    Api as Api,
+)
+from remediate.sandbox.wire import (
+    CaseInsensitiveDict as CaseInsensitiveDict,
+)
+from remediate.sandbox.wire import (
+    Context as Context,
+)
+from remediate.sandbox.wire import (
+    Request as Request,
+)
+from remediate.sandbox.wire import (
+    Response as Response,
+)
+from remediate.sandbox.wire import (
+    api_versions as api_versions,
+)
+from remediate.sandbox.wire import (
+    release_name as release_name,
+)
+from remediate.sandbox.wire import (
+    rest_error as rest_error,
+)
+from remediate.sandbox.wire import (
+    soap_fault as soap_fault,
+)
+
 FaultKind = Literal[
     "http_503", "unable_to_lock_row", "request_limit_exceeded", "expired_session", "drop_connection",
     "html_error_page", "truncated_json", "bad_soap_body", "error_in_200",
@@ -31,120 +76,6 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 #: Malformed answers: the request is handled, then its answer is garbled (see fault_response).
 MALFORMED_KINDS = frozenset({"html_error_page", "truncated_json", "bad_soap_body", "error_in_200"})
-LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
-#: The API versions every path serves: real orgs answer 31.0 (Summer '14) up to the current
-#: release (reference: GET /services/data lists them; the sf CLI logs in on v51.0). Generated
-#: from a min and a max so the next release is one number; the issue-9 side (metadata fields by
-#: version) reads the same tuple.
-MIN_API_VERSION = 31
-MAX_API_VERSION = 67
-API_VERSIONS: tuple[str, ...] = tuple(f"{v}.0" for v in range(MIN_API_VERSION,
-                                                               MAX_API_VERSION + 1))
-
-
-def release_name(version: str) -> str:
-    """The release a version shipped in: 57.0 is Spring '23, three releases a year."""
-    step = int(float(version)) - 57
-    season = ("Spring", "Summer", "Winter")[step % 3]
-    year = 23 + step // 3 + (1 if season == "Winter" else 0)
-    return f"{season} '{year:02d}"
-
-
-RELEASE_NAMES = {v: release_name(v) for v in API_VERSIONS}
-
-
-def api_versions(max_api_version: str | None = None) -> tuple[str, ...]:
-    """The versions an org serves: all of API_VERSIONS, or up to its ``max_api_version``
-    switch (tests of a client against an org a release behind)."""
-    if max_api_version is None:
-        return API_VERSIONS
-    top = float(max_api_version)
-    return tuple(v for v in API_VERSIONS if float(v) <= top)
-
-
-class CaseInsensitiveDict(dict[str, str]):
-    """Header map with case-insensitive lookups (keys stored lower-case)."""
-
-    def __init__(self, items: Any = ()) -> None:
-        super().__init__()
-        for k, v in dict(items).items():
-            self[k] = v
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key.lower(), value)
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key.lower(), default)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
-
-
-@dataclass
-class Request:
-    method: str
-    url: str
-    headers: CaseInsensitiveDict
-    body: bytes = b""
-    client_ip: str | None = None  # the socket peer, when served over the network
-
-    @property
-    def host(self) -> str:
-        return (urlsplit(self.url).hostname or "").lower()
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.url).path
-
-    @property
-    def query(self) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.url).query, keep_blank_values=True)
-
-    def form(self) -> dict[str, str]:
-        parsed = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: v[0] for k, v in parsed.items()}
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"null")
-
-    def bearer(self) -> str | None:
-        auth = self.headers.get("Authorization") or ""
-        for scheme in ("Bearer ", "OAuth "):
-            if auth.startswith(scheme):
-                return auth[len(scheme):].strip()
-        return None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False  # close the connection without an answer
-
-    @classmethod
-    def of_json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-        return cls(status, json.dumps(payload).encode(),
-                   {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
-
-    @classmethod
-    def of_xml(cls, status: int, xml: str | bytes) -> Response:
-        body = xml.encode() if isinstance(xml, str) else xml
-        return cls(status, body, {"Content-Type": "text/xml;charset=UTF-8"})
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def rest_error(status: int, code: str, message: str, fields: list[str] | None = None) -> Response:
-    """The REST error body: a JSON list of {message, errorCode[, fields]} (reference 5.3)."""
-    item: dict[str, Any] = {"message": message, "errorCode": code}
-    if fields is not None:
-        item["fields"] = fields
-    return Response.of_json(status, [item])
 
 
 @dataclass
@@ -186,20 +117,6 @@ class RequestInfo:
     org: str | None
     status: int = 0
     write: bool = False
-
-
-@dataclass
-class Context:
-    """What a protocol handler gets: the sandbox, the request, and the org the host names."""
-
-    sandbox: Sandbox
-    request: Request
-    org: Org | None
-    host_kind: Literal["my_domain", "login", "instance", "old_domain", "server", "unknown"]
-    wrote: bool = False  # handlers set this when they change state (the write counter)
-
-    def mark_write(self) -> None:
-        self.wrote = True
 
 
 class Sandbox:
@@ -389,19 +306,11 @@ def _soap_session(request: Request) -> str | None:
 
 
 def dispatch(ctx: Context, api: Api) -> Response:
-    # Imported here so that importing the pipeline stays cheap and the protocol modules can
-    # import this one.
     if api == "oauth":
-        from remediate.sandbox import oauth
-
         return oauth.handle(ctx)
     if api in ("rest", "tooling"):
-        from remediate.sandbox import rest
-
         return rest.handle(ctx, tooling=api == "tooling")
     if api == "soap":
-        from remediate.sandbox import soap
-
         return soap.handle(ctx)
     return Response.of_json(404, [{"errorCode": "NOT_FOUND",
                                    "message": "The requested resource does not exist"}])
@@ -483,25 +392,8 @@ def _malformed(kind: str, api: Api, answer: Response) -> Response:
                                    "message": "An unexpected error occurred"}])
 
 
-def soap_fault(code: str, message: str) -> Response:
-    from xml.sax.saxutils import escape
-
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:sf="http://soap.sforce.com/2006/04/metadata">'
-        "<soapenv:Body><soapenv:Fault>"
-        f"<faultcode>{escape(code)}</faultcode><faultstring>{escape(message)}</faultstring>"
-        "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
-    )
-    return Response.of_xml(500, xml)
-
-
-#: The org's daily API allocation the sandbox reports (DailyApiRequests.Max).
-DAILY_API_MAX = 15000
-
 
 def _limit_headers(response: Response, org: Org, api: Api) -> None:
     if api in ("rest", "tooling") and not response.drop:
-        org.api_usage += 1
-        response.headers["Sforce-Limit-Info"] = f"api-usage={org.api_usage}/{DAILY_API_MAX}"
+        used = org.count_api_call()
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{DAILY_API_MAX}"

@@ -18,7 +18,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +27,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from remediate.sandbox import access
-from remediate.sandbox.app import API_VERSIONS, LOGIN_HOSTS, Context, Response
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row, Session, now_iso
+from remediate.sandbox.wire import API_VERSIONS, LOGIN_HOSTS, Context, Response
 
 CLIENT_IP_HEADER = "X-Sandbox-Client-IP"
 
@@ -476,16 +475,13 @@ def _password(ctx: Context, form: dict[str, str], attempt: Attempt) -> Minted:
     if not secret or not _same_secret(app, secret):
         raise Refused("bad_secret")
     user = org.user_by_username(username) if username else None
-    stored = org.passwords.get(user["Id"]) if user else None
-    if user is None or stored is None or not hmac.compare_digest(
-            stored.encode(), form.get("password", "").encode()):
+    if user is None or not org.check_password(user["Id"], form.get("password", "")):
         raise Refused("bad_password")
     _check_user(org, app, user, attempt.client_ip)
     session = org.new_session(user["Id"], app.name, granted_scopes(app, "password"), "password")
     refresh = None
     if "refresh_token" in session.scopes:
-        refresh = f"5Aep861{secrets.token_urlsafe(40)}"
-        org.refresh_tokens[refresh] = user["Id"]
+        refresh = org.issue_refresh_token(user["Id"])
     return session, refresh
 
 
@@ -493,7 +489,7 @@ def _refresh(ctx: Context, form: dict[str, str], attempt: Attempt) -> Minted:
     key, secret = _client_auth(ctx, form)
     refresh = form.get("refresh_token", "")
     if ctx.org is None and ctx.host_kind == "login":
-        owner = next((o for o in ctx.sandbox.orgs.values() if refresh in o.refresh_tokens), None)
+        owner = next((o for o in ctx.sandbox.orgs.values() if o.refresh_token_user(refresh)), None)
         if owner is not None:
             ctx = Context(ctx.sandbox, ctx.request, owner, ctx.host_kind)
     _locate(ctx, attempt, key)
@@ -501,7 +497,7 @@ def _refresh(ctx: Context, form: dict[str, str], attempt: Attempt) -> Minted:
     # CHOICE: isSecretRequiredForRefreshToken is not modelled; a secret, when sent, must match.
     if secret is not None and not _same_secret(app, secret):
         raise Refused("bad_secret")
-    user_id = org.refresh_tokens.get(refresh)
+    user_id = org.refresh_token_user(refresh)
     user = org.get("User", user_id) if user_id else None
     if user is None:
         raise Refused("bad_refresh")
@@ -544,7 +540,7 @@ def _log(ctx: Context, attempt: Attempt, status: str | None) -> None:
     org = attempt.org
     if status is None or org is None:
         return
-    org.insert("LoginHistory", {
+    org.record_login({
         "UserId": attempt.user_id,
         "LoginTime": now_iso(),
         "LoginType": LOGIN_TYPE,
@@ -728,15 +724,7 @@ def revoke(ctx: Context) -> Response:
     token = token or (ctx.request.query.get("token") or [""])[0]
     orgs = [ctx.org] if ctx.org is not None else list(ctx.sandbox.orgs.values())
     for org in orgs:
-        if token in org.sessions:
-            del org.sessions[token]
-            return Response(200)
-        if token in org.refresh_tokens:
-            user_id = org.refresh_tokens.pop(token)
-            for key, session in list(org.sessions.items()):
-                if same_id(session.user_id, user_id) and \
-                        session.grant in ("password", "refresh_token"):
-                    del org.sessions[key]
+        if org.revoke_token(token):
             return Response(200)
     return Response.of_json(400, {"error": "invalid_token",
                                   "error_description": "Token was invalid"})

@@ -25,11 +25,11 @@ from typing import Any
 
 from lxml import etree
 
-from remediate.sandbox import metadata
+from remediate.sandbox import mdxml, metadata
+from remediate.sandbox.mdxml import MD_NS
 from remediate.sandbox.metadata import MetadataFault
 from remediate.sandbox.state import Org, now_iso
 
-MD_NS = "http://soap.sforce.com/2006/04/metadata"
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 #: package.xml's ``Settings`` type names MyDomainSettings as member ``MyDomain``.
 _SETTINGS_SUFFIX = "Settings"
@@ -48,7 +48,7 @@ class _Job:
 
 
 def _job(org: Org, job_id: str) -> _Job | None:
-    job = org.metadata_jobs.get(job_id)
+    job = org.metadata_job(job_id)
     return job if isinstance(job, _Job) else None
 
 
@@ -58,11 +58,9 @@ def _async_result(job_id: str) -> dict[str, Any]:
 
 
 def _component_xml(type_name: str, record: dict[str, Any]) -> bytes:
-    from remediate.sandbox import soap
-
     root = etree.Element(f"{{{MD_NS}}}{type_name}", nsmap={None: MD_NS})
-    body = {k: v for k, v in soap._ordered(record).items() if k != "fullName"}
-    soap._append_fields(root, body)
+    body = {k: v for k, v in mdxml.ordered(record).items() if k != "fullName"}
+    mdxml.append_fields(root, body)
     return _DECLARATION + bytes(etree.tostring(root, encoding="UTF-8", pretty_print=True))
 
 
@@ -156,12 +154,12 @@ def retrieve(org: Org, request: dict[str, Any]) -> dict[str, Any]:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files:
             archive.writestr(name, data)
-    job_id = org.ids.new("RetrieveRequest")
+    job_id = org.new_metadata_job_id("RetrieveRequest")
     result: dict[str, Any] = {"done": True, "fileProperties": props, "id": job_id}
     if messages:
         result["messages"] = messages
     result.update({"status": "Succeeded", "success": True})
-    org.metadata_jobs[job_id] = _Job("retrieve", result, buffer.getvalue())
+    org.store_metadata_job(job_id, _Job("retrieve", result, buffer.getvalue()))
     return _async_result(job_id)
 
 
@@ -187,7 +185,7 @@ def check_retrieve_status(org: Org, job_id: str, include_zip: bool) -> dict[str,
 
 def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
     """``deploy(zipFile, DeployOptions)``: apply the zip now, answer the AsyncResult."""
-    job_id = org.ids.new("DeployRequest")
+    job_id = org.new_metadata_job_id("DeployRequest")
     started = metadata._api_date(now_iso())
     try:
         raw = base64.b64decode(zip_b64, validate=False)
@@ -204,7 +202,7 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
     by_directory = {(info.directory, info.suffix): name for name, info in metadata.TYPES.items()}
     successes: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    snapshot = metadata._snapshot(org)
+    snapshot = org.snapshot()
     for path, entry in sorted(entries.items()):
         parts = PurePosixPath(path).parts
         if parts and parts[-1] == "package.xml":
@@ -222,15 +220,13 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
                                      "package.xml, but was not found in zipped directory",
                                      started))
             continue
-        from remediate.sandbox import soap
-
         try:
             root = etree.fromstring(archive.read(entry), _PARSER)
         except etree.XMLSyntaxError as exc:
             failures.append(_failure(type_name, path, stem,
                                      f"Error parsing file: {exc.msg}", started))
             continue
-        value = soap._to_value(root, soap.LIST_FIELDS.get(type_name, frozenset()))
+        value = mdxml.to_value(root, mdxml.LIST_FIELDS.get(type_name, frozenset()))
         comp = value if isinstance(value, dict) else {}
         comp["fullName"] = stem
         package_type, member = _file_type(type_name)
@@ -247,11 +243,7 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
                                          err.message, started))
     ok = not failures
     if (check_only or (rollback and not ok)):
-        tables, stored = snapshot
-        for name, table in tables.items():
-            org.tables[name] = table
-        org.metadata.clear()
-        org.metadata.update(stored)
+        org.restore(snapshot)
     deployed = len([s for s in successes if s["fileName"] != "package.xml"
                     and not s["fileName"].endswith("/package.xml")])
     total = deployed + len(failures)
@@ -268,7 +260,7 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
         "numberTestsTotal": 0, "rollbackOnError": rollback, "runTestsEnabled": False,
         "startDate": started, "status": "Succeeded" if ok else "Failed", "success": ok,
     }
-    org.metadata_jobs[job_id] = _Job("deploy", result)
+    org.store_metadata_job(job_id, _Job("deploy", result))
     return _async_result(job_id)
 
 

@@ -4,12 +4,12 @@
 ``_Call`` and hands it to ``_route``. The composite resource builds a ``_Call`` per subrequest
 and goes through the same router, so a subrequest behaves exactly like the call on its own.
 
-Record changes go through three functions, ``_insert``, ``_update`` and ``_delete``, which
-single-record CRUD and ``composite/sobjects`` share. The org's business rules (duplicates,
-licences, profile-owned permission sets, references) live in ``_validate_insert``,
-``_validate_update`` and ``_validate_delete``; the side effects of a successful change (licence
-counts, installed packages, a new user's profile assignment) in ``_after_insert`` and
-``_after_delete``.
+This module only translates (docs/adr/0031): record changes go to the data backend,
+``data.insert``, ``data.update`` and ``data.delete``, which single-record CRUD and
+``composite/sobjects`` share and which hold the org's business rules (duplicates, licences,
+profile-owned permission sets, references) and their side effects (licence counts, installed
+packages, a new user's profile assignment). Query cursors are the org's (``Org.open_cursor``),
+allOrNone rolls back through ``Org.snapshot``/``Org.restore``.
 
 Where the reference leaves Salesforce's behaviour open, the choice is a constant or a row in
 ``CHOSEN`` below, so docs/sandbox.md can list them from one place.
@@ -17,28 +17,26 @@ Where the reference leaves Salesforce's behaviour open, the choice is a constant
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from remediate.sandbox import access
-from remediate.sandbox.app import (
+from remediate.sandbox import access, data
+from remediate.sandbox.data import NOT_FOUND_MESSAGE, Failure
+from remediate.sandbox.ids import KEY_PREFIXES, is_valid_id, same_id
+from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS, SObject, lookup
+from remediate.sandbox.state import Org, Row, Session
+from remediate.sandbox.wire import (
     DAILY_API_MAX,
     RELEASE_NAMES,
     Context,
     Response,
-    Sandbox,
     api_versions,
     rest_error,
 )
-from remediate.sandbox.ids import KEY_PREFIXES, is_valid_id, same_id
-from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS, SObject, lookup
-from remediate.sandbox.state import Org, Row, Session
 
 # ---- behaviour chosen where the reference is uncertain ------------------------------------
 
@@ -104,7 +102,6 @@ CHOSEN: dict[str, str] = {
                           "session sees only its own user's rows (reference 4.7)",
 }
 
-NOT_FOUND_MESSAGE = "The requested resource does not exist"
 ROLLED_BACK = ("Record rolled back because not all records were valid and the request was "
                "using AllOrNone header")
 HALTED = ("The transaction was rolled back since another operation in the same transaction "
@@ -112,75 +109,12 @@ HALTED = ("The transaction was rolled back since another operation in the same t
 COLLECTION_MAX = 200
 COMPOSITE_MAX = 25
 COMPOSITE_QUERY_MAX = 5
-_AUDIT = frozenset({"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"})
-#: Fields nobody sets on insert, beyond Id and the audit fields.
-_READ_ONLY_ON_CREATE: dict[str, frozenset[str]] = {
-    "PermissionSet": frozenset({"IsOwnedByProfile", "ProfileId", "IsCustom", "Type",
-                                "NamespacePrefix", "PermissionSetGroupId"}),
-    "PermissionSetAssignment": frozenset({"IsActive", "IsRevoked"}),
-    "PermissionSetLicenseAssign": frozenset({"IsRevoked"}),
-    "User": frozenset({"Name", "UserType", "LastLoginDate"}),
-    "PackageInstallRequest": frozenset({"Status"}),
-}
-#: Values a new row gets when the body does not set them.
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "PermissionSet": {"Description": None, "IsCustom": True, "IsOwnedByProfile": False,
-                      "ProfileId": None, "PermissionSetGroupId": None, "LicenseId": None,
-                      "NamespacePrefix": None, "HasActivationRequired": False,
-                      "Type": "Regular", **{f"Permissions{p}": False for p in PERMISSION_FLAGS}},
-    "PermissionSetAssignment": {"PermissionSetId": None, "PermissionSetGroupId": None,
-                                "ExpirationDate": None, "IsActive": True, "IsRevoked": False},
-    "PermissionSetLicenseAssign": {"IsRevoked": False},
-    "User": {"IsActive": True, "UserType": "Standard", "LastLoginDate": None,
-             "FirstName": None, "Alias": None, "TimeZoneSidKey": "GMT",
-             "LocaleSidKey": "en_US", "LanguageLocaleKey": "en_US",
-             "EmailEncodingKey": "UTF-8"},
-    "PackageInstallRequest": {"NameConflictResolution": "Block", "SecurityType": "None"},
-}
-#: UI labels of permission flags, for the licence error message.
-_PERMISSION_LABELS = {
-    "ApiEnabled": "API Enabled", "ApiUserOnly": "API Only User",
-    "ModifyAllData": "Modify All Data", "ViewSetup": "View Setup and Configuration",
-    "ManageUsers": "Manage Users", "ViewAllData": "View All Data",
-    "CustomizeApplication": "Customize Application", "ModifyMetadata": "Modify Metadata",
-}
-_SETUP_ENTITY_TYPES = frozenset({
-    "ApexClass", "ApexPage", "ConnectedApplication", "CustomEntityDefinition",
-    "CustomPermission", "ExternalClientApplication", "ExternalCredentialParameter",
-    "FlowDefinition", "OrgWideEmailAddress", "ServiceProvider", "TabSet", "BotDefinition",
-    "EmailRoutingAddress", "MessagingChannel", "StandardInvocableActionType",
-})
 _PREFIX_TO_OBJECT = {prefix: name for name, prefix in KEY_PREFIXES.items()}
 _PATH = re.compile(r"^/services/data/v(\d+\.\d+)(/tooling)?(?:/(.*))?$")
 _REFERENCE = re.compile(r"@\{([^}]+)\}")
 
 
 # ---- small types ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One error: the REST body item for single calls, the ``errors`` item in collections."""
-
-    status: int
-    code: str
-    message: str
-    fields: tuple[str, ...] = ()
-
-    def response(self) -> Response:
-        return rest_error(self.status, self.code, self.message, list(self.fields))
-
-    def item(self) -> dict[str, Any]:
-        return {"statusCode": self.code, "message": self.message, "fields": list(self.fields)}
-
-
-def _not_found() -> Failure:
-    return Failure(404, "NOT_FOUND", NOT_FOUND_MESSAGE)
-
-
-def _cross_reference(field_name: str) -> Failure:
-    return Failure(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
-                   (field_name,))
 
 
 @dataclass
@@ -211,18 +145,6 @@ class _Call:
         return f"/services/data/v{self.version}" + ("/tooling" if self.tooling else "")
 
 
-@dataclass
-class _Cursor:
-    records: list[dict[str, Any]]
-    total: int
-    size: int = 0  # rows per page after the first; 0: the sandbox's page_size
-
-
-#: Open query cursors per sandbox: (org id, locator) -> remaining records.
-_CURSORS: weakref.WeakKeyDictionary[Sandbox, dict[tuple[str, str], _Cursor]] = \
-    weakref.WeakKeyDictionary()
-
-
 # ---- entry point ---------------------------------------------------------------------------
 
 
@@ -233,14 +155,14 @@ def handle(ctx: Context, *, tooling: bool = False) -> Response:
         return Response.of_json(200, _versions(ctx.org))
     match = _PATH.match(path)
     if match is None:
-        return _not_found().response()
+        return data.not_found().response()
     session_or_error = _authenticate(ctx)
     if isinstance(session_or_error, Response):
         return session_or_error
     assert ctx.org is not None
     version = match.group(1)
     if version not in api_versions(ctx.org.max_api_version):
-        return _not_found().response()
+        return data.not_found().response()
     call = _Call(ctx, ctx.org, session_or_error, version, tooling, request.method.upper(),
                  _split(match.group(3)), request.query, request.body)
     return _route(call)
@@ -307,7 +229,7 @@ def _route(call: _Call) -> Response:
             return _method(call, ("GET",)) or _collections_get(call, parts[2])
     elif head == "limits" and len(parts) == 1 and not call.tooling:
         return _method(call, ("GET",)) or Response.of_json(200, _limits(call.org))
-    return _not_found().response()
+    return data.not_found().response()
 
 
 def _method(call: _Call, allowed: tuple[str, ...]) -> Response | None:
@@ -393,7 +315,7 @@ def _query(call: _Call) -> Response:
     if not text or not text.strip():
         return rest_error(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
     if "packageinstallrequest" in text.lower():
-        advance_installs(call.org)
+        data.advance_installs(call.org)
     if call.param("columns") == "true":
         try:
             return Response.of_json(200, soql.columns(text, tooling=call.tooling,
@@ -424,9 +346,7 @@ def _page_children(call: _Call, record: dict[str, Any]) -> None:
         children = value["records"]
         if len(children) <= size:
             continue
-        locator = call.org.ids.new("QueryLocator")
-        cursors = _CURSORS.setdefault(call.ctx.sandbox, {})
-        cursors[(call.org.org_id, locator)] = _Cursor(children, len(children), size)
+        locator = call.org.open_cursor(children, len(children), size)
         record[key] = {**value, "done": False, "records": children[:size],
                        "nextRecordsUrl": f"{call.base}/query/{locator}-{size}"}
 
@@ -435,17 +355,14 @@ def _page(call: _Call, records: list[dict[str, Any]], total: int) -> dict[str, A
     size = max(1, call.ctx.sandbox.page_size)
     if len(records) <= size:
         return {"totalSize": total, "done": True, "records": records}
-    locator = call.org.ids.new("QueryLocator")
-    cursors = _CURSORS.setdefault(call.ctx.sandbox, {})
-    cursors[(call.org.org_id, locator)] = _Cursor(records, total)
+    locator = call.org.open_cursor(records, total)
     return {"totalSize": total, "done": False,
             "nextRecordsUrl": f"{call.base}/query/{locator}-{size}", "records": records[:size]}
 
 
 def _query_more(call: _Call, token: str) -> Response:
     locator, _, offset_text = token.partition("-")
-    cursors = _CURSORS.get(call.ctx.sandbox, {})
-    cursor = cursors.get((call.org.org_id, locator))
+    cursor = call.org.cursor(locator)
     if cursor is None or not offset_text.isdigit():
         return rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
     offset = int(offset_text)
@@ -456,7 +373,7 @@ def _query_more(call: _Call, token: str) -> Response:
         body["done"] = False
         body["nextRecordsUrl"] = f"{call.base}/query/{locator}-{offset + size}"
     else:
-        del cursors[(call.org.org_id, locator)]
+        call.org.close_cursor(locator)
     return Response.of_json(200, body)
 
 
@@ -482,7 +399,7 @@ def _describe_global(call: _Call) -> Response:
 def _object_info(call: _Call, name: str) -> Response:
     obj = _resolve_type(call, name)
     if obj is None:
-        return _not_found().response()
+        return data.not_found().response()
     return Response.of_json(200, {"objectDescribe": _object_summary(call, obj),
                                   "recentItems": []})
 
@@ -490,10 +407,10 @@ def _object_info(call: _Call, name: str) -> Response:
 def _describe(call: _Call, name: str) -> Response:
     obj = _resolve_type(call, name)
     if obj is None:
-        return _not_found().response()
+        return data.not_found().response()
     refs = {r.field: r for r in obj.references}
     fields = []
-    read_only = _AUDIT | _READ_ONLY_ON_CREATE.get(obj.name, frozenset())
+    read_only = data.read_only_on_create(obj.name)
     for fname, ftype in obj.fields.items():
         ref = refs.get(fname)
         fields.append({
@@ -571,7 +488,7 @@ def _field_list(obj: SObject, text: str | None) -> list[str] | Failure | None:
 def _record(call: _Call, type_name: str, record_id: str) -> Response:
     obj = _resolve_type(call, type_name)
     if obj is None:
-        return _not_found().response()
+        return data.not_found().response()
     bad = _check_id(obj, record_id)
     if call.method == "GET":
         if bad is not None:
@@ -580,34 +497,34 @@ def _record(call: _Call, type_name: str, record_id: str) -> Response:
         if isinstance(only, Failure):
             return only.response()
         if obj.name == "PackageInstallRequest":
-            advance_installs(call.org)
+            data.advance_installs(call.org)
         row = _view(call, obj, record_id)
         if row is None:
-            return _not_found().response()
+            return data.not_found().response()
         return Response.of_json(200, _shape(call, obj, row, only))
     call.ctx.mark_write()
     if bad is not None:
         return bad.response()
     if call.method == "DELETE":
-        failure = _delete(call, obj, record_id)
+        failure = data.delete(call.org, call.user_id, obj, record_id)
     else:
         values = _json_object(call.body)
         if isinstance(values, Failure):
             return values.response()
-        failure = _update(call, obj, record_id, values)
+        failure = data.update(call.org, call.user_id, obj, record_id, values)
     return failure.response() if failure is not None else Response(204)
 
 
 def _create(call: _Call, type_name: str) -> Response:
     obj = _resolve_type(call, type_name)
     if obj is None:
-        return _not_found().response()
+        return data.not_found().response()
     call.ctx.mark_write()
     values = _json_object(call.body)
     if isinstance(values, Failure):
         return values.response()
     values.pop("attributes", None)
-    result = _insert(call, obj, values)
+    result = data.insert(call.org, call.user_id, obj, values)
     if isinstance(result, Failure):
         return result.response()
     return Response.of_json(201, {"id": result, "success": True, "errors": []})
@@ -625,385 +542,6 @@ def _json(body: bytes) -> Any:
         return json.loads(body or b"null")
     except ValueError:
         return None
-
-
-# ---- DML shared by CRUD and collections ----------------------------------------------------
-
-
-def _may_write(call: _Call) -> Failure | None:
-    org, uid = call.org, call.user_id
-    if access.has_permission(org, uid, "ManageUsers") or \
-            access.has_permission(org, uid, "ModifyAllData"):
-        return None
-    return Failure(403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")
-
-
-def _normalise(obj: SObject, values: dict[str, Any]) -> dict[str, Any] | Failure:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = obj.field_name(key)
-        if name is None:
-            return Failure(400, "INVALID_FIELD",
-                           f"No such column '{key}' on sobject of type {obj.name}", (key,))
-        out[name] = value
-    return out
-
-
-def _read_only(fields: list[str]) -> Failure:
-    return Failure(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
-                   f"Unable to create/update fields: {', '.join(fields)}. Please check the "
-                   "security settings of this field and verify that it is read write for your "
-                   "profile or permission set.", tuple(fields))
-
-
-def _insert(call: _Call, obj: SObject, values: dict[str, Any]) -> str | Failure:
-    if not obj.createable:
-        return Failure(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be inserted")
-    denied = _may_write(call)
-    if denied is not None:
-        return denied
-    row = _normalise(obj, values)
-    if isinstance(row, Failure):
-        return row
-    if "Id" in row:
-        return Failure(400, "INVALID_FIELD", "cannot specify Id in an insert call", ("Id",))
-    locked = sorted(f for f in row
-                    if f in _AUDIT or f in _READ_ONLY_ON_CREATE.get(obj.name, frozenset()))
-    if locked:
-        return _read_only(locked)
-    missing = [f for f in obj.required_on_create if row.get(f) in (None, "")]
-    if missing:
-        return Failure(400, "REQUIRED_FIELD_MISSING",
-                       f"Required fields are missing: [{', '.join(missing)}]", tuple(missing))
-    failure = _validate_insert(call.org, obj.name, row)
-    if failure is not None:
-        return failure
-    stored = call.org.insert(obj.name, {**_DEFAULTS.get(obj.name, {}), **row})
-    _after_insert(call.org, obj.name, stored)
-    return str(stored["Id"])
-
-
-def _update(call: _Call, obj: SObject, record_id: str, values: dict[str, Any]) -> Failure | None:
-    if not obj.updateable:
-        return Failure(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be updated")
-    denied = _may_write(call)
-    if denied is not None:
-        return denied
-    changes = _normalise(obj, values)
-    if isinstance(changes, Failure):
-        return changes
-    current = call.org.get(obj.name, record_id)
-    if current is None:
-        return _not_found()
-    if "Id" in changes and same_id(str(changes["Id"]), current["Id"]):
-        del changes["Id"]
-    locked = sorted(f for f in changes if f not in obj.updateable_fields)
-    if locked:
-        return _read_only(locked)
-    failure = _validate_update(call.org, obj.name, current, changes)
-    if failure is not None:
-        return failure
-    before = dict(current)
-    call.org.update(obj.name, current["Id"], changes)
-    _after_update(call.org, obj.name, before, current)
-    return None
-
-
-def _delete(call: _Call, obj: SObject, record_id: str) -> Failure | None:
-    if not obj.deletable:
-        return Failure(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be deleted")
-    denied = _may_write(call)
-    if denied is not None:
-        return denied
-    current = call.org.get(obj.name, record_id)
-    if current is None:
-        return _not_found()
-    failure = _validate_delete(call.org, obj.name, current)
-    if failure is not None:
-        return failure
-    call.org.delete(obj.name, current["Id"])
-    _after_delete(call.org, obj.name, current)
-    return None
-
-
-# ---- business rules ------------------------------------------------------------------------
-
-
-def _validate_insert(org: Org, sobject: str, row: Row) -> Failure | None:
-    """The org's rules for a new row (fields already canonical, required ones present)."""
-    if sobject == "PermissionSetAssignment":
-        return _check_assignment(org, row)
-    if sobject == "PermissionSetLicenseAssign":
-        user = org.get("User", row["AssigneeId"])
-        if user is None:
-            return _cross_reference("AssigneeId")
-        psl = org.get("PermissionSetLicense", row["PermissionSetLicenseId"])
-        if psl is None:
-            return _cross_reference("PermissionSetLicenseId")
-        if access.holds_license(org, user["Id"], psl["Id"]):
-            return Failure(400, "DUPLICATE_VALUE",
-                           f"Duplicate PermissionSetLicenseAssign. Assignee: {user['Id']}; "
-                           f"Permission Set License: {psl['Id']}")
-        if int(psl.get("UsedLicenses") or 0) >= int(psl.get("TotalLicenses") or 0):
-            return Failure(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
-        return None
-    if sobject == "SetupEntityAccess":
-        return _check_setup_entity_access(org, row)
-    if sobject == "PermissionSet":
-        if row.get("LicenseId") and not _license_exists(org, str(row["LicenseId"])):
-            return _cross_reference("LicenseId")
-        for other in org.tables["PermissionSet"].values():
-            if not other.get("IsOwnedByProfile") and other.get("Name") == row["Name"]:
-                return Failure(400, "DUPLICATE_VALUE",
-                               f"duplicate value found: Name duplicates value on record with "
-                               f"id: {other['Id']}", ("Name",))
-        return None
-    if sobject == "User":
-        if org.get("Profile", str(row["ProfileId"])) is None:
-            return _cross_reference("ProfileId")
-        if org.user_by_username(str(row["Username"])) is not None:
-            return Failure(400, "DUPLICATE_USERNAME",
-                           "Duplicate Username.<br>Another user has already selected this "
-                           "username.<br>Please select another.", ("Username",))
-        return None
-    if sobject == "PackageInstallRequest":
-        key = str(row["SubscriberPackageVersionKey"])
-        if org.get("SubscriberPackageVersion", key) is None:
-            return _cross_reference("SubscriberPackageVersionKey")
-        return None
-    return None
-
-
-def _check_assignment(org: Org, row: Row) -> Failure | None:
-    user = org.get("User", row["AssigneeId"])
-    if user is None:
-        return _cross_reference("AssigneeId")
-    if row.get("PermissionSetGroupId"):
-        return _cross_reference("PermissionSetGroupId")  # no permission set groups modelled
-    if not row.get("PermissionSetId"):
-        return Failure(400, "REQUIRED_FIELD_MISSING",
-                       "Required fields are missing: [PermissionSetId]", ("PermissionSetId",))
-    ps = org.get("PermissionSet", str(row["PermissionSetId"]))
-    if ps is None:
-        return _cross_reference("PermissionSetId")
-    if ps.get("IsOwnedByProfile"):
-        return _profile_owned_assignment()
-    for existing in org.tables["PermissionSetAssignment"].values():
-        if same_id(existing.get("AssigneeId"), user["Id"]) and \
-                same_id(existing.get("PermissionSetId"), ps["Id"]):
-            return Failure(400, "DUPLICATE_VALUE",
-                           f"Duplicate PermissionSetAssignment. Assignee: {user['Id']}; "
-                           f"Permission Set: {ps['Id']}")
-    license_id = ps.get("LicenseId")
-    if license_id and not _user_has_license(org, user, str(license_id)):
-        flags = [p for p in PERMISSION_FLAGS if ps.get(f"Permissions{p}")]
-        what = _PERMISSION_LABELS[flags[0]] if flags else str(ps.get("Label") or ps["Name"])
-        return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
-                       f"The user license doesn't allow the permission: {what}",
-                       ("PermissionSetId",))
-    return None
-
-
-def _profile_owned_assignment() -> Failure:
-    return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
-                   "You can't assign or unassign a permission set that is owned by a profile. "
-                   "Change the user's profile instead.", ("PermissionSetId",))
-
-
-def _license_exists(org: Org, license_id: str) -> bool:
-    return org.get("PermissionSetLicense", license_id) is not None or \
-        org.get("UserLicense", license_id) is not None
-
-
-def _user_has_license(org: Org, user: Row, license_id: str) -> bool:
-    """A permission set's LicenseId is a permission set licence the user holds, or the user
-    licence of the user's profile (reference 4.4)."""
-    if org.get("PermissionSetLicense", license_id) is not None:
-        return access.holds_license(org, user["Id"], license_id)
-    profile = org.get("Profile", user.get("ProfileId"))
-    return profile is not None and same_id(profile.get("UserLicenseId"), license_id)
-
-
-def _check_setup_entity_access(org: Org, row: Row) -> Failure | None:
-    if org.get("PermissionSet", str(row["ParentId"])) is None:
-        return _cross_reference("ParentId")
-    entity_id = str(row["SetupEntityId"])
-    derived = _setup_entity_type(org, entity_id)
-    if derived is None:
-        return _cross_reference("SetupEntityId")
-    given = row.get("SetupEntityType")
-    if given is not None and given not in _SETUP_ENTITY_TYPES:
-        return Failure(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                       f"bad value for restricted picklist field: {given}", ("SetupEntityType",))
-    if given is not None and given != derived:
-        return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
-                       f"SetupEntityType {given} does not match the entity {entity_id}",
-                       ("SetupEntityType",))
-    row["SetupEntityType"] = derived
-    for existing in org.tables["SetupEntityAccess"].values():
-        if same_id(existing.get("ParentId"), str(row["ParentId"])) and \
-                same_id(existing.get("SetupEntityId"), entity_id):
-            return Failure(400, "DUPLICATE_VALUE",
-                           f"duplicate value found: SetupEntityId duplicates value on record "
-                           f"with id: {existing['Id']}", ("SetupEntityId",))
-    return None
-
-
-def _setup_entity_type(org: Org, entity_id: str) -> str | None:
-    """The SetupEntityType of an id the org knows, from its key prefix."""
-    if not is_valid_id(entity_id):
-        return None
-    if org.get("ConnectedApplication", entity_id) is not None:
-        return "ConnectedApplication"
-    for eca in org.metadata.get("ExternalClientApplication", {}).values():
-        if same_id(eca.get("_id"), entity_id):
-            return "ExternalClientApplication"
-    return None
-
-
-def _validate_update(org: Org, sobject: str, current: Row, changes: Row) -> Failure | None:
-    if sobject == "PermissionSet":
-        if current.get("IsOwnedByProfile"):
-            return _profile_owned_set()
-        if changes.get("LicenseId") and not _license_exists(org, str(changes["LicenseId"])):
-            return _cross_reference("LicenseId")
-    if sobject == "PermissionSetAssignment":
-        ps = org.get("PermissionSet", current.get("PermissionSetId"))
-        if ps is not None and ps.get("IsOwnedByProfile"):
-            return _profile_owned_assignment()
-    if sobject == "User" and "ProfileId" in changes:
-        target = org.get("Profile", changes["ProfileId"])
-        if target is None:
-            return _cross_reference("ProfileId")
-        now = org.get("Profile", current.get("ProfileId"))
-        if now is not None and not same_id(now.get("UserLicenseId"), target.get("UserLicenseId")):
-            return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
-                           "You can only assign profiles that are compatible with the user's "
-                           "license", ("ProfileId",))
-    return None
-
-
-def _profile_owned_set() -> Failure:
-    return Failure(400, "INSUFFICIENT_ACCESS_OR_READONLY",
-                   "You can't modify a permission set that is owned by a profile. Edit the "
-                   "profile instead.")
-
-
-def _validate_delete(org: Org, sobject: str, current: Row) -> Failure | None:
-    if sobject == "PermissionSet":
-        if current.get("IsOwnedByProfile"):
-            return _profile_owned_set()
-        if org.find("PermissionSetAssignment", PermissionSetId=current["Id"]):
-            return Failure(400, "DELETE_FAILED",
-                           "You can't delete a permission set that is assigned to users.")
-    if sobject == "PermissionSetAssignment":
-        ps = org.get("PermissionSet", current.get("PermissionSetId"))
-        if ps is not None and ps.get("IsOwnedByProfile"):
-            return _profile_owned_assignment()
-    if sobject == "PermissionSetLicenseAssign":
-        for ps in access.assigned_permission_sets(org, str(current["AssigneeId"])):
-            if same_id(ps.get("LicenseId"), current["PermissionSetLicenseId"]):
-                return Failure(400, "FIELD_INTEGRITY_EXCEPTION",
-                               f"The user is assigned permission set {ps['Name']}, which needs "
-                               "this permission set license.")
-    return None
-
-
-def _after_insert(org: Org, sobject: str, row: Row) -> None:
-    if sobject == "PermissionSetLicenseAssign":
-        psl = org.get("PermissionSetLicense", row["PermissionSetLicenseId"])
-        if psl is not None:
-            psl["UsedLicenses"] = int(psl.get("UsedLicenses") or 0) + 1
-    elif sobject == "User":
-        names = [row.get("FirstName"), row.get("LastName")]
-        row["Name"] = " ".join(str(n) for n in names if n)
-        _assign_profile_set(org, row)
-    elif sobject == "PackageInstallRequest":
-        version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
-        assert version is not None  # checked by _validate_insert
-        row["_Password"], row["Password"] = row.get("Password"), None  # never read back
-        row["Status"] = "IN_PROGRESS"
-        row["Errors"] = None
-        row["_PollsLeft"] = max(1, int(version.get("_InstallPolls") or 1))
-
-
-def advance_installs(org: Org) -> None:
-    """A read of the install requests: time passes for each one still IN_PROGRESS."""
-    for row in org.tables["PackageInstallRequest"].values():
-        if row.get("Status") != "IN_PROGRESS":
-            continue
-        row["_PollsLeft"] = int(row.get("_PollsLeft") or 1) - 1
-        if row["_PollsLeft"] <= 0:
-            _finish_install(org, row)
-
-
-def _finish_install(org: Org, row: Row) -> None:
-    version = org.get("SubscriberPackageVersion", row["SubscriberPackageVersionKey"])
-    assert version is not None
-    if version.get("_InstallKey") and row.get("_Password") != version["_InstallKey"]:
-        row["Status"] = "ERROR"
-        row["Errors"] = {"errors": [{"message": "The installation key is not valid."}]}
-        return
-    if version.get("_InstallError"):
-        row["Status"] = "ERROR"
-        row["Errors"] = {"errors": [{"message": str(version["_InstallError"])}]}
-        return
-    row["Status"] = "SUCCESS"
-    installed = org.find_one("InstalledSubscriberPackage",
-                             SubscriberPackageId=version["SubscriberPackageId"])
-    if installed is None:
-        org.insert("InstalledSubscriberPackage", {
-            "SubscriberPackageId": version["SubscriberPackageId"],
-            "SubscriberPackageVersionId": version["Id"], "MinPackageVersionId": None})
-    else:
-        installed["SubscriberPackageVersionId"] = version["Id"]
-    from remediate.sandbox.scenario import install_package_apps
-
-    install_package_apps(org, version["SubscriberPackageId"])
-
-
-def _after_update(org: Org, sobject: str, before: Row, after: Row) -> None:
-    if sobject == "User":
-        names = [after.get("FirstName"), after.get("LastName")]
-        after["Name"] = " ".join(str(n) for n in names if n)
-        if not same_id(before.get("ProfileId"), after.get("ProfileId")):
-            old = org.profile_permission_set(str(before.get("ProfileId")))
-            if old is not None:
-                for assignment in org.find("PermissionSetAssignment", AssigneeId=after["Id"],
-                                           PermissionSetId=old["Id"]):
-                    org.delete("PermissionSetAssignment", assignment["Id"])
-            _assign_profile_set(org, after)
-
-
-def _assign_profile_set(org: Org, user: Row) -> None:
-    owned = org.profile_permission_set(str(user["ProfileId"]))
-    if owned is not None:
-        org.insert("PermissionSetAssignment", {
-            **_DEFAULTS["PermissionSetAssignment"], "AssigneeId": user["Id"],
-            "PermissionSetId": owned["Id"]})
-
-
-def _after_delete(org: Org, sobject: str, row: Row) -> None:
-    if sobject == "PermissionSetLicenseAssign":
-        psl = org.get("PermissionSetLicense", row["PermissionSetLicenseId"])
-        if psl is not None:
-            psl["UsedLicenses"] = max(0, int(psl.get("UsedLicenses") or 0) - 1)
-    elif sobject == "PermissionSet":
-        for sea in org.find("SetupEntityAccess", ParentId=row["Id"]):
-            org.delete("SetupEntityAccess", sea["Id"])
-
-
-# ---- transactions --------------------------------------------------------------------------
-
-
-def _snapshot(org: Org) -> dict[str, dict[str, Row]]:
-    return copy.deepcopy(org.tables)
-
-
-def _restore(org: Org, snapshot: dict[str, dict[str, Row]]) -> None:
-    for name, table in org.tables.items():
-        table.clear()
-        table.update(snapshot.get(name, {}))
 
 
 # ---- sObject collections -------------------------------------------------------------------
@@ -1045,7 +583,7 @@ _Outcome = tuple[str | None, Failure | None]
 
 def _run_collection(call: _Call, items: list[Any], all_or_none: bool,
                     worker: Callable[[_Call, Any], _Outcome]) -> Response:
-    snapshot = _snapshot(call.org) if all_or_none else None
+    snapshot = call.org.snapshot(metadata=False) if all_or_none else None
     outcomes = [worker(call, item) for item in items]
     failed = any(f is not None for _, f in outcomes)
     results: list[dict[str, Any]] = []
@@ -1062,7 +600,7 @@ def _run_collection(call: _Call, items: list[Any], all_or_none: bool,
         else:
             results.append({"id": record_id, "success": True, "errors": []})
     if failed and snapshot is not None:
-        _restore(call.org, snapshot)
+        call.org.restore(snapshot)
     return Response.of_json(200, results)
 
 
@@ -1085,7 +623,7 @@ def _insert_one(call: _Call, item: Any) -> _Outcome:
     if isinstance(obj, Failure):
         return None, obj
     values = {k: v for k, v in item.items() if k != "attributes"}
-    result = _insert(call, obj, values)
+    result = data.insert(call.org, call.user_id, obj, values)
     return (None, result) if isinstance(result, Failure) else (result, None)
 
 
@@ -1102,7 +640,7 @@ def _update_one(call: _Call, item: Any) -> _Outcome:
     bad = _check_id(obj, record_id)
     if bad is not None:
         return record_id, bad
-    return record_id, _update(call, obj, record_id, values)
+    return record_id, data.update(call.org, call.user_id, obj, record_id, values)
 
 
 def _delete_one(call: _Call, record_id: Any) -> _Outcome:
@@ -1113,13 +651,13 @@ def _delete_one(call: _Call, record_id: Any) -> _Outcome:
         return rid, Failure(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
     if call.org.get(obj.name, rid) is None:
         return rid, Failure(400, "ENTITY_IS_DELETED", "entity is deleted")
-    return rid, _delete(call, obj, rid)
+    return rid, data.delete(call.org, call.user_id, obj, rid)
 
 
 def _collections_get(call: _Call, type_name: str) -> Response:
     obj = _resolve_type(call, type_name)
     if obj is None:
-        return _not_found().response()
+        return data.not_found().response()
     only = _field_list(obj, call.param("fields"))
     if isinstance(only, Failure):
         return only.response()
@@ -1174,7 +712,7 @@ def _composite(call: _Call) -> Response:
             return rest_error(400, "JSON_PARSER_ERROR",
                               "Each subrequest needs method, url and referenceId")
     all_or_none = _bool_param(payload.get("allOrNone", False))
-    snapshot = _snapshot(call.org) if all_or_none else None
+    snapshot = call.org.snapshot(metadata=False) if all_or_none else None
     done: list[_SubResult] = []
     bodies: dict[str, Any] = {}
     halted = False
@@ -1191,7 +729,7 @@ def _composite(call: _Call) -> Response:
         elif all_or_none:
             halted = True
     if halted and snapshot is not None:
-        _restore(call.org, snapshot)
+        call.org.restore(snapshot)
         for result in done:
             if result.status < 300:
                 result.status = 400

@@ -41,13 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from remediate.sandbox.app import (
-    FAULT_KINDS,
-    CaseInsensitiveDict,
-    Request,
-    Sandbox,
-    rest_error,
-)
+from remediate.sandbox.app import FAULT_KINDS, Sandbox
+from remediate.sandbox.wire import CaseInsensitiveDict, Request, rest_error
 
 log = logging.getLogger("remediate.sandbox.server")
 

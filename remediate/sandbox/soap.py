@@ -17,12 +17,15 @@ from typing import Any
 from lxml import etree
 
 from remediate.sandbox import access, metadata
-from remediate.sandbox.app import Context, Response, api_versions, soap_fault
+from remediate.sandbox.mdxml import LIST_FIELDS, MD_NS, XSI_NS
+from remediate.sandbox.mdxml import append_fields as _append_fields
+from remediate.sandbox.mdxml import md as _md
+from remediate.sandbox.mdxml import ordered as _ordered
+from remediate.sandbox.mdxml import to_value as _to_value
 from remediate.sandbox.metadata import Component, MetadataFault, Result
+from remediate.sandbox.wire import Context, Response, api_versions, soap_fault
 
-MD_NS = "http://soap.sforce.com/2006/04/metadata"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 PATH = re.compile(r"^/services/Soap/m/(\d+\.\d+)(/[A-Za-z0-9]{15,18})?/?$")
 
@@ -32,29 +35,6 @@ INVALID_SESSION = "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader
 #: [I] the text Salesforce is widely quoted with for a non-admin Metadata API caller.
 INSUFFICIENT_ACCESS = ("INSUFFICIENT_ACCESS: use of the Metadata API requires a user with the "
                        "ModifyAllData or ModifyMetadata permissions")
-
-#: Fields that are lists (maxOccurs="unbounded" in the WSDL), per type, at any depth. A field
-#: here becomes a list even when it occurs once; any other field repeated in a request does too.
-LIST_FIELDS: dict[str, frozenset[str]] = {
-    "ConnectedApp": frozenset({"attributes", "ipRanges", "permissionSetName", "profileName",
-                               "scopes", "locations", "options"}),
-    "ExternalClientApplication": frozenset(),
-    "ExtlClntAppOauthSettings": frozenset({"customAttributes", "trustedIpRanges"}),
-    "ExtlClntAppGlobalOauthSettings": frozenset(),
-    "ExtlClntAppOauthConfigurablePolicies": frozenset({"customAttributes"}),
-    "ExtlClntAppConfigurablePolicies": frozenset(),
-    "Profile": frozenset({"userPermissions", "loginIpRanges", "applicationVisibilities",
-                          "classAccesses", "customPermissions", "fieldPermissions",
-                          "objectPermissions", "pageAccesses", "recordTypeVisibilities",
-                          "tabVisibilities", "layoutAssignments", "loginFlows"}),
-    "PermissionSet": frozenset({"userPermissions", "applicationVisibilities", "classAccesses",
-                                "customPermissions", "fieldPermissions", "objectPermissions",
-                                "pageAccesses", "recordTypeVisibilities", "tabSettings",
-                                "externalCredentialPrincipalAccesses"}),
-    "NamedCredential": frozenset({"namedCredentialParameters"}),
-    "RemoteSiteSetting": frozenset(),
-    "MyDomainSettings": frozenset(),
-}
 
 _WRITES = {"createMetadata": "create", "updateMetadata": "update", "upsertMetadata": "upsert"}
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
@@ -192,10 +172,6 @@ def _split(envelope: etree._Element) -> tuple[etree._Element | None, etree._Elem
     return header, operations[0]
 
 
-def _md(local: str) -> str:
-    return f"{{{MD_NS}}}{local}"
-
-
 def _local_children(parent: etree._Element, local: str) -> list[etree._Element]:
     return [el for el in parent if isinstance(el.tag, str) and etree.QName(el).localname == local]
 
@@ -247,29 +223,6 @@ def _components(op: etree._Element) -> tuple[str, list[Component]]:
     return type_name, components
 
 
-def _to_value(el: etree._Element, lists: frozenset[str]) -> Any:
-    """XML to plain values: "true"/"false" -> bool, other text -> str, nil -> None."""
-    if el.get(f"{{{XSI_NS}}}nil") == "true":
-        return None
-    children = [c for c in el if isinstance(c.tag, str)]
-    if not children:
-        text = el.text or ""
-        if text in ("true", "false"):
-            return text == "true"
-        return text
-    out: dict[str, Any] = {}
-    for child in children:
-        key = etree.QName(child).localname
-        value = _to_value(child, lists)
-        if key in out:
-            if not isinstance(out[key], list):
-                out[key] = [out[key]]
-            out[key].append(value)
-        else:
-            out[key] = [value] if key in lists else value
-    return out
-
-
 # ---- response --------------------------------------------------------------------------------
 
 
@@ -282,32 +235,6 @@ def _envelope(response: etree._Element) -> Response:
     declaration = b'<?xml version="1.0" encoding="UTF-8"?>'
     return Response.of_xml(200, declaration + etree.tostring(root, xml_declaration=False,
                                                              encoding="UTF-8"))
-
-
-def _ordered(value: Any) -> Any:
-    """Metadata records in WSDL order: fullName first, then fields alphabetically."""
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (k != "fullName", k))
-        return {k: _ordered(value[k]) for k in keys}
-    if isinstance(value, list):
-        return [_ordered(v) for v in value]
-    return value
-
-
-def _append_fields(parent: etree._Element, values: dict[str, Any]) -> None:
-    for key, value in values.items():
-        if key.startswith("_"):
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            if item is None:
-                continue
-            child = etree.SubElement(parent, _md(key))
-            if isinstance(item, dict):
-                _append_fields(child, item)
-            elif isinstance(item, bool):
-                child.text = "true" if item else "false"
-            else:
-                child.text = str(item)
 
 
 def _append_results(parent: etree._Element, results: list[Result], upsert: bool) -> None:

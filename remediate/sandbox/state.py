@@ -19,6 +19,7 @@ enabled for a user, IP ranges) lives in ``access.py``; the protocol modules (``o
 from __future__ import annotations
 
 import copy
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,23 @@ class Session:
     scopes: tuple[str, ...]
     issued_at_ms: int
     grant: str
+
+
+@dataclass
+class Cursor:
+    """An open query cursor: the rows a query answered beyond its first page."""
+
+    records: list[Row]
+    total: int
+    size: int = 0  # rows per page after the first; 0: the sandbox's page_size
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Copies of an org's tables (and metadata, when taken with it) to roll a call back to."""
+
+    tables: dict[str, dict[str, Row]]
+    metadata: dict[str, dict[str, Any]] | None
 
 
 @dataclass
@@ -80,6 +98,8 @@ class Org:
     #: Connected apps the integrations use that are defined in another org and not installed in
     #: this one (A8): fullName -> ConnectedApp component. Only the token endpoint sees them.
     uninstalled_apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Open query cursors by locator (REST ``nextRecordsUrl``); not persisted.
+    cursors: dict[str, Cursor] = field(default_factory=dict, repr=False)
 
     # ---- hosts -----------------------------------------------------------------------------
 
@@ -230,6 +250,48 @@ class Org:
     def connected_application(self, app_name: str) -> Row | None:
         return self.find_one("ConnectedApplication", Name=app_name)
 
+    # ---- transactions ----------------------------------------------------------------------
+
+    def snapshot(self, *, metadata: bool = True) -> Snapshot:
+        """A copy to roll back to (allOrNone, rollbackOnError, checkOnly deploys)."""
+        return Snapshot(copy.deepcopy(self.tables),
+                        copy.deepcopy(self.metadata) if metadata else None)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Undo every row (and, if the snapshot has it, component) change since ``snapshot``."""
+        for name, table in self.tables.items():
+            table.clear()
+            table.update(snapshot.tables.get(name, {}))
+        if snapshot.metadata is not None:
+            self.metadata.clear()
+            self.metadata.update(snapshot.metadata)
+
+    # ---- Metadata API file-based jobs (packages.py shapes them) ----------------------------
+
+    def new_metadata_job_id(self, request_type: str) -> str:
+        """An async id for a retrieve (``RetrieveRequest``) or deploy (``DeployRequest``)."""
+        return self.ids.new(request_type)
+
+    def store_metadata_job(self, job_id: str, job: Any) -> None:
+        self.metadata_jobs[job_id] = job
+
+    def metadata_job(self, job_id: str) -> Any:
+        return self.metadata_jobs.get(job_id)
+
+    # ---- query cursors ---------------------------------------------------------------------
+
+    def open_cursor(self, records: list[Row], total: int, size: int = 0) -> str:
+        """Keep the rows of a query answer behind a new query locator; return the locator."""
+        locator = self.ids.new("QueryLocator")
+        self.cursors[locator] = Cursor(records, total, size)
+        return locator
+
+    def cursor(self, locator: str) -> Cursor | None:
+        return self.cursors.get(locator)
+
+    def close_cursor(self, locator: str) -> None:
+        self.cursors.pop(locator, None)
+
     # ---- sessions --------------------------------------------------------------------------
 
     def new_session(self, user_id: str, app: str | None, scopes: tuple[str, ...],
@@ -242,6 +304,48 @@ class Org:
 
     def session_for(self, token: str) -> Session | None:
         return self.sessions.get(token)
+
+    def issue_refresh_token(self, user_id: str) -> str:
+        """A new refresh token for ``user_id`` (Salesforce's start 5Aep861)."""
+        refresh = f"5Aep861{secrets.token_urlsafe(40)}"
+        self.refresh_tokens[refresh] = user_id
+        return refresh
+
+    def refresh_token_user(self, refresh: str) -> str | None:
+        """The user a live refresh token belongs to."""
+        return self.refresh_tokens.get(refresh)
+
+    def check_password(self, user_id: str, password: str) -> bool:
+        """Whether ``password`` is the user's (compared in constant time)."""
+        stored = self.passwords.get(user_id)
+        return stored is not None and hmac.compare_digest(stored.encode(), password.encode())
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke an access or refresh token; False when this org never issued it.
+
+        Revoking a refresh token also ends the sessions its user holds through refreshable
+        grants (password, refresh_token): the sandbox does not link a refresh token to the
+        exact access tokens minted from it (CHOICE, see oauth.revoke)."""
+        if token in self.sessions:
+            del self.sessions[token]
+            return True
+        if token in self.refresh_tokens:
+            user_id = self.refresh_tokens.pop(token)
+            for key, session in list(self.sessions.items()):
+                if same_id(session.user_id, user_id) and \
+                        session.grant in ("password", "refresh_token"):
+                    del self.sessions[key]
+            return True
+        return False
+
+    def record_login(self, row: Row) -> Row:
+        """One LoginHistory row (a sign-in attempt; not a configuration write)."""
+        return self.insert("LoginHistory", row)
+
+    def count_api_call(self) -> int:
+        """Count one REST/Tooling call against today's allocation; the count so far."""
+        self.api_usage += 1
+        return self.api_usage
 
     def expire_sessions(self) -> None:
         """Invalidate every access token (what a session timeout or logout does)."""

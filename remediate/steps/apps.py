@@ -25,7 +25,6 @@ from pydantic import model_validator
 
 from remediate.errors import NotFound
 from remediate.plan import Change, MetadataWrite, RecordWrite
-from remediate.salesforce import apps as apps_read
 from remediate.salesforce import versions
 from remediate.steps.base import (
     AppInfo,
@@ -88,7 +87,7 @@ def find_app(p: AppParams, inv: Inventory, ctx: StepContext) -> AppInfo:
     """The app the step is about; NotFound (an ``unknown`` finding) when no name matches."""
     info = inv.app(app_read(p), where=ctx.where)
     if info is None:
-        raise NotFound(f"{ctx.where}: {apps_read.note(inv, app_read(p)) or _what(p) + ' not found'}"
+        raise NotFound(f"{ctx.where}: {inv.app_note(app_read(p)) or _what(p) + ' not found'}"
                        " (see its app.installed step)")
     return info
 
@@ -100,7 +99,7 @@ def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> li
     read = app_read(p)
     if inv.app(read, where=ctx.where) is not None:
         return None
-    looked = apps_read.note(inv, read) or f"the {_what(p)} {p.app!r} is not in this org"
+    looked = inv.app_note(read) or f"the {_what(p)} {p.app!r} is not in this org"
     if kind != "app.installed":
         raise NotFound(f"{ctx.where}: {looked} (see its app.installed step)")
     manual = (f"{ctx.where}: {looked}. Install the integration's package "
@@ -616,7 +615,7 @@ class UninstalledAppAllowed(StepKind[UninstalledAppParams]):
         user = inv.user(p.username, where=ctx.where)
         if inv.app(app_read(p), where=ctx.where) is not None:
             return []  # in the org: A8's block is about apps that are not
-        looked = apps_read.note(inv, app_read(p)) or f"the {_what(p)} {p.app!r} is not in " \
+        looked = inv.app_note(app_read(p)) or f"the {_what(p)} {p.app!r} is not in " \
             "this org"
         if p.permission_set:
             ps = inv.permission_set(p.permission_set, where=ctx.where)

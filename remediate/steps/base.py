@@ -184,6 +184,13 @@ class AppInfo:
 
 
 @dataclass(frozen=True)
+class AppMissing:
+    """No app of the org matched an ``AppRead``: what was looked for, for the finding."""
+
+    note: str
+
+
+@dataclass(frozen=True)
 class Ambiguous:
     """A read whose name matches no API name but the labels of several records."""
 
@@ -210,7 +217,7 @@ class ReadFailed:
 class Inventory:
     """The answers to every read of a run, keyed by the read. ``None``: not found."""
 
-    results: dict[Any, Any] = field(default_factory=dict)
+    results: dict[Read, Any] = field(default_factory=dict)
     #: The API version the reads were made at, and how it was chosen (salesforce/versions.py).
     api_version: str | None = None
     api_version_how: str = "negotiated"
@@ -267,8 +274,15 @@ class Inventory:
     def app(self, read: AppRead, *, where: str) -> AppInfo | None:
         """The app a read found, or None; several apps matching one name is bad input."""
         info = self.get(read, where=where)
-        assert info is None or isinstance(info, AppInfo)
+        if info is None or isinstance(info, AppMissing):
+            return None
+        assert isinstance(info, AppInfo)
         return info
+
+    def app_note(self, read: AppRead) -> str:
+        """What a read that found no app looked for ("" when it found one)."""
+        value = self.results.get(read)
+        return value.note if isinstance(value, AppMissing) else ""
 
     def metadata(self, type_: str, full_name: str, *, where: str = "") -> dict[str, Any] | None:
         value = self.get(MetadataRead(type_, full_name), where=where)

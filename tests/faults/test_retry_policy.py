@@ -13,7 +13,7 @@ from remediate import engine
 from remediate.errors import ConnectionFailure, OutcomeUnknown, SalesforceError
 from remediate.journal import Journal
 from remediate.salesforce import retry
-from remediate.salesforce.retry import RetryPolicy, call_with_retries
+from remediate.salesforce.retry import Resend, RetryPolicy, call_with_retries
 from remediate.sandbox.adapter import SandboxAdapter
 
 
@@ -123,16 +123,16 @@ def test_an_expired_session_signs_in_again_once_then_gives_up() -> None:
     assert signins == [1] and calls[0] == 2
 
 
-def test_an_insert_is_not_repeated_after_a_failure_that_may_have_committed_it() -> None:
+def test_a_never_resent_write_is_not_repeated_after_a_failure_that_may_have_committed_it() -> None:
     dropped = ConnectionFailure("x: cannot reach the org (Connection aborted)", code="CONNECTION")
     fn, calls = failing(dropped)
     with pytest.raises(ConnectionFailure):
-        call_with_retries(RetryPolicy.no_wait(), fn, write="insert")
+        call_with_retries(RetryPolicy.no_wait(), fn, write=Resend.NEVER)
     assert calls[0] == 1
     refused = ConnectionFailure("x: cannot reach the org (Connection refused)",
                                 code="CONNECT_FAILED")
     fn, calls = failing(refused)  # never sent: safe to send again
-    assert call_with_retries(RetryPolicy.no_wait(), fn, write="insert") == "ok"
+    assert call_with_retries(RetryPolicy.no_wait(), fn, write=Resend.NEVER) == "ok"
 
 
 # ---- through the gateway, on the sandbox ---------------------------------------------------
@@ -212,3 +212,37 @@ def test_the_default_policy_waits_and_stops_within_a_minute() -> None:
     policy = retry.DEFAULT_POLICY
     assert policy.attempts >= 3 and policy.deadline_s <= 60
     assert policy.wait_s(1, LOCK) > 0 and policy.wait_s(1, LIMIT) > policy.wait_s(1, LOCK)
+
+
+def test_a_read_back_write_goes_on_after_a_failure_that_may_have_committed_it_not_after_unknown(
+        ) -> None:
+    dropped = ConnectionFailure("x: cannot reach the org (Connection aborted)", code="CONNECTION")
+    fn, calls = failing(dropped, dropped)  # its next attempt looks before it sends
+    assert call_with_retries(RetryPolicy.no_wait(), fn, write=Resend.AFTER_READ_BACK) == "ok"
+    assert calls[0] == 3
+    fn, calls = failing(OutcomeUnknown("x: read-back failed too", code="CONNECTION"))
+    with pytest.raises(OutcomeUnknown):
+        call_with_retries(RetryPolicy.no_wait(), fn, write=Resend.AFTER_READ_BACK)
+    assert calls[0] == 1
+
+
+def test_a_delete_committed_before_the_connection_dropped_is_not_sent_again_and_ends_unknown(
+        tmp_path: Path) -> None:
+    spec, sandbox = st.demo_sandbox()
+    handle = st.open_demo(spec, sandbox)
+    assert st.run_apply(handle, Journal(tmp_path / "j.jsonl")).converged  # assigns sets
+    gateway = handle.gateway
+    ids = [str(r["Id"]) for r in gateway.query(
+        "SELECT Id FROM PermissionSetAssignment WHERE PermissionSet.IsOwnedByProfile = false")][:1]
+    assert ids
+    sandbox.inject("drop_connection", operation="composite/sobjects", method="DELETE", calls=1,
+                   after=True)
+    with pytest.raises(OutcomeUnknown, match="may or may not"):
+        gateway.delete_rows("PermissionSetAssignment", ids)
+    deletes = [r for r in sandbox.requests
+               if r.operation == "composite/sobjects" and r.method == "DELETE"]
+    assert len(deletes) == 1  # not sent again
+    # why: sent again, the committed delete would have been answered as refused
+    with pytest.raises(SalesforceError) as again:
+        gateway.delete_rows("PermissionSetAssignment", ids)
+    assert again.value.code == "ENTITY_IS_DELETED"
