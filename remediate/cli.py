@@ -18,11 +18,11 @@ from remediate.cli_base import (
     FORMAT,
     ORG,
     PLAYBOOKS,
-    STATE,
     Format,
     app,
     config_app,
     playbook_app,
+    run_context,
     sandbox_app,
 )
 from remediate.cli_base import approve as _approve
@@ -526,20 +526,16 @@ def main() -> None:
     import contextlib
     import gc
 
-    from remediate import envelope, runguard
+    from remediate import envelope, runcontext, runguard
 
-    STATE.settings = None
-    STATE.config = None
-    STATE.verbose = 0
-    STATE.log_format = "auto"
-    envelope.reset()
-    args = envelope.activate(sys.argv[1:])
-    try:
-        with runguard.guarded():
-            code = _run(args)
-    finally:
-        runguard.release_locks()
-    envelope.finish(code)
+    with runcontext.started():  # this run's options, settings and envelope (issue 13)
+        args = envelope.activate(sys.argv[1:])
+        try:
+            with runguard.guarded():
+                code = _run(args)
+        finally:
+            runguard.release_locks()
+        envelope.finish(code)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
@@ -603,5 +599,6 @@ def runguard_internal(exc: BaseException) -> None:
     """A bug in remediate: its traceback goes to the log under -vv, and always to a JSON log."""
     from remediate import runguard
 
-    runguard.log_internal(exc, traceback=STATE.verbose >= 2 or STATE.log_format == "json",
-                          raw=STATE.verbose >= 2)
+    run = run_context()
+    runguard.log_internal(exc, traceback=run.verbose >= 2 or run.log_format == "json",
+                          raw=run.verbose >= 2)

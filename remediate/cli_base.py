@@ -18,6 +18,7 @@ from remediate.errors import NotApproved
 
 if TYPE_CHECKING:
     from remediate.orgs import OrgHandle
+    from remediate.runcontext import RunContext
     from remediate.settings import Settings
 
 
@@ -79,16 +80,6 @@ config_app = typer.Typer(help="The configuration file's reference.", no_args_is_
 app.add_typer(config_app, name="config")
 
 
-class _State:
-    config: Path | None = None
-    settings: Settings | None = None
-    verbose: int = 0
-    log_format: str = "auto"
-
-
-STATE = _State()
-
-
 def default_org(value: str | None) -> str:
     """--org, else REMEDIATE_ORG, else remediate.toml's ``default_org``; else bad input."""
     import os
@@ -123,6 +114,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", envvar="REMEDIATE_CONFIG",
                                        help="Configuration file (default ./remediate.toml)."),
     log_format: str = typer.Option("auto", "--log-format",
@@ -134,25 +126,37 @@ def _main(
     as_json: bool = typer.Option(False, "--json", help="Every command: print one JSON envelope "
                                                        "(docs/json.md); same as --format json."),
 ) -> None:
+    from remediate import runcontext
     from remediate.logging import configure
 
     level = {0: "warning", 1: "info"}.get(verbose, "debug")
     configure(log_format, level)
-    STATE.config = config
-    STATE.verbose = verbose
-    STATE.log_format = log_format
+    # main() started this run; app() called on its own (typer's CliRunner) gets a run of its
+    # own, ended when the command's context closes
+    run = runcontext.active() or ctx.with_resource(runcontext.started())
+    run.config = config
+    run.verbose = verbose
+    run.log_format = log_format
+
+
+def run_context() -> RunContext:
+    """This invocation's context (remediate.runcontext)."""
+    from remediate import runcontext
+
+    return runcontext.current()
 
 
 def settings() -> Settings:
     from remediate.logging import get_logger
     from remediate.settings import load_settings
 
-    if STATE.settings is None:
-        STATE.settings, warnings = load_settings(STATE.config)
+    run = run_context()
+    if run.settings is None:
+        run.settings, warnings = load_settings(run.config)
         for w in warnings:
             get_logger().warning("config.readable_by_others", detail=w)
             envelope_module().warn(w)
-    return STATE.settings
+    return run.settings
 
 
 def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) -> OrgHandle:
@@ -165,7 +169,8 @@ def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) ->
 
         runguard.lock_org(org)
 
-    base = STATE.config.parent if STATE.config else None
+    config = run_context().config
+    base = config.parent if config else None
     return open_org(org, settings(), only=playbooks or None, config_dir=base)
 
 

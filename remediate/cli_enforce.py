@@ -84,8 +84,8 @@ def _config_looked_at() -> str:
 
     from remediate import cli_base
 
-    path = cli_base.STATE.config or (Path(os.environ["REMEDIATE_CONFIG"])
-                                if os.environ.get("REMEDIATE_CONFIG") else None)
+    path = cli_base.run_context().config or (Path(os.environ["REMEDIATE_CONFIG"])
+                                             if os.environ.get("REMEDIATE_CONFIG") else None)
     if path is not None:
         return str(path)
     local = Path("remediate.toml")
@@ -112,7 +112,8 @@ def _bound_steps(name: str) -> set[str]:
     if config is None:
         raise ConfigError(f"org {name!r} is not configured: {_config_looked_at()} has no "
                           f"[orgs.{name}] (built in: demo, sandbox:<scenario>)")
-    base = cli_base.STATE.config.parent if cli_base.STATE.config else None
+    config_file = cli_base.run_context().config
+    base = config_file.parent if config_file else None
     steps, _ = bind_playbooks(config.playbooks, None, base=base)
     return {f"{s.playbook}/{s.id}" for s in steps}
 

@@ -18,6 +18,7 @@ one org's failure is reported and never stops the others. The outcome of each or
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import re
@@ -343,8 +344,11 @@ def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 32,
         return FleetReport(fleet_run, [], kill)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets))),
                             thread_name_prefix="enforce") as pool:
-        futures = [pool.submit(enforce_org, t, journal=journal, kill=kill, lock_dir=lock_dir,
-                               fleet_run=fleet_run, notifier=notifier) for t in targets]
+        # each worker runs in a copy of the caller's context: the CLI's run (its --config,
+        # settings, envelope: remediate.runcontext) is a context variable
+        futures = [pool.submit(contextvars.copy_context().run, enforce_org, t, journal=journal,
+                               kill=kill, lock_dir=lock_dir, fleet_run=fleet_run,
+                               notifier=notifier) for t in targets]
         if on_done is not None:
             for f in futures:
                 f.add_done_callback(lambda done: done.exception() or on_done(done.result()))

@@ -17,6 +17,9 @@ applied.
 JSON mode is chosen once, from the command line, before the command runs (``activate``): while it
 is on, everything else a command writes to stdout is held back, so stdout carries exactly one JSON
 document.
+
+The envelope being built belongs to the run (``remediate.runcontext``): outside a run JSON mode is
+off and what a command records is dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from remediate import runcontext
 
 SCHEMA_VERSION = 1
 
@@ -40,7 +45,7 @@ _GROUPS = {"playbook", "sandbox", "config", "history"}
 
 
 @dataclass
-class _Envelope:
+class Envelope:
     active: bool = False
     command: str = ""
     result: Any = None
@@ -51,16 +56,14 @@ class _Envelope:
     held: io.StringIO | None = None
 
 
-STATE = _Envelope()
-
-
-def reset() -> None:
-    global STATE
-    STATE = _Envelope()
+def _current() -> Envelope:
+    """The current run's envelope (a throwaway one outside a run)."""
+    return runcontext.current().envelope
 
 
 def active() -> bool:
-    return STATE.active
+    run = runcontext.active()
+    return run is not None and run.envelope.active
 
 
 def activate(argv: list[str]) -> list[str]:
@@ -86,12 +89,15 @@ def activate(argv: list[str]) -> list[str]:
         i += 1
     # 'sandbox serve' prints its own JSON start-up line and then serves until stopped: holding
     # stdout back would hide that line, so it keeps its output
-    if wanted and not {"--help", "-h"} & set(out) and command_name(out) != "sandbox serve":
-        STATE.active = True
-        STATE.command = command_name(out)
-        STATE.stdout = sys.stdout
-        STATE.held = io.StringIO()
-        sys.stdout = STATE.held
+    run = runcontext.active()
+    if wanted and run is not None and not {"--help", "-h"} & set(out) \
+            and command_name(out) != "sandbox serve":
+        state = run.envelope
+        state.active = True
+        state.command = command_name(out)
+        state.stdout = sys.stdout
+        state.held = io.StringIO()
+        sys.stdout = state.held
     return out
 
 
@@ -112,12 +118,13 @@ def command_name(argv: list[str]) -> str:
 
 
 def set_result(data: Any) -> None:
-    STATE.result = data
-    STATE.has_result = True
+    state = _current()
+    state.result = data
+    state.has_result = True
 
 
 def warn(message: str) -> None:
-    STATE.warnings.append(message)
+    _current().warnings.append(message)
 
 
 def error(err: BaseException, exit_code: int, message: str | None = None) -> None:
@@ -133,27 +140,30 @@ def error(err: BaseException, exit_code: int, message: str | None = None) -> Non
         data["applied"] = list(getattr(err, "applied", []))
         data["not_applied"] = list(getattr(err, "not_applied", []))
         data["unknown"] = list(getattr(err, "unknown", None) or [])
-    STATE.errors.append(data)
+    _current().errors.append(data)
 
 
 def document(exit_code: int) -> dict[str, Any]:
     from remediate import __version__
 
-    result = STATE.result
-    if (not STATE.has_result and not STATE.errors and STATE.held is not None
-            and STATE.held.getvalue().strip()):
-        result = {"text": STATE.held.getvalue().rstrip("\n")}  # a command with no data shape
+    state = _current()
+    result = state.result
+    if (not state.has_result and not state.errors and state.held is not None
+            and state.held.getvalue().strip()):
+        result = {"text": state.held.getvalue().rstrip("\n")}  # a command with no data shape
     return {"schema_version": SCHEMA_VERSION, "remediate_version": __version__,
-            "command": STATE.command, "status": STATUSES.get(exit_code, "failed"),
-            "exit_code": exit_code, "result": result, "warnings": list(STATE.warnings),
-            "errors": list(STATE.errors)}
+            "command": state.command, "status": STATUSES.get(exit_code, "failed"),
+            "exit_code": exit_code, "result": result, "warnings": list(state.warnings),
+            "errors": list(state.errors)}
 
 
 def finish(exit_code: int) -> None:
-    """Print the envelope on the real stdout (JSON mode only) and restore stdout."""
-    if not STATE.active or STATE.stdout is None:
+    """Print the envelope on the real stdout (JSON mode only), restore stdout and turn JSON
+    mode off."""
+    state = _current()
+    if not state.active or state.stdout is None:
         return
-    sys.stdout = STATE.stdout
-    STATE.stdout.write(json.dumps(document(exit_code), indent=2, default=str) + "\n")
-    STATE.stdout.flush()
-    reset()
+    sys.stdout = state.stdout
+    state.stdout.write(json.dumps(document(exit_code), indent=2, default=str) + "\n")
+    state.stdout.flush()
+    state.active, state.stdout, state.held = False, None, None

@@ -48,13 +48,27 @@ from remediate.errors import ConfigError
 
 
 def state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "remediate"
+    """Where the journal, the locks and the kill switch live: ``$XDG_STATE_HOME/remediate`` when
+    that is set (on every platform: the scheduling docs and the tests set it), else the
+    platform's own state directory (``~/.local/state/remediate`` on Linux), from platformdirs."""
+    import platformdirs
+
+    return _from_env("XDG_STATE_HOME") or platformdirs.user_state_path("remediate",
+                                                                      appauthor=False)
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "remediate"
+    """Where built-in orgs' state and the trimmed WSDL live: ``$XDG_CACHE_HOME/remediate``, else
+    the platform's cache directory (``~/.cache/remediate`` on Linux), from platformdirs."""
+    import platformdirs
+
+    return _from_env("XDG_CACHE_HOME") or platformdirs.user_cache_path("remediate",
+                                                                      appauthor=False)
+
+
+def _from_env(variable: str) -> Path | None:
+    explicit = os.environ.get(variable, "").strip()
+    return Path(explicit) / "remediate" if explicit else None
 
 
 class _Strict(BaseModel):
@@ -154,10 +168,6 @@ class OrgConfig(_Strict):
         return self
 
 
-#: The TOML file the next ``Settings()`` reads (pydantic-settings takes sources from the class).
-_TOML_PATH: list[Path | None] = [None]
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REMEDIATE_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -177,8 +187,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if _TOML_PATH[0] is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_TOML_PATH[0]))
+        if settings_cls.model_config.get("toml_file") is not None:  # see _reading
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
     @property
@@ -211,9 +221,8 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
         if mode & (stat.S_IRGRP | stat.S_IROTH) and _mentions_secret(path):
             warnings.append(f"{path} looks like it holds a secret and is readable by other "
                             "users; keep secrets in environment variables, or chmod 600 it")
-    _TOML_PATH[0] = path
     try:
-        settings = Settings()
+        settings = (Settings if path is None else _reading(path))()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -221,14 +230,23 @@ def load_settings(path: Path | None) -> tuple[Settings, list[str]]:
         raise ConfigError(f"{path or 'environment'}: {where}: {msg}") from None
     except ValueError as exc:  # TOML syntax
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    finally:
-        _TOML_PATH[0] = None
     for name in settings.orgs:
         if name == "demo" or name.startswith("sandbox:"):
             raise ConfigError(f"{path or 'environment'}: orgs.{name}: the org name {name!r} is "
                               "reserved for the built-in sandbox orgs (demo, sandbox:<scenario>); "
                               "give the org another name")
     return settings, warnings
+
+
+def _reading(path: Path) -> type[Settings]:
+    """``Settings`` that also read the TOML file ``path`` (below the environment). pydantic-settings
+    takes its sources from the class, so the file is named on a subclass made for this load, not
+    in module state (issue 13)."""
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FileSettings
 
 
 def _mentions_secret(path: Path) -> bool:

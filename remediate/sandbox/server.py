@@ -20,7 +20,6 @@ From Python::
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 import os
 import re
@@ -35,11 +34,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from remediate.sandbox.app import FAULT_KINDS, Sandbox
 from remediate.sandbox.wire import CaseInsensitiveDict, Request, rest_error
@@ -67,73 +61,28 @@ class Certificates:
 def make_certificates(directory: Path) -> Certificates:
     """Create a throwaway CA and a server certificate for 127.0.0.1/localhost signed by it.
 
-    The CA's private key is never written: nothing else is ever signed with it. The server key
-    is written owner-readable only, because ``ssl`` loads keys from files.
+    trustme makes both (ADR 0037): a fake CA for local test servers is what it is for. The CA's
+    private key is never written and goes with this call: nothing else is ever signed with it.
+    The server certificate lasts 30 days; its key is written owner-readable only, because
+    ``ssl`` loads keys from files.
     """
+    import trustme
+
     now = dt.datetime.now(dt.UTC)
-    not_before = now - dt.timedelta(minutes=5)
-    not_after = now + dt.timedelta(days=30)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "remediate sandbox"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "remediate sandbox local CA"),
-    ])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address(HOST)),
-            x509.DNSName("localhost"),
-        ]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = trustme.CA(organization_name="remediate sandbox", path_length=0)
+    leaf = ca.issue_cert(HOST, "localhost", common_name="localhost",
+                         organization_name="remediate sandbox",
+                         not_before=now - dt.timedelta(minutes=5),
+                         not_after=now + dt.timedelta(days=30))
 
     directory.mkdir(parents=True, exist_ok=True)
     certs = Certificates(directory / "ca.pem", directory / "server.pem",
                          directory / "server.key")
-    certs.ca_bundle.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    certs.cert_file.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    key_pem = server_key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
+    ca.cert_pem.write_to_path(str(certs.ca_bundle))
+    certs.cert_file.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
     fd = os.open(certs.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key_pem)
+        handle.write(leaf.private_key_pem.bytes())
     return certs
 
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+# header names match case-insensitively (RFC 9110, 5.1): requests' own map, for Request.headers
+from requests.structures import CaseInsensitiveDict as CaseInsensitiveDict  # re-exported
+
 from remediate.sandbox.state import Org
 
 Api = Literal["oauth", "rest", "tooling", "soap", "other"]
@@ -62,32 +65,11 @@ class Router(Protocol):
     def org_for_token(self, token: str | None) -> Org | None: ...
 
 
-class CaseInsensitiveDict(dict[str, str]):
-    """Header map with case-insensitive lookups (keys stored lower-case)."""
-
-    def __init__(self, items: Any = ()) -> None:
-        super().__init__()
-        for k, v in dict(items).items():
-            self[k] = v
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key.lower(), value)
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key.lower(), default)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
-
-
 @dataclass
 class Request:
     method: str
     url: str
-    headers: CaseInsensitiveDict
+    headers: CaseInsensitiveDict[str]
     body: bytes = b""
     client_ip: str | None = None  # the socket peer, when served over the network
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cliharness import run
+from cliharness import lab_config, run
 
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.app import Sandbox
@@ -29,19 +29,8 @@ def lab() -> Iterator[tuple[str, str, str]]:
 
 def config(tmp_path: Path, url: str, ca: str, playbook: str = "copilot-for-sales",
            user: str = "copilot.integration@acme.example.com") -> Path:
-    path = tmp_path / "remediate.toml"
-    path.write_text(f"""
-[orgs.lab]
-login_url = "{url}"
-instance_url = "{url}"
-auth = "access_token"
-access_token_env = "LAB_TOKEN"
-ca_bundle = "{ca}"
-
-[orgs.lab.playbooks.{playbook}]
-integration_user = "{user}"
-""")
-    return path
+    return lab_config(tmp_path, url, ca, playbook=playbook,
+                      variables={"integration_user": user})
 
 
 def test_configured_org_over_https_audits_with_the_token_from_the_environment(

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cliharness import lab_config
 from requests.adapters import HTTPAdapter
 
 from remediate.salesforce import waves
@@ -47,18 +48,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, int]:
 
 
 def _remediate(tmp_path: Path, line: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    cfg = tmp_path / "remediate.toml"
-    cfg.write_text(f"""
-[orgs.lab]
-login_url = "{line['instance_url']}"
-instance_url = "{line['instance_url']}"
-auth = "access_token"
-access_token_env = "LAB_TOKEN"
-ca_bundle = "{line['ca_bundle']}"
-
-[orgs.lab.playbooks.copilot-for-sales]
-integration_user = "copilot.integration@acme.example.com"
-""")
+    cfg = lab_config(tmp_path, line["instance_url"], line["ca_bundle"])
     env = {**os.environ, "LAB_TOKEN": line["access_token"],
            "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("REQUESTS_CA_BUNDLE", None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from cliharness import run, writes
+from cliharness import lab_config, run, writes
 
 from remediate import doctor
 from remediate.builtin import open_on_sandbox
@@ -95,18 +95,7 @@ def lab() -> Iterator[tuple[str, str]]:
 def test_doctor_that_cannot_sign_in_exits_1_and_says_so(
         tmp_path: Path, lab: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     url, ca = lab
-    cfg = tmp_path / "remediate.toml"
-    cfg.write_text(f"""
-[orgs.lab]
-login_url = "{url}"
-instance_url = "{url}"
-auth = "access_token"
-access_token_env = "LAB_TOKEN"
-ca_bundle = "{ca}"
-
-[orgs.lab.playbooks.copilot-for-sales]
-integration_user = "copilot.integration@acme.example.com"
-""")
+    cfg = lab_config(tmp_path, url, ca)
     monkeypatch.setenv("LAB_TOKEN", "00Dnot-a-real-session-token")
     result = run("--config", str(cfg), "doctor", "--org", "lab", "--format", "json")
     assert result.code == 1, result.err

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cliharness import run
+from cliharness import lab_config, run
 
 from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.app import Sandbox
@@ -29,20 +29,9 @@ def test_an_org_whose_steps_could_not_be_checked_is_not_clean(
         tmp_path: Path, healthy: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     url, token, ca = healthy
     monkeypatch.setenv("I11_TOKEN", token)
-    cfg = tmp_path / "remediate.toml"
-    cfg.write_text(f"""
-[orgs.lab]
-login_url = "{url}"
-instance_url = "{url}"
-auth = "access_token"
-access_token_env = "I11_TOKEN"
-ca_bundle = "{ca}"
-production = true
-
-[orgs.lab.playbooks.copilot-for-sales]
-integration_user = "copilot.integration@acme.example.com"
-permission_set = "No_Such_Set"
-""")
+    cfg = lab_config(tmp_path, url, ca, token_env="I11_TOKEN", org_extra="production = true",
+                     variables={"integration_user": "copilot.integration@acme.example.com",
+                                "permission_set": "No_Such_Set"})
     audit = run("--config", str(cfg), "audit", "--org", "lab", "--format", "json")
     assert audit.code == 2, audit.err
     data = audit.json()

@@ -233,6 +233,36 @@ def test_certificate_is_valid_for_localhost_too(sandbox: Sandbox) -> None:
         assert response.status_code > 0
 
 
+def test_the_tls_material_is_a_ca_certificate_and_a_30_day_server_key_pair_only(
+        tmp_path: Path) -> None:
+    """The CA's private key is never written, and the server certificate is short-lived
+    (ADR 0037: trustme's own default would be valid for centuries)."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from remediate.sandbox.server import make_certificates
+
+    certs = make_certificates(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.pem", "server.key", "server.pem"]
+    assert (certs.key_file.stat().st_mode & 0o777) == 0o600
+    assert "PRIVATE KEY" not in certs.ca_bundle.read_text() + certs.cert_file.read_text()
+    leaf = x509.load_pem_x509_certificate(certs.cert_file.read_bytes())
+    ca = x509.load_pem_x509_certificate(certs.ca_bundle.read_bytes())
+    assert leaf.issuer == ca.subject
+    left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(days=29) < left <= dt.timedelta(days=30)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1"}
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+
+
+def test_request_headers_are_looked_up_whatever_their_case() -> None:
+    headers = CaseInsensitiveDict({"Authorization": "Bearer x", "X-Trace": "t"})
+    assert headers.get("authorization") == "Bearer x" and headers["x-TRACE"] == "t"
+    assert "AUTHORIZATION" in headers and "Cookie" not in headers
+
+
 def test_each_request_reaches_the_sandbox_as_it_was_sent(sandbox: Sandbox,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Request] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orgstate as st
 import pytest
-from cliharness import run
+from cliharness import lab_config, run
 
 from remediate import engine
 from remediate.errors import ProductionGuard
@@ -32,24 +32,10 @@ def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, str, str]]:
 
 
 def config(tmp_path: Path, url: str, ca: str, mark: str = "") -> Path:
-    path = tmp_path / "remediate.toml"
-    path.write_text(f"""
-[orgs.lab]
-login_url = "{url}"
-instance_url = "{url}"
-auth = "access_token"
-access_token_env = "LAB_TOKEN"
-ca_bundle = "{ca}"
-{mark}
-
-[orgs.lab.playbooks.copilot-for-sales]
-integration_user = "copilot.integration@acme.example.com"
-
+    return lab_config(tmp_path, url, ca, org_extra=mark, tail="""
 [enforce.orgs.lab]
 auto_approve_kinds = ["app.client_credentials"]
-""", encoding="utf-8")
-    path.chmod(0o600)
-    return path
+""")
 
 
 def test_apply_to_an_unmarked_production_org_is_refused_with_exit_3_and_nothing_written(
