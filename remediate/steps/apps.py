@@ -441,7 +441,9 @@ class AppInstalled(StepKind[AppParams]):
         return missing_app(p, inv, self.name, ctx) or []
 
     def capture(self, p: AppParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
-        info = find_app(p, inv, ctx)
+        info = inv.app(app_read(p), where=ctx.where)
+        if info is None:  # captured as it is: missing (its finding says so)
+            return p.model_dump(exclude_none=True)
         return {"app": info.full_name, "type": p.type}
 
 
