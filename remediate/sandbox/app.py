@@ -241,7 +241,7 @@ class Sandbox:
                     response = fault_response(fault.kind, api, ctx, response)
         self._record(info, response, ctx.wrote)
         if org is not None:
-            _limit_headers(response, org, api)
+            _limit_headers(response, org, api, request.path)
         return response
 
     def _pick_fault(self, info: RequestInfo, org: Org | None) -> FaultRule | None:
@@ -393,7 +393,17 @@ def _malformed(kind: str, api: Api, answer: Response) -> Response:
 
 
 
-def _limit_headers(response: Response, org: Org, api: Api) -> None:
-    if api in ("rest", "tooling") and not response.drop:
-        used = org.count_api_call()
-        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{DAILY_API_MAX}"
+def _limit_headers(response: Response, org: Org, api: Api, path: str) -> None:
+    """``Sforce-Limit-Info`` on every REST/Tooling answer that reached the API, and
+    ``WWW-Authenticate: Token`` on a 401. Recorded traffic (tests/conformance): a 401 and a 404
+    for a version the org does not serve carry no usage header and count no call."""
+    if api not in ("rest", "tooling") or response.drop:
+        return
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = "Token"
+        return
+    version = re.match(r"^/services/data/v([^/]+)/", path)
+    if version is not None and version.group(1) not in api_versions(org.max_api_version):
+        return
+    used = org.count_api_call()
+    response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{DAILY_API_MAX}"

@@ -76,6 +76,17 @@ class IdFactory:
         # prefix (3) + pod (2) + counter (10) = 15 characters
         return to18(prefix + _base62(self._pod, 2) + _base62(n, 10))
 
+    def issued(self, record_id: str) -> bool:
+        """Whether this factory handed out ``record_id`` (15 or 18 characters)."""
+        if len(record_id) not in (15, 18) or record_id[3:5] != _base62(self._pod, 2):
+            return False
+        n = 0
+        for char in record_id[5:15]:
+            if char not in _ALPHANUM:
+                return False
+            n = n * 62 + _ALPHANUM.index(char)
+        return 1 <= n < self._next.get(record_id[:3], 1)
+
     def state(self) -> dict[str, int]:
         """Next counter value per prefix, so a saved org keeps issuing fresh ids."""
         return dict(self._next)

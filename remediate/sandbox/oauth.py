@@ -20,7 +20,9 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from cryptography import x509
@@ -620,7 +622,7 @@ def userinfo(ctx: Context) -> Response:
         "user_type": str(user.get("UserType") or "Standard").upper(),
         "language": user.get("LanguageLocaleKey"),
         "locale": user.get("LocaleSidKey"),
-        "utcOffset": 0,
+        "utcOffset": _utc_offset_ms(user.get("TimeZoneSidKey")),
         "updated_at": user.get("LastModifiedDate"),
         "is_app_installed": session.app is not None,
     }
@@ -664,10 +666,23 @@ def identity(ctx: Context) -> Response:
         "user_type": str(user.get("UserType") or "Standard").upper(),
         "language": user.get("LanguageLocaleKey"),
         "locale": user.get("LocaleSidKey"),
-        "utcOffset": 0,
+        "utcOffset": _utc_offset_ms(user.get("TimeZoneSidKey")),
         "last_modified_date": user.get("LastModifiedDate"),
     }
     return Response.of_json(200, body)
+
+
+def _utc_offset_ms(zone: Any) -> int:
+    """The time zone's standard offset from UTC in milliseconds: recorded traffic
+    (tests/conformance) answers -28800000 for America/Los_Angeles in July, so no daylight
+    saving. An unknown zone counts as UTC."""
+    try:
+        tz = ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return 0
+    moment = datetime(2021, 1, 15, 12, tzinfo=tz)
+    offset = (moment.utcoffset() or timedelta(0)) - (moment.dst() or timedelta(0))
+    return int(offset.total_seconds() * 1000)
 
 
 def _version(ctx: Context) -> str | None:

@@ -328,12 +328,29 @@ def _query(call: _Call) -> Response:
     except soql.SoqlError as exc:
         return rest_error(400, exc.code, exc.echoed(text))
     if result.is_count:
-        return Response.of_json(200, {"totalSize": result.total_size, "done": True,
-                                      "records": []})
-    records = list(result.records)
-    for record in records:
-        _page_children(call, record)
-    return Response.of_json(200, _page(call, records, result.total_size))
+        body: dict[str, Any] = {"totalSize": result.total_size, "done": True, "records": []}
+    else:
+        records = list(result.records)
+        for record in records:
+            _page_children(call, record)
+        body = _page(call, records, result.total_size)
+    return Response.of_json(200, _tooling_envelope(body, result.entity)
+                            if call.tooling else body)
+
+
+def _tooling_envelope(body: dict[str, Any], entity: str | None) -> dict[str, Any]:
+    """The Tooling API's query answer: size, totalSize, done, queryLocator, entityTypeName,
+    records (recorded traffic, tests/conformance). ``size`` counts this batch's records and
+    ``queryLocator`` is the next batch's locator, else null; nextRecordsUrl sits before
+    entityTypeName (docs/sandbox.md assumptions)."""
+    out: dict[str, Any] = {"size": len(body["records"]), "totalSize": body["totalSize"],
+                           "done": body["done"], "queryLocator": None}
+    if "nextRecordsUrl" in body:
+        out["queryLocator"] = body["nextRecordsUrl"].rsplit("/", 1)[1]
+        out["nextRecordsUrl"] = body["nextRecordsUrl"]
+    out["entityTypeName"] = entity
+    out["records"] = body["records"]
+    return out
 
 
 def _page_children(call: _Call, record: dict[str, Any]) -> None:
@@ -368,25 +385,39 @@ def _query_more(call: _Call, token: str) -> Response:
     offset = int(offset_text)
     size = cursor.size or max(1, call.ctx.sandbox.page_size)
     page = cursor.records[offset:offset + size]
-    body: dict[str, Any] = {"totalSize": cursor.total, "done": True, "records": page}
+    body: dict[str, Any] = {"totalSize": cursor.total, "done": True}
     if offset + size < len(cursor.records):
+        # Recorded traffic: nextRecordsUrl comes before records, as on the first page.
         body["done"] = False
         body["nextRecordsUrl"] = f"{call.base}/query/{locator}-{offset + size}"
     else:
         call.org.close_cursor(locator)
-    return Response.of_json(200, body)
+    body["records"] = page
+    if not call.tooling:
+        return Response.of_json(200, body)
+    entity = page[0].get("attributes", {}).get("type") if page else None
+    return Response.of_json(200, _tooling_envelope(body, entity))
 
 
 # ---- describe and limits -------------------------------------------------------------------
 
 
 def _object_summary(call: _Call, obj: SObject) -> dict[str, Any]:
+    """An object's describeGlobal entry: the recorded key set in the recorded (alphabetical)
+    order (tests/conformance). The CRUD flags, name and key prefix are the sandbox's; the
+    other flags are fixed defaults (docs/sandbox.md, known differences)."""
     url = f"{call.base}/sobjects/{obj.name}"
-    return {"name": obj.name, "label": obj.name, "custom": False, "queryable": True,
-            "retrieveable": True, "createable": obj.createable, "updateable": obj.updateable,
-            "deletable": obj.deletable, "keyPrefix": KEY_PREFIXES.get(obj.name),
-            "urls": {"sobject": url, "describe": f"{url}/describe",
-                     "rowTemplate": f"{url}/{{ID}}"}}
+    return {"activateable": False, "associateEntityType": None, "associateParentEntity": None,
+            "createable": obj.createable, "custom": False, "customSetting": False,
+            "deepCloneable": False, "deletable": obj.deletable, "deprecatedAndHidden": False,
+            "feedEnabled": False, "hasSubtypes": False, "isInterface": False,
+            "isSubtype": False, "keyPrefix": KEY_PREFIXES.get(obj.name), "label": obj.name,
+            "labelPlural": obj.name, "layoutable": False, "mergeable": False,
+            "mruEnabled": False, "name": obj.name, "queryable": True, "replicateable": False,
+            "retrieveable": True, "searchable": False, "triggerable": False,
+            "undeletable": False, "updateable": obj.updateable,
+            "urls": {"rowTemplate": f"{url}/{{ID}}", "describe": f"{url}/describe",
+                     "sobject": url}}
 
 
 def _describe_global(call: _Call) -> Response:
@@ -507,6 +538,10 @@ def _record(call: _Call, type_name: str, record_id: str) -> Response:
         return bad.response()
     if call.method == "DELETE":
         failure = data.delete(call.org, call.user_id, obj, record_id)
+        if failure is not None and failure.code == "NOT_FOUND" and call.org.ids.issued(record_id):
+            # Recorded traffic (tests/conformance): deleting a record already deleted is 404
+            # ENTITY_IS_DELETED; an id the org never issued stays NOT_FOUND.
+            failure = Failure(404, "ENTITY_IS_DELETED", "entity is deleted")
     else:
         values = _json_object(call.body)
         if isinstance(values, Failure):
@@ -527,7 +562,9 @@ def _create(call: _Call, type_name: str) -> Response:
     result = data.insert(call.org, call.user_id, obj, values)
     if isinstance(result, Failure):
         return result.response()
-    return Response.of_json(201, {"id": result, "success": True, "errors": []})
+    # Recorded traffic (tests/conformance): a 201 carries the new record's path in Location.
+    return Response.of_json(201, {"id": result, "success": True, "errors": []},
+                            {"Location": f"{call.base}/sobjects/{obj.name}/{result}"})
 
 
 def _json_object(body: bytes) -> dict[str, Any] | Failure:

@@ -9,6 +9,8 @@ Supported subset (everything else is ``MALFORMED_QUERY``):
   Relationship paths of any depth follow lookups (``Profile.Name``, ``Assignee.Profile.Name``)
   and nest as objects with their own ``attributes`` (``None`` when the lookup is empty).
 * ``SELECT COUNT() FROM ...``: no records, ``total_size`` is the count.
+* ``SELECT COUNT(field) [alias] FROM ...``: one AggregateResult record (``expr0`` or the
+  alias) counting the rows whose field is not null.
 * Child-relationship subqueries in the field list, ``(SELECT Id FROM PermissionSetAssignments
   WHERE ... ORDER BY ... LIMIT n)``, answered as ``{"totalSize", "done", "records"}`` or ``None``
   when there are no child rows.
@@ -28,8 +30,9 @@ Supported subset (everything else is ``MALFORMED_QUERY``):
 Comparisons follow SOQL: ids compare 15/18-character-safe, strings case-insensitively, and a
 null field satisfies ``!=`` and ``NOT IN``. Literal types are checked against the field type.
 
-Not supported: aggregate functions other than ``COUNT()``, ``GROUP BY``, ``HAVING``, ``TYPEOF``,
-``WITH``, ``FOR``, ``USING SCOPE``, bind variables, other date literals, ``INCLUDES``/``EXCLUDES``.
+Not supported: aggregate functions other than ``COUNT()`` / ``COUNT(field)``, ``GROUP BY``,
+``HAVING``, ``TYPEOF``, ``WITH``, ``FOR``, ``USING SCOPE``, bind variables, other date literals,
+``INCLUDES``/``EXCLUDES``.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class Result:
     records: list[dict[str, Any]]
     total_size: int
     is_count: bool
+    entity: str | None = field(default=None, compare=False)  # the FROM object's name
 
 
 # ---- error texts ---------------------------------------------------------------------------
@@ -284,6 +288,8 @@ class Query:
     sobject: str = ""
     items: list[FieldRef | Query] = field(default_factory=list)
     count: bool = False
+    count_field: FieldRef | None = None  # COUNT(field): one AggregateResult row
+    count_alias: str | None = None
     where: Cond | None = None
     order: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
@@ -378,10 +384,17 @@ class _Parser:
         if self.is_kw("COUNT") and self.tokens[self.i + 1].text == "(":
             self.advance()
             self.expect_punct("(")
-            if not self.is_punct(")"):
-                raise _malformed("the sandbox SOQL engine supports only COUNT() without a field")
-            self.advance()
-            q.count = True
+            if self.is_punct(")"):
+                self.advance()
+                q.count = True
+                return
+            q.count_field = self.field_ref()
+            self.expect_punct(")")
+            if self.tok.kind == "ident" and not self.is_kw(*_CLAUSE_WORDS):
+                q.count_alias = self.advance().text
+            if self.is_punct(","):
+                raise _malformed("the sandbox SOQL engine supports COUNT(field) alone in the "
+                                 "select list")
             return
         while True:
             if self.is_punct("("):
@@ -595,6 +608,8 @@ class BoundQuery:
     order: tuple[BoundOrder, ...]
     limit: int | None
     offset: int | None
+    count_field: Path | None = None
+    count_alias: str | None = None
 
 
 class _Binder:
@@ -612,7 +627,7 @@ class _Binder:
     def sobject(self, name: str) -> schema.SObject:
         obj = schema.lookup(name)
         if obj is None or not self.known(obj):
-            raise SoqlError(INVALID_TYPE, UNKNOWN_OBJECT.format(name=name))
+            raise SoqlError(INVALID_TYPE, UNKNOWN_OBJECT.format(name=name), near=name)
         return obj
 
     def query(self, q: Query, obj: schema.SObject) -> BoundQuery:
@@ -636,7 +651,9 @@ class _Binder:
         where = self.cond(q.where, obj) if q.where is not None else None
         order = tuple(BoundOrder(self.path(o.ref, obj), o.descending, o.nulls_first)
                       for o in q.order)
-        return BoundQuery(obj, tuple(items), q.count, where, order, q.limit, q.offset)
+        count_field = self.path(q.count_field, obj) if q.count_field is not None else None
+        return BoundQuery(obj, tuple(items), q.count, where, order, q.limit, q.offset,
+                          count_field, q.count_alias)
 
     def child(self, q: Query, parent: schema.SObject) -> BoundChild:
         rel = next((c for c in parent.children if c.name.lower() == q.sobject.lower()), None)
@@ -972,9 +989,15 @@ def run(soql: str, org: Org, *, version: str = "59.0", tooling: bool = False,
     evaluator = _Evaluator(org, version, tooling)
     rows = evaluator.select(bound, evaluator.rows(bound.obj.name))
     if bound.count:
-        return Result([], len(rows), True)
+        return Result([], len(rows), True, bound.obj.name)
+    if bound.count_field is not None:
+        # Recorded traffic: COUNT(field) answers one AggregateResult row, attributes without a
+        # url, the count under its alias or expr0; totalSize is 1.
+        counted = sum(1 for r in rows if evaluator.value(r, bound.count_field) is not None)
+        row = {"attributes": {"type": "AggregateResult"}, bound.count_alias or "expr0": counted}
+        return Result([row], 1, False, bound.obj.name)
     records = [evaluator.shape(bound, r) for r in rows]
-    return Result(records, len(records), False)
+    return Result(records, len(records), False, bound.obj.name)
 
 
 # ---- column metadata (GET query?q=...&columns=true) ---------------------------------------
