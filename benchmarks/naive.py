@@ -26,6 +26,7 @@ from simple_salesforce.api import Salesforce
 from zeep.helpers import serialize_object
 
 from remediate.engine import _apply_path  # the same read-modify-write as remediate
+from remediate.errors import NotFound
 from remediate.orgs import OrgHandle
 from remediate.plan import Change, MetadataWrite, RecordWrite
 from remediate.salesforce import mdclient
@@ -135,8 +136,12 @@ class NaiveClient:
             for r in step.kind.reads(step.params):
                 if r not in inv.results:
                     inv.results[r] = self.read(r)
-            for change in step.kind.diff(step.params, inv,
-                                         StepContext(step.playbook, step.id, step.cause)):
+            try:
+                found = step.kind.diff(step.params, inv,
+                                       StepContext(step.playbook, step.id, step.cause))
+            except NotFound:  # something the step needs is missing: remediate's `unknown`
+                continue
+            for change in found:
                 key = (change.target, change.field,
                        change.write.model_dump_json() if change.write else change.manual or "")
                 if key not in seen:

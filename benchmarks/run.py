@@ -22,6 +22,7 @@ Parts:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -40,10 +41,28 @@ PARTS = ("demo", "naive", "scale", "fleet", "startup", "whole")
 APIS = ("oauth", "rest", "tooling", "soap")
 
 
+#: Every figure printed in this run, by name (the targets table is made from them).
+FIGURES: dict[str, float | int | str] = {}
+
+
 def emit(name: str, value: float | int | str, unit: str = "") -> None:
+    FIGURES[name] = value
     if isinstance(value, float):
         value = f"{value:.3f}" if value < 100 else f"{value:.1f}"
     print(f"{name}: {value} {unit}".rstrip(), flush=True)
+
+
+def _absorb(output: str) -> None:
+    """Figures a child process printed, as ``name: value unit`` lines."""
+    for line in output.splitlines():
+        name, sep, rest = line.partition(": ")
+        if not sep or " " in name:
+            continue
+        word = rest.split(" ", 1)[0]
+        try:
+            FIGURES[name] = float(word) if "." in word else int(word)
+        except ValueError:
+            FIGURES[name] = rest
 
 
 def _private_dirs() -> None:
@@ -200,12 +219,24 @@ def part_naive(results: dict[str, dict[str, Measure]]) -> None:
 # ---- scale ----------------------------------------------------------------------------------
 
 
-def part_scale() -> None:
+def part_scale(sizes: tuple[int, ...] = (1, 10, 50, 200)) -> None:
+    """Audit of orgs with 1 to 200 integrations; 200 also at ``in_flight`` 8 (issue 17,
+    point 6: calls in flight per org bounded but configurable)."""
     from benchmarks.naive import NaiveClient
     from benchmarks.orgs import Timing, scaled_handle
     from remediate import engine
 
-    for n in (1, 10, 50):
+    for n in sizes:
+        if n < 200:
+            continue
+        for in_flight in (25, 8):
+            handle, sandbox = scaled_handle(n)
+            handle.gateway.parallel = in_flight
+            sandbox.latency_s = 0.1
+            m = Measure(Timing(sandbox))
+            m.run(lambda h=handle: engine.assess(h))
+            m.emit(f"scale.audit.integrations_{n}.in_flight_{in_flight}.latency_100ms")
+    for n in (s for s in sizes if s < 200):
         for ms in (0, 100):
             handle, sandbox = scaled_handle(n)
             sandbox.latency_s = ms / 1000
@@ -221,22 +252,32 @@ def part_scale() -> None:
 # ---- fleet ----------------------------------------------------------------------------------
 
 
-def part_fleet(orgs: int, workers: int, latency_ms: int) -> None:
+def part_fleet(orgs: int, workers: int, latency_ms: int, processes: int | None = None) -> None:
     """Runs the fleet in a fresh process, so its peak memory is the fleet's own."""
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fleet-child",
                            "--orgs", str(orgs), "--workers", str(workers),
-                           "--latency-ms", str(latency_ms)],
+                           "--latency-ms", str(latency_ms),
+                           *(["--processes", str(processes)] if processes else [])],
                           capture_output=True, text=True, check=False)
     sys.stdout.write(done.stdout)
+    _absorb(done.stdout)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"the fleet run failed (exit {done.returncode})")
 
 
-def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
+def fleet_child(orgs: int, workers: int, latency_ms: int, processes: int | None) -> None:
+    """The fleet through ``remediate.fleet.run_fleet`` (what ``enforce`` runs): ``processes``
+    forked processes (default: the cores available), each with ``workers`` orgs at once. Each
+    forked process answers its orgs from its own copy of the in-process sandbox, so the
+    sandbox's CPU is counted on the same cores as the client's (a real fleet's server is
+    elsewhere)."""
+    import multiprocessing
+
     from benchmarks.orgs import Timing, fleet_sandbox, handle_for, logins_for
-    from remediate import engine
+    from remediate import fleet
     from remediate.builtin import builtin_bindings
+    from remediate.enforce import Target
     from remediate.logging import configure
     from remediate.orgs import bind_playbooks
 
@@ -244,6 +285,16 @@ def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
     _private_dirs()
     sandbox, members, spec = fleet_sandbox(orgs)
     timing = Timing(sandbox)
+    processes = processes or fleet.available_cores()
+    shared = multiprocessing.get_context("fork").Value("l", 0)  # requests, over every process
+    inner = sandbox.handle
+
+    def counted(request: Any) -> Any:
+        with shared.get_lock():
+            shared.value += 1
+        return inner(request)
+
+    sandbox.handle = counted  # type: ignore[method-assign]
     from remediate.salesforce import mdclient
 
     mdclient.wsdl_document()  # parsed once per process; not per org
@@ -257,41 +308,41 @@ def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
                               name=org.my_domain)
         return open_
 
-    runner = "remediate.enforce.run_fleet"
+    runner = "remediate.fleet.run_fleet"
     start = time.perf_counter()
     cpu = time.process_time()
-    try:
-        from remediate.enforce import Target, run_fleet
-    except ImportError:  # the fleet runner is another issue's; measure the same work without it
-        from concurrent.futures import ThreadPoolExecutor
-
-        runner = "ThreadPoolExecutor over engine.assess"
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(lambda o: engine.assess(opener(o)()).drift, members))
-        checked = len(outcomes)
-    else:
-        journal = _journal()
-        lock_dir = Path(tempfile.mkdtemp(prefix="remediate-bench-locks-"))
-        report = run_fleet([Target(o.my_domain, opener(o)) for o in members], journal=journal,
-                           workers=workers, lock_dir=lock_dir)
-        checked = sum(1 for r in report.reports if r.outcome == "pending approval")
-        failed = [r for r in report.reports if r.outcome == "failed"]
-        if failed:
-            raise SystemExit(f"{len(failed)} fleet org(s) failed: {failed[0].message}")
+    children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    journal = _journal()
+    lock_dir = Path(tempfile.mkdtemp(prefix="remediate-bench-locks-"))
+    report = fleet.run_fleet([Target(o.my_domain, opener(o)) for o in members],
+                             journal=journal, processes=processes, workers=workers,
+                             lock_dir=lock_dir)
+    checked = sum(1 for r in report.reports if r.outcome == "pending approval")
+    failed = [r for r in report.reports if r.outcome == "failed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} fleet org(s) failed: {failed[0].message}")
     wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu + (after.ru_utime + after.ru_stime
+                                       - children_cpu.ru_utime - children_cpu.ru_stime)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    journalled = sum(1 for e in journal.read() if e["event"] == "enforce")
     emit("fleet.runner", runner)
     emit("fleet.orgs", orgs, "orgs")
     emit("fleet.orgs_audited", checked, "orgs")
-    emit("fleet.workers", workers, "orgs at once")
+    emit("fleet.orgs_journalled", journalled, "enforce records in the one journal")
+    emit("fleet.processes", processes, "processes")
+    emit("fleet.workers", workers, "orgs at once in each process")
+    emit("fleet.cores", fleet.available_cores(), "cores available")
     emit("fleet.latency", latency_ms, "ms per request")
     emit("fleet.wall", wall, "s")
-    emit("fleet.cpu", cpu, "s (client and in-process sandbox together)")
-    emit("fleet.requests", sandbox.counts["total"], "requests")
-    emit("fleet.round_trips_per_org", timing.round_trips() / max(1, orgs) if workers == 1
-         else "n/a (orgs overlap)", "")
-    emit("fleet.peak_rss", peak, "MB")
+    emit("fleet.orgs_per_s", orgs / max(wall, 1e-9), "orgs/s")
+    emit("fleet.cpu", cpu, "s (every process: client and in-process sandbox together)")
+    emit("fleet.requests", shared.value, "requests")
+    emit("fleet.round_trips_per_org", timing.round_trips() / max(1, orgs)
+         if workers == 1 and processes == 1 else "n/a (orgs overlap)", "")
+    emit("fleet.peak_rss", peak, "MB (the parent process)")
+    emit("fleet.peak_rss_child", after.ru_maxrss / 1024, "MB (the largest forked process)")
     emit("fleet.sandbox_rss", rss_sandbox, "MB (the emulated orgs and the parsed WSDL, "
                                            "before the run)")
     emit("fleet.run_rss_growth", peak - rss_sandbox, "MB")
@@ -300,7 +351,7 @@ def fleet_child(orgs: int, workers: int, latency_ms: int) -> None:
 # ---- start-up -------------------------------------------------------------------------------
 
 
-def part_startup(runs: int = 7) -> None:
+def part_startup(runs: int = 10) -> None:
     script = Path(sys.executable).with_name("remediate")
     base = [str(script)] if script.exists() else [sys.executable, "-m", "remediate"]
     for label, args in (("help", ["--help"]), ("audit_help", ["audit", "--help"])):
@@ -320,21 +371,133 @@ def part_startup(runs: int = 7) -> None:
     emit("startup.python_itself.median", statistics.median(base) * 1000, "ms")
 
 
+# ---- the targets table (issue 17's acceptance) ---------------------------------------------
+
+BEGIN, END = "<!-- targets:begin (benchmarks/run.py --write-doc) -->", "<!-- targets:end -->"
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}, {sys.platform}"
+
+
+def targets_table(quick: bool, load_before: str) -> str:
+    f = FIGURES
+
+    def num(name: str) -> float | None:
+        value = f.get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+    def row(target: str, shown: str, ok: bool | None, note: str = "") -> str:
+        met = "not measured" if ok is None else ("**yes**" if ok else "**no**")
+        return f"| {target} | {shown} | {met}{' (' + note + ')' if note else ''} |"
+
+    rows = []
+    for ms, want in ((100, 2.0), (300, 3.0)):
+        ratio = num(f"whole.ratio.batched_over_remediate.{ms}ms")
+        mine, theirs = num(f"whole.remediate.{ms}ms.wall"), \
+            num(f"whole.batched.{ms}ms.wall")
+        rows.append(row(f"whole-process audit over HTTPS, at least {want:g}x faster than the "
+                        f"batched script at {ms} ms",
+                        f"{ratio:.1f}x ({mine:.2f} s against {theirs:.2f} s)"
+                        if ratio and mine and theirs else "-",
+                        None if ratio is None else ratio >= want))
+    calls = num("demo.audit.latency_100ms.api_calls")
+    rows.append(row("audit API calls at most 3 (if the Tooling composite is documented for "
+                    "these reads)", f"{calls:g}" if calls is not None else "-",
+                    None if calls is None else calls <= 3,
+                    "see 'Fewer calls' above: not reducible by documented means today"))
+    rounds = num("demo.apply_verify.session.latency_100ms.round_trips")
+    rows.append(row("apply + verify at most 5 round trips in one session",
+                    f"{rounds:g}" if rounds is not None else "-",
+                    None if rounds is None else rounds <= 5))
+    orgs, wall = num("fleet.orgs"), num("fleet.wall")
+    cores = num("fleet.cores")
+    if orgs and wall:
+        shown = (f"{wall:.1f} s for {orgs:g} orgs ({num('fleet.processes') or 1:g} processes x "
+                 f"{num('fleet.workers') or 0:g} workers, {cores or 0:g} cores)")
+        ok = wall < 20 if orgs >= 2000 else None
+        note = "" if orgs >= 2000 else "--quick runs fewer orgs"
+    else:
+        shown, ok, note = "-", None, ""
+    rows.append(row("2,000 orgs at 100 ms under 20 s on 2 cores", shown, ok, note))
+    helpms = num("startup.audit_help.median")
+    rows.append(row("`remediate audit --help` under 120 ms",
+                    f"{helpms:.0f} ms median, {num('startup.audit_help.min') or 0:.0f} ms fastest"
+                    f" (Python itself: {num('startup.python_itself.median') or 0:.0f} ms)"
+                    if helpms else "-", None if helpms is None else helpms < 120))
+    big = num("scale.audit.integrations_200.in_flight_25.latency_100ms.round_trips")
+    big_calls = num("scale.audit.integrations_200.in_flight_25.latency_100ms.api_calls")
+    rows.append(row("200 integrations stay at 2 round trips (calls in flight per org "
+                    "configurable)", f"{big:g} round trips, {big_calls:g} calls at "
+                    f"in_flight 25 (at 8: "
+                    f"{num('scale.audit.integrations_200.in_flight_8.latency_100ms.round_trips') or 0:g})"
+                    if big is not None and big_calls is not None else "-",
+                    None if big is None else big <= 2))
+    load_after = _load()
+    head = [f"Run: `benchmarks/run.py{' --quick' if quick else ''}`, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {_machine()}; load "
+            f"average (1/5/15 min) {load_before} before and {load_after} after"
+            + (" (the machine was shared with other work: wall times are inflated)"
+               if _busy(load_before) or _busy(load_after) else "") + ".",
+            "", "| target | measured | met? |", "|---|---|---|"]
+    return "\n".join(head + rows)
+
+
+def _busy(load: str) -> bool:
+    try:
+        return float(load.split(" / ")[0]) > (os.cpu_count() or 1) * 0.5
+    except ValueError:
+        return True
+
+
+def write_doc(path: Path, table: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} section to replace")
+    before, rest = text.split(BEGIN, 1)
+    after = rest.split(END, 1)[1]
+    path.write_text(f"{before}{BEGIN}\n{table}\n{END}{after}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", action="append", choices=PARTS,
                         help="Run only this part (repeatable); default: all.")
-    parser.add_argument("--orgs", type=int, default=500, help="Fleet size (default 500).")
-    parser.add_argument("--workers", type=int, default=16,
-                        help="Orgs worked on at once in the fleet (default 16).")
+    parser.add_argument("--quick", action="store_true",
+                        help="Every figure, smaller: 200 fleet orgs, 1 whole-process run per "
+                             "client, 3 start-up runs (a few minutes less).")
+    parser.add_argument("--write-doc", type=Path, nargs="?", const=HERE.parent / "docs" /
+                        "performance.md", default=None,
+                        help="Replace the targets table in docs/performance.md (or the file "
+                             "given) with this run's.")
+    parser.add_argument("--orgs", type=int, default=None,
+                        help="Fleet size (default 2000; 200 with --quick).")
+    parser.add_argument("--workers", type=int, default=32,
+                        help="Orgs worked on at once in each fleet process (default 32).")
     parser.add_argument("--latency-ms", type=int, default=100,
                         help="Fleet latency per request (default 100).")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="Fleet processes (default: the cores available).")
     parser.add_argument("--fleet-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fleet_child:
-        fleet_child(args.orgs, args.workers, args.latency_ms)
+        fleet_child(args.orgs, args.workers, args.latency_ms, args.processes)
         return
     _private_dirs()
+    load_before = _load()
     parts = args.part or list(PARTS)
     results: dict[str, dict[str, Measure]] = {}
     if "demo" in parts:
@@ -342,15 +505,29 @@ def main(argv: list[str] | None = None) -> None:
     if "naive" in parts:
         part_naive(results)
     if "scale" in parts:
-        part_scale()
+        part_scale((1, 200) if args.quick else (1, 10, 50, 200))
     if "fleet" in parts:
-        part_fleet(args.orgs, args.workers, args.latency_ms)
+        part_fleet(args.orgs or (200 if args.quick else 2000), args.workers, args.latency_ms,
+                   args.processes)
     if "startup" in parts:
-        part_startup()
+        part_startup(3 if args.quick else 10)
     if "whole" in parts:  # whole processes over HTTPS (benchmarks/wholeprocess.py)
         from benchmarks import wholeprocess
 
-        wholeprocess.run([100, 300], 3, 0)
+        out = wholeprocess.run([100, 300], 1 if args.quick else 3, 0)
+        for name, by_latency in out.items():
+            for latency, figures in by_latency.items():
+                for key, value in figures.items():
+                    FIGURES[f"whole.{name}.{latency}ms.{key}"] = value
+        for other in ("batched", "naive"):
+            for latency in (100, 300):
+                if latency in out.get(other, {}) and latency in out.get("remediate", {}):
+                    FIGURES[f"whole.ratio.{other}_over_remediate.{latency}ms"] = \
+                        out[other][latency]["wall"] / out["remediate"][latency]["wall"]
+    table = targets_table(args.quick, load_before)
+    print("\n" + table, flush=True)
+    if args.write_doc is not None:
+        write_doc(args.write_doc, table)
 
 
 if __name__ == "__main__":

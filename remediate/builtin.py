@@ -112,7 +112,7 @@ def set_login_url(org: str, integration: str, login_url: str) -> None:
     handle.close()
 
 
-def open_builtin(name: str, only: list[str] | None) -> OrgHandle:
+def open_builtin(name: str, only: list[str] | None, *, in_flight: int | None = None) -> OrgHandle:
     from remediate.errors import ConfigError
     from remediate.sandbox import persist
     from remediate.sandbox import scenario as scenarios
@@ -133,17 +133,19 @@ def open_builtin(name: str, only: list[str] | None) -> OrgHandle:
                               f"run 'remediate sandbox reset --org {name}'") from None
     else:
         org = scenarios.build_org(spec)
-    return open_on_sandbox(name, spec, Sandbox([org]), only=only, extra=extra, state_path=path)
+    return open_on_sandbox(name, spec, Sandbox([org]), only=only, extra=extra, state_path=path,
+                           in_flight=in_flight)
 
 
 def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | None = None,
                     extra: dict[str, Any] | None = None, state_path: Path | None = None,
-                    retry: Any = None) -> OrgHandle:
+                    retry: Any = None, in_flight: int | None = None) -> OrgHandle:
     """A built-in org's handle on a ``Sandbox`` the caller holds (its only org, built from
     ``spec``): tests and benchmarks inject faults and read counters on it. Without
     ``state_path`` nothing is saved on close."""
     from remediate.orgs import OrgHandle, bind_playbooks
     from remediate.salesforce.gateway import Gateway, TimeoutSession
+    from remediate.salesforce.waves import DEFAULT_PARALLEL
     from remediate.sandbox.adapter import mount
     from remediate.settings import OrgConfig
 
@@ -153,7 +155,8 @@ def open_on_sandbox(name: str, spec: Any, sandbox: Any, *, only: list[str] | Non
     session = mount(TimeoutSession(), sandbox)
     session.trust_env = False  # answered in process: no proxy or .netrc look-ups per request
     admin = sandbox_admin(org)
-    gateway = Gateway(admin, session=session, org_label=f"org {name!r}", retry=retry)
+    gateway = Gateway(admin, session=session, org_label=f"org {name!r}", retry=retry,
+                      parallel=in_flight or DEFAULT_PARALLEL)
     gateway.install_poll_s = 0.0  # the sandbox's installs advance per read, not per second
     # signs in like a configured client-credentials org; the secret is the scenario's
     config = OrgConfig(login_url=org.my_domain_url, auth="client_credentials",

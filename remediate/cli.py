@@ -184,7 +184,8 @@ def apply(plan_file: Path | None = typer.Argument(None, help="A plan saved by 'p
             _emit({"org": org, "plan": plan_data(current.plan), "applied": [], "run_id": None})
             raise typer.Exit(EXIT_DRIFT if current.plan.manual else EXIT_OK)
         engine.guard_production(handle, current.org, allow_production)
-        safety.guard_lockout(handle, current.plan.automatic, allow_lockout)
+        safety.guard_lockout(handle, current.plan.automatic, allow_lockout,
+                             inventory=current.inventory)
         allowance = safety.check_api_floor(handle, safety.api_cost(current.plan, reads))
         _echo(text.plan(current.plan))
         approval = _approve(yes)

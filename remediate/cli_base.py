@@ -125,6 +125,9 @@ def _main(
                                  help="Print remediate's version and exit."),
     as_json: bool = typer.Option(False, "--json", help="Every command: print one JSON envelope "
                                                        "(docs/json.md); same as --format json."),
+    in_flight: int | None = typer.Option(None, "--in-flight", min=1, max=25,
+                                         help="Requests one org may have in flight at once "
+                                              "(default: the in_flight setting, 25)."),
 ) -> None:
     from remediate import runcontext
     from remediate.logging import configure
@@ -137,6 +140,7 @@ def _main(
     run.config = config
     run.verbose = verbose
     run.log_format = log_format
+    run.in_flight = in_flight
 
 
 def run_context() -> RunContext:
@@ -169,9 +173,10 @@ def open_handle(org: str, playbooks: list[str] | None, *, lock: bool = False) ->
 
         runguard.lock_org(org)
 
-    config = run_context().config
-    base = config.parent if config else None
-    return open_org(org, settings(), only=playbooks or None, config_dir=base)
+    run = run_context()
+    base = run.config.parent if run.config else None
+    return open_org(org, settings(), only=playbooks or None, config_dir=base,
+                    in_flight=run.in_flight)
 
 
 def on_org(org: str, playbooks: list[str] | None, action: Callable[[OrgHandle], T]) -> T:

@@ -32,7 +32,11 @@ ALL = typer.Option(False, "--all", help="Every org in remediate.toml's [orgs] an
 SHARD = typer.Option(None, "--shard", help="Only shard I of N (I/N, I from 0): orgs split by a "
                                            "hash of their name.")
 WORKERS = typer.Option(None, "--workers", min=1, max=64,
-                       help="Orgs worked on at once (default [enforce] workers, 32).")
+                       help="Orgs worked on at once in each process (default [enforce] "
+                            "workers, 32).")
+PROCESSES = typer.Option(None, "--processes", min=1, max=64,
+                         help="Processes across cores, each with --workers orgs at once "
+                              "(default [enforce] processes, else the cores available).")
 HISTORY_ORG = typer.Option(None, "--org", "-o", help="Only this org's runs.")
 LIMIT = typer.Option(50, "--limit", min=1, help="The last N runs.")
 RUN_ID = typer.Argument(..., help="A run id from 'remediate history'.")
@@ -40,14 +44,19 @@ YES = typer.Option(False, "--yes", "-y", help="Approve without asking.")
 ALLOW_PRODUCTION = typer.Option(False, "--allow-production",
                                 help="Roll back on a production org not marked "
                                      "'production = true'.")
+ALLOW_LOCKOUT = typer.Option(False, "--allow-lockout",
+                             help="Roll back a change that takes access from remediate's own "
+                                  "sign-in or another integration's.")
 
 
 def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | None = SHARD,
-            workers: int | None = WORKERS, fmt: Format = FORMAT) -> None:
+            workers: int | None = WORKERS, fmt: Format = FORMAT,
+            processes: int | None = PROCESSES) -> None:
     """One unattended pass for cron: lock, audit, apply what the policy approves, verify,
     journal, notify. Exit code: the worst org's (0 clean/fixed, 2 pending approval,
     3 refused, 1 failed, 75 locked)."""
     from remediate import enforce as enforcement
+    from remediate import fleet
     from remediate.notify import Notifier
 
     _refuse_format(fmt, (Format.text, Format.json), "enforce")
@@ -66,10 +75,11 @@ def enforce(org: list[str] | None = ORGS, all_orgs: bool = ALL, shard: str | Non
                                   enforcement.policy_for(name, settings)) for name in names]
     for target in targets:  # every policy is checked before any org is touched
         enforcement.check_policy(target.name, target.policy, _bound_steps(target.name))
-    result = enforcement.run_fleet(targets, journal=_journal(),
-                                   workers=workers or settings.enforce.workers,
-                                   kill=enforcement.kill_switch(settings), notifier=Notifier(),
-                                   on_done=_fleet_progress(len(targets)))
+    result = fleet.run_fleet(targets, journal=_journal(),
+                             processes=processes or settings.enforce.processes,
+                             workers=workers or settings.enforce.workers,
+                             kill=enforcement.kill_switch(settings), notifier=Notifier(),
+                             on_done=_fleet_progress(len(targets)))
     if _json(fmt):
         _emit(fleet_data(result))
     else:
@@ -253,9 +263,10 @@ CHANGE = typer.Option(None, "--change", min=1,
 
 
 def rollback(run_id: str = RUN_ID, yes: bool = YES,
-             allow_production: bool = ALLOW_PRODUCTION, change: int | None = CHANGE) -> None:
+             allow_production: bool = ALLOW_PRODUCTION, change: int | None = CHANGE,
+             allow_lockout: bool = ALLOW_LOCKOUT) -> None:
     """Restore the before-values of a run's changes: shows the diff, applies after approval."""
-    from remediate import engine
+    from remediate import engine, safety
     from remediate import history as histories
     from remediate.render import change_data, plan_data, text
 
@@ -277,6 +288,8 @@ def rollback(run_id: str = RUN_ID, yes: bool = YES,
                    "plan": plan_data(plan), "applied": []})
             raise typer.Exit(EXIT_DRIFT if plan.manual else EXIT_OK)
         engine.guard_production(handle, undo.current.org, allow_production)
+        safety.guard_lockout(handle, plan.automatic, allow_lockout,
+                             inventory=undo.current.inventory)
         _echo(text.rollback(plan, undo.current.inventory))
         approval = _approve(yes)
 

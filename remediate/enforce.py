@@ -278,6 +278,10 @@ def _enforce(target: Target, run_id: str, journal: Journal, kill: str | None) ->
             return OrgReport(target.name, "pending approval", run_id, pending=list(plan.changes),
                              message=f"{kill}; plan only" if kill else "")
         engine.guard_production(handle, current.org, allow_production=False, flag=None)
+        from remediate import safety
+
+        # no person approves an enforce run, so nothing may lock a sign-in out (ADR 0034)
+        safety.guard_lockout(handle, approved, allow=False, inventory=current.inventory)
         done = engine.apply_and_verify(handle, current, engine.approval("policy"), journal,
                                        sign_in=True, only=policy.approves, run_id=run_id)
         result, verified, stuck = done.result, done.verified, done.stuck
@@ -336,10 +340,13 @@ class FleetReport:
 def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 32,
               kill: str | None = None, lock_dir: Path | None = None,
               notifier: Notifier | None = None,
-              on_done: Callable[[OrgReport], None] | None = None) -> FleetReport:
+              on_done: Callable[[OrgReport], None] | None = None,
+              fleet_run: str | None = None) -> FleetReport:
     """Enforce every target, ``workers`` at a time; reports come back in the targets' order.
-    ``on_done`` hears of each org as it finishes (progress on a terminal)."""
-    fleet_run = new_run_id()
+    ``on_done`` hears of each org as it finishes (progress on a terminal). On Ctrl-C or
+    SIGTERM no further org is started, the orgs in flight finish (and are journalled and heard
+    of), then the interrupt goes on. Several processes: ``remediate.fleet``."""
+    fleet_run = fleet_run or new_run_id()
     if not targets:
         return FleetReport(fleet_run, [], kill)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets))),
@@ -351,6 +358,11 @@ def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 32,
                                notifier=notifier) for t in targets]
         if on_done is not None:
             for f in futures:
-                f.add_done_callback(lambda done: done.exception() or on_done(done.result()))
-        reports = [f.result() for f in futures]
+                f.add_done_callback(lambda done: done.cancelled() or done.exception()
+                                    or on_done(done.result()))
+        try:
+            reports = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return FleetReport(fleet_run, reports, kill)

@@ -43,6 +43,8 @@ from remediate.steps.base import (
     StepContext,
     UserInfo,
     UserRead,
+    list_items,
+    split_selector,
 )
 
 Status = Literal["ok", "drift", "manual", "unknown"]
@@ -324,7 +326,7 @@ def _write(handle: OrgHandle, inv: Inventory, batch: list[Change]) -> list[str]:
             components[w.full_name] = copy.deepcopy(current) if current else \
                 {"fullName": w.full_name}
         _apply_path(components[w.full_name], w)
-        written.setdefault(w.full_name, set()).add(w.path.split(".")[0])
+        written.setdefault(w.full_name, set()).add(split_selector(w.path.split(".")[0])[0])
     if first.type in OVERLAY_TYPES:
         # a deploy of these overlays the component: send only what changes (platform-truth U3)
         components = {name: {"fullName": comp["fullName"],
@@ -343,6 +345,16 @@ def _apply_path(component: dict[str, Any], w: MetadataWrite) -> None:
     parts = w.path.split(".")
     cur = component
     for part in parts[:-1]:
+        name, selector = split_selector(part)
+        if selector is not None:  # the list item whose key is value (steps.base.get_path)
+            items = list_items(cur.get(name))
+            cur[name] = items
+            nxt = next((i for i in items if i.get(selector[0]) == selector[1]), None)
+            if nxt is None:
+                nxt = {selector[0]: selector[1]}
+                items.append(nxt)
+            cur = nxt
+            continue
         nxt = cur.get(part)
         if not isinstance(nxt, dict):
             nxt = {}

@@ -123,9 +123,12 @@ class Journal:
         record = {"at": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event,
                   **fields}
         line = (json.dumps(record, default=str, sort_keys=True) + "\n").encode("utf-8")
+        import fcntl
+
         with _append_lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # processes of one fleet run share the journal
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line  # a torn last line: never glue this record onto it

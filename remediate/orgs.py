@@ -42,11 +42,13 @@ class OrgHandle:
 
 
 def open_org(name: str, settings: Settings, *, only: list[str] | None = None,
-             config_dir: Path | None = None) -> OrgHandle:
+             config_dir: Path | None = None, in_flight: int | None = None) -> OrgHandle:
+    """``in_flight`` (``--in-flight``) beats the org's ``in_flight``, which beats the
+    top-level one: requests of one org in flight at once (issue 17, point 6)."""
     from remediate import builtin
 
     if builtin.is_builtin(name):
-        return builtin.open_builtin(name, only)
+        return builtin.open_builtin(name, only, in_flight=in_flight or settings.in_flight)
     config = settings.orgs.get(name)
     if config is None:
         known = ", ".join(sorted(settings.orgs)) or "none configured"
@@ -57,7 +59,8 @@ def open_org(name: str, settings: Settings, *, only: list[str] | None = None,
                       if config.ca_bundle else None,
                       version=versions.check_pin(config.api_version, f"org {name!r}")
                       if config.api_version else None,
-                      timeout=config.timeout_s, org_label=f"org {name!r}")
+                      timeout=config.timeout_s, org_label=f"org {name!r}",
+                      parallel=in_flight or config.in_flight or settings.in_flight)
     logins: list[IntegrationLogin] = []
     not_tried: dict[str, str] = {}
     for integration, v in config.verify.items():

@@ -39,6 +39,7 @@ class RunContext:
     settings: Settings | None = None  # read on first use, then kept for the run
     verbose: int = 0
     log_format: str = "auto"
+    in_flight: int | None = None  # --in-flight: beats every in_flight setting (issue 17)
     envelope: Envelope = field(default_factory=_new_envelope)
 
 

@@ -126,7 +126,10 @@ class EnforceSettings(_Strict):
     kill_switch_file: Path | None = None  # default: <state dir>/enforce.disabled
     # Orgs at once: a run is latency-bound (100-300 ms per round trip), and one process
     # saturates a core at 16-32 workers (docs/performance.md, issue 17).
-    workers: int = Field(32, ge=1, le=64)
+    workers: int = Field(32, ge=1, le=64)  # in each process
+    # Processes across cores, each with ``workers`` orgs at once; None: the cores available
+    # (ADR 0035).
+    processes: int | None = Field(None, ge=1, le=64)
     webhooks: list[Webhook] = Field(default_factory=list)
     orgs: dict[str, EnforcePolicy] = Field(default_factory=dict)
 
@@ -145,6 +148,7 @@ class OrgConfig(_Strict):
     #: None: the highest version the org lists that remediate knows (salesforce/versions.py).
     api_version: str | None = None
     timeout_s: float = 30.0
+    in_flight: int | None = Field(None, ge=1, le=25)  # None: the top-level in_flight
     production: bool = False
     min_api_requests: int = Field(1000, ge=0)  # apply refuses below this DailyApiRequests left
     playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -161,6 +165,14 @@ class OrgConfig(_Strict):
             problem = url_problem(value) if value is not None else None
             if problem:
                 raise ValueError(f"{name} {value!r} {problem}")
+        if self.auth in ("client_credentials", "jwt"):
+            from remediate import hosts
+
+            # remediate's secret goes to this host: a Salesforce partition or loopback only
+            host = hosts.host_of(self.login_url)
+            if not (hosts.is_salesforce_host(host) or hosts.is_loopback(host)):
+                raise ValueError(f"login_url {self.login_url!r} "
+                                 f"{hosts.org_host_problem(self.login_url)}")
         if self.ca_bundle is not None:
             path = Path(os.path.expanduser(str(self.ca_bundle)))
             if not path.is_file() or not os.access(path, os.R_OK):
@@ -175,6 +187,11 @@ class Settings(BaseSettings):
     journal: Path | None = None
     default_org: str | None = None  # the org when --org and REMEDIATE_ORG are not given
     log_format: Literal["auto", "console", "json"] = "auto"
+    # Requests one org may have in flight at once (a wave's calls; issue 17, point 6). A wave
+    # of n calls costs ceil(n / in_flight) round trips; [orgs.NAME] in_flight and --in-flight
+    # override it. At most 25: Salesforce's limit on concurrent long-running requests
+    # (salesforce/waves.py has the source).
+    in_flight: int = Field(25, ge=1, le=25)
     orgs: dict[str, OrgConfig] = Field(default_factory=dict)
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from remediate.hosts import LOOPBACK_HOSTS
+
 #: C0 controls but tab and newline, DEL, and C1 controls (CSI among them): the bytes that let
 #: text move the cursor, recolour or retitle a terminal, or hide what came before.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -24,7 +26,6 @@ def valid_scenario_name(name: str) -> bool:
     return SCENARIO_NAME.fullmatch(name) is not None
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def url_problem(url: str) -> str | None:

@@ -49,7 +49,8 @@ def verify_data(v: VerifyResult, org_name: str) -> dict[str, Any]:
             "tokens": [{"integration": name, "ok": t.ok, "status": t.status, "error": t.error,
                         "error_description": t.error_description,
                         "instance_url": t.instance_url, "api_status": t.api_status,
-                        "api_error": t.api_error} for name, t in v.tokens]}
+                        "api_error": t.api_error, "audience": t.audience,
+                        "audiences_tried": list(t.audiences_tried)} for name, t in v.tokens]}
 
 
 def diagnosis_data(d: Diagnosis, org_name: str) -> dict[str, Any]:

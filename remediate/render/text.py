@@ -97,11 +97,15 @@ def verified(v: VerifyResult) -> str:
     for f in v.assessment.unknown:
         lines.append(f"Re-read: {f.playbook}/{f.step} could not be checked: {f.error}")
     for name, t in v.tokens:
+        aud = f" with JWT audience {t.audience}" if t.audience else ""
         if t.ok:
-            lines.append(f"Token request for {name}: ok (signed in at {t.instance_url}, API call "
-                         f"HTTP {t.api_status}).")
+            lines.append(f"Token request for {name}: ok (signed in at {t.instance_url}{aud}, "
+                         f"API call HTTP {t.api_status}).")
         elif t.status != 200 or t.api_status is None:
-            lines.append(f"Token request for {name}: FAILED: {t.error}: {t.error_description}")
+            tried = (f" (JWT audiences tried: {', '.join(t.audiences_tried)})"
+                     if t.audiences_tried else "")
+            lines.append(f"Token request for {name}: FAILED: {t.error}: "
+                         f"{t.error_description}{tried}")
         else:
             lines.append(f"Token request for {name}: signed in, but the API call failed: HTTP "
                          f"{t.api_status} {t.api_error}")

@@ -14,17 +14,18 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
+from remediate import hosts, progress
 from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
 from remediate.logging import get_logger
+from remediate.salesforce import audiences, shared_threads, signin, transport, versions, waves
 from remediate.salesforce import retry as retries
-from remediate.salesforce import transport, versions, waves
 from remediate.salesforce.errors import TruncatedAnswer, map_exception, rest_error_details
 from remediate.salesforce.retry import Resend, RetryPolicy, call_with_retries, maybe_applied
 
@@ -34,8 +35,6 @@ PROBE_VERSION = versions.FALLBACK
 DEFAULT_TIMEOUT = transport.DEFAULT_TIMEOUT
 T = TypeVar("T")
 log = get_logger()
-#: Runs the version list alongside a client credentials token request.
-_LISTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remediate-versions")
 
 
 class TimeoutSession(transport.TimeoutSession):
@@ -99,6 +98,8 @@ class TokenResult:
     instance_url: str | None = None
     api_status: int | None = None  # the follow-up REST call made with the token
     api_error: str | None = None
+    audience: str | None = None  # JWT bearer: the ``aud`` the org accepted
+    audiences_tried: tuple[str, ...] = ()  # JWT bearer: every ``aud`` sent, in order
 
 
 @dataclass(frozen=True)
@@ -197,19 +198,28 @@ class Connection:
             # The login URL is the org's My Domain: ask its versions while the token comes.
             with self._lock:
                 self.round_trips += 1
-            listing = _LISTER.submit(self._list_versions, c.login_url)
+            # on the process's shared pool: a module-level pool has no threads in a forked
+            # child (remediate.fleet), and a sign-in there would wait for ever
+            listing = shared_threads.pool().submit(self._list_versions, c.login_url)
         try:
             if c.auth == "access_token":
                 sf = Salesforce(session_id=c.access_token, instance_url=c.instance_url or
                                 c.login_url, session=self._session, version=self.version)
             elif c.auth == "client_credentials":
-                if not host.endswith(".salesforce.com") or domain in ("login", "test"):
+                if hosts.org_host_problem(c.login_url):
                     raise AuthenticationError(
                         f"{what}: the client credentials flow needs the org's My Domain URL "
-                        "(https://<name>.my.salesforce.com), not login/test.salesforce.com")
+                        "(https://<name>.my.salesforce.com, or the My Domain of another "
+                        f"Salesforce partition): {hosts.org_host_problem(c.login_url)}")
                 self._count()
-                sf = Salesforce(consumer_key=c.client_id, consumer_secret=c.client_secret,
-                                domain=domain, session=self._session, version=self.version)
+                if not hosts.on_commercial_cloud(host):
+                    sf = signin.connect_at(self._session, c, what=what, version=self.version)
+                else:
+                    sf = Salesforce(consumer_key=c.client_id, consumer_secret=c.client_secret,
+                                    domain=domain, session=self._session, version=self.version)
+            elif c.auth == "jwt" and not hosts.on_commercial_cloud(host):
+                self._count()
+                sf = signin.connect_at(self._session, c, what=what, version=self.version)
             elif c.auth == "jwt":
                 self._count()
                 sf = Salesforce(username=c.username, consumer_key=c.client_id,
@@ -304,6 +314,7 @@ class Connection:
         def retrying(err: SalesforceError, attempt_number: int, wait_s: float) -> None:
             log.info("gateway.retry", call=label, code=err.code, attempt=attempt_number,
                      wait_s=round(wait_s, 3), error=err.message)
+            self.progress(progress.retry_line(label, err.code, attempt_number, wait_s))
 
         try:
             return call_with_retries(self.retry, attempt,
@@ -324,6 +335,8 @@ class Connection:
         def retrying(err: SalesforceError, attempt_number: int, wait_s: float) -> None:
             log.info("gateway.retry", call=f"{self.org_label}: signing in", code=err.code,
                      attempt=attempt_number, wait_s=round(wait_s, 3), error=err.message)
+            self.progress(progress.retry_line(f"{self.org_label}: signing in", err.code,
+                                              attempt_number, wait_s))
 
         call_with_retries(self.retry, lambda: self.sf, on_retry=retrying)
 
@@ -345,10 +358,18 @@ class Connection:
     def _instance_is_my_domain(self) -> bool:
         """For a My Domain org the token's instance URL is the My Domain URL (reference 4.9):
         then no call is needed to learn it."""
-        return (urlsplit(self.instance_url).hostname or "").endswith(".my.salesforce.com")
+        return hosts.is_my_domain_host(urlsplit(self.instance_url).hostname or "")
 
     def request_token(self, login: IntegrationLogin, my_domain_url: str) -> TokenResult:
-        """Sign in as the integration does, against the org's My Domain, then call the API."""
+        """Sign in as the integration does, against the org's My Domain, then call the API. A
+        JWT bearer sign-in tries each audience Salesforce's CLI tries (audiences.py, P3)."""
+        if login.flow != "jwt_bearer":
+            return self._request_token_at(login, my_domain_url)
+        return audiences.first_accepted(
+            my_domain_url, lambda aud: self._request_token_at(login, my_domain_url, aud))
+
+    def _request_token_at(self, login: IntegrationLogin, my_domain_url: str,
+                          audience: str | None = None) -> TokenResult:
         import jwt
 
         base = my_domain_url.rstrip("/")
@@ -358,7 +379,7 @@ class Connection:
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
             data = {"grant_type": "client_credentials"}
         else:
-            claims = {"iss": login.client_id, "sub": login.username, "aud": base,
+            claims = {"iss": login.client_id, "sub": login.username, "aud": audience or base,
                       "exp": int(time.time()) + 180}
             data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                     "assertion": jwt.encode(claims, login.private_key or "", algorithm="RS256")}
@@ -399,10 +420,7 @@ class Connection:
 
 
 def _progress_line(line: str) -> None:
-    import sys
-
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    progress.line(line)  # on a terminal only (issue 18.4)
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -31,6 +31,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from remediate.inputs import MAX_ANSWER_BYTES
 from remediate.logging import get_logger
+from remediate.salesforce import shared_threads
 
 log = get_logger()
 DEFAULT_TIMEOUT = 30.0
@@ -186,12 +187,10 @@ class TimeoutSession(requests.Session):
         streamed = bool(kwargs.pop("stream", False))
         kwargs["stream"] = True  # read here, bounded, under the watchdog
         watch = _Watch()
-        timer = threading.Timer(total, watch.fire)
-        timer.daemon = True
         outer = getattr(_current, "watch", None)
         _current.watch = watch
         started = time.monotonic()
-        timer.start()
+        timer = shared_threads.deadlines.schedule(total, watch.fire)  # no thread per request
         try:
             response = super().request(method, url, *args, **kwargs)
             if not streamed:

@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import contextvars
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from remediate.salesforce import shared_threads
+
 T = TypeVar("T")
 _in_wave: contextvars.ContextVar[bool] = contextvars.ContextVar("remediate_in_wave", default=False)
 
-#: Requests one org may have in flight at once, by default. Salesforce limits concurrent
-#: *long-running* requests (over 20 s) only; ours are short. Eight lets the reads of a demo
-#: org and of a 50-integration playbook go out in one or two waves.
-DEFAULT_PARALLEL = 8
+#: Requests one org may have in flight at once, by default (the ``in_flight`` setting and
+#: ``--in-flight`` change it, up to ``MAX_PARALLEL``). Salesforce limits concurrent requests
+#: of 20 s or longer only, to 25 per production org or sandbox (5 in Developer Edition and
+#: trial orgs), and sets no limit on shorter ones ("API Request Limits and Allocations",
+#: developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/guide/
+#: salesforce-app-limits-platform-api.html); ours are short, and even if all of them ran long
+#: 25 stays within a production org's limit. 25 keeps the reads of a 200-integration playbook
+#: (20 ``readMetadata`` of 10 apps, 3 composites) in one wave: 2 round trips (issue 17).
+DEFAULT_PARALLEL = 25
+MAX_PARALLEL = 25
 
 
 def inside() -> bool:
@@ -47,17 +56,33 @@ def run_wave(calls: Sequence[Callable[[], T]], limit: int = DEFAULT_PARALLEL) ->
         return []
     if len(calls) == 1 or limit <= 1:
         return [contextvars.copy_context().run(_as_wave_call, call) for call in calls]
-    outcomes: list[tuple[bool, Any]] = []
-    with ThreadPoolExecutor(max_workers=min(limit, len(calls)),
-                            thread_name_prefix="remediate-wave") as pool:
-        # each call runs in a copy of the caller's context (structlog's bound variables)
-        futures = [pool.submit(contextvars.copy_context().run, _as_wave_call, call)
-                   for call in calls]
-        for future in futures:
+    # each call runs in a copy of the caller's context (structlog's bound variables); at most
+    # ``limit`` lanes take the calls in order from one queue, on the process's shared pool
+    # (no threads started per wave: shared_threads)
+    contexts = [contextvars.copy_context() for _ in calls]
+    outcomes: list[tuple[bool, Any]] = [(False, None)] * len(calls)
+    queue = iter(range(len(calls)))
+    taking = threading.Lock()
+
+    def lane() -> None:
+        while True:
+            with taking:
+                i = next(queue, None)
+            if i is None:
+                return
             try:
-                outcomes.append((True, future.result()))
+                outcomes[i] = (True, contexts[i].run(_as_wave_call, calls[i]))
             except BaseException as exc:  # re-raised below, after the wave
-                outcomes.append((False, exc))
+                outcomes[i] = (False, exc)
+
+    width = min(limit, len(calls))
+    if inside():  # a wave inside a wave: its own threads, so the shared pool never starves
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="remediate-wave") as own:
+            for future in [own.submit(lane) for _ in range(width)]:
+                future.result()
+    else:
+        for future in [shared_threads.pool().submit(lane) for _ in range(width)]:
+            future.result()
     for ok, value in outcomes:
         if not ok:
             raise value

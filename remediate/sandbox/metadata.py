@@ -67,6 +67,14 @@ CHOICES: dict[str, str] = {
                              "SetupEntityAccess rows",
     "write_counter": "every create/update/upsert/delete call that reaches the org counts as one "
                      "write, whatever its per-component results",
+    "named_credential_secret": "a legacy NamedCredential's password, OAuth token/refresh token "
+                               "and AWS secret are never read back; replacing a legacy "
+                               "credential that holds one without sending it again -> "
+                               "FIELD_INTEGRITY_EXCEPTION 'Enter the <field> again to change "
+                               "this named credential'",
+    "named_credential_endpoint": "endpoint (and the other legacy-only fields) on a "
+                                 "SecuredEndpoint/PrivateEndpoint NamedCredential -> "
+                                 "FIELD_INTEGRITY_EXCEPTION; its URL is the Url parameter",
 }
 
 RUN_AS_MESSAGE = "Enter a valid execution user for the OAuth client credentials flow."
@@ -411,6 +419,43 @@ class EcaChildKind(Kind):
         super().write(org, comp, creating)
 
 
+class NamedCredentialKind(Kind):
+    """Named credentials in both formats (platform-truth P1, Metadata ``NamedCredential``): the
+    current one (``namedCredentialType`` SecuredEndpoint or PrivateEndpoint) keeps its URL in a
+    ``namedCredentialParameters`` item of ``parameterType`` Url and its authentication in an
+    ExternalCredential; the legacy one (``Legacy``, or no type) keeps ``endpoint``,
+    ``principalType``, ``protocol`` and, for Password/OAuth/AWS, a secret no read returns."""
+
+    name = "NamedCredential"
+    required = ("label",)
+    secret_fields = ("password", "oauthToken", "oauthRefreshToken", "awsAccessSecret")
+    legacy_only = ("endpoint", "principalType", "protocol", "username", "password",
+                   "oauthToken", "oauthRefreshToken", "oauthScope", "authProvider",
+                   "awsAccessKey", "awsAccessSecret", "awsRegion", "awsService")
+
+    def read(self, org: Org, name: str) -> Component | None:
+        comp = super().read(org, name)
+        if comp is None:
+            return None
+        return {k: v for k, v in comp.items() if k not in self.secret_fields}
+
+    def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        errors = super().validate(org, comp, creating)
+        kind = comp.get("namedCredentialType") or "Legacy"
+        if kind != "Legacy":
+            errors += [SaveError("FIELD_INTEGRITY_EXCEPTION",
+                                 f"{f} is valid only for legacy named credentials", [f])
+                       for f in self.legacy_only if comp.get(f) not in (None, "")]
+            return errors
+        old = self.store(org).get(comp["fullName"]) or {}
+        for f in self.secret_fields:  # CHOICES["named_credential_secret"]
+            if old.get(f) and not comp.get(f) and not creating:
+                errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION",
+                                        f"Enter the {f} again to change this named credential",
+                                        [f]))
+        return errors
+
+
 class MyDomainKind(Kind):
     name = "MyDomainSettings"
     merge_on_update = True
@@ -662,7 +707,7 @@ KINDS: dict[str, Kind] = {
     "ExtlClntAppConfigurablePolicies": EcaChildKind("ExtlClntAppConfigurablePolicies"),
     "Profile": ProfileKind(),
     "PermissionSet": PermissionSetKind(),
-    "NamedCredential": _simple("NamedCredential", ("label",)),
+    "NamedCredential": NamedCredentialKind(),
     "RemoteSiteSetting": _simple("RemoteSiteSetting", ("url",)),
     "MyDomainSettings": MyDomainKind(),
 }

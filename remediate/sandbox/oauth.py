@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from remediate.sandbox import access
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row, Session, now_iso
-from remediate.sandbox.wire import API_VERSIONS, LOGIN_HOSTS, Context, Response
+from remediate.sandbox.wire import API_VERSIONS, Context, Response
 
 CLIENT_IP_HEADER = "X-Sandbox-Client-IP"
 
@@ -131,8 +131,7 @@ WITHHELD_SCOPES: dict[str, frozenset[str]] = {
     "refresh_token": frozenset(),
 }
 
-# JWT audiences accepted besides the org's own My Domain URL (reference 1.3).
-GENERIC_AUDIENCES = frozenset(f"https://{h}" for h in LOGIN_HOSTS)
+# JWT audiences accepted: Org.accepts_jwt_audience (state.py; reference 1.3).
 
 # Hosts that accept each grant (reference 1.2/1.3). CHOICE: JWT and password are refused on an
 # old instance host or a previous My Domain like client credentials are (Spring '26 stops
@@ -422,7 +421,8 @@ def _jwt_bearer(ctx: Context, form: dict[str, str], attempt: Attempt) -> Minted:
     org, app = _require_app(ctx, attempt, "jwt_bearer")
     if not _signature_ok(assertion, app.certificate):
         raise Refused("bad_assertion")
-    if str(claims.get("aud") or "").rstrip("/") not in _audiences(ctx, org):
+    if not org.accepts_jwt_audience(app.name, str(claims.get("aud") or ""),
+                                    _own_urls(ctx, org)):
         raise Refused("bad_audience")
     try:
         expires = float(claims["exp"])
@@ -462,8 +462,8 @@ def _signature_ok(assertion: str, certificate: str | None) -> bool:
     return True
 
 
-def _audiences(ctx: Context, org: Org) -> set[str]:
-    out = set(GENERIC_AUDIENCES) | {org.my_domain_url}
+def _own_urls(ctx: Context, org: Org) -> set[str]:
+    out = {org.my_domain_url}
     if ctx.sandbox.server_host:
         out.add(f"https://{ctx.sandbox.server_host}")
     return out

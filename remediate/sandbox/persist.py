@@ -31,6 +31,7 @@ def dump(org: Org, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "passwords": org.passwords,
         "package_apps": org.package_apps,
         "uninstalled_apps": org.uninstalled_apps,
+        "jwt_audiences": org.jwt_audiences,
         "extra": extra or {},
     }
 
@@ -47,6 +48,7 @@ def restore(data: dict[str, Any]) -> tuple[Org, dict[str, Any]]:
     org.passwords = data["passwords"]
     org.package_apps = data.get("package_apps") or {}
     org.uninstalled_apps = data.get("uninstalled_apps") or {}
+    org.jwt_audiences = data.get("jwt_audiences") or {}
     return org, dict(data.get("extra") or {})
 
 

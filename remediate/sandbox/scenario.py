@@ -106,6 +106,9 @@ class ConnectedAppSpec(_Strict):
     handler_run_as: str | None = None
     #: False: the app lives in another org and was never installed in this one (C13, A8).
     installed: bool = True
+    #: JWT bearer audiences this app's sign-ins are accepted with (None: the My Domain and
+    #: both login URLs); e.g. ["login"] for an org that takes only https://login.salesforce.com.
+    jwt_audiences: list[Literal["my_domain", "login", "test"]] | None = None
 
 
 class ExternalClientAppSpec(_Strict):
@@ -139,9 +142,21 @@ class PackageSpec(_Strict):
 
 
 class NamedCredentialSpec(_Strict):
+    """A named credential (platform-truth P1). ``Legacy``: the URL is ``endpoint`` and a
+    Password/Oauth ``protocol`` holds a secret (``password``) no read returns. The current
+    format (``SecuredEndpoint``): the URL is a ``Url`` parameter and ``external_credential``
+    names the ExternalCredential that signs its callouts."""
+
     name: str
     label: str | None = None
     endpoint: str
+    type: Literal["Legacy", "SecuredEndpoint", "PrivateEndpoint"] = "Legacy"
+    protocol: Literal["NoAuthentication", "Password", "Oauth", "Jwt", "AwsSv4"] = \
+        "NoAuthentication"
+    principal_type: Literal["Anonymous", "NamedUser", "PerUser"] = "Anonymous"
+    username: str | None = None
+    password: str | None = None  # legacy Password protocol: the secret (never read back)
+    external_credential: str | None = None
 
 
 class RemoteSiteSpec(_Strict):
@@ -415,11 +430,7 @@ def _seed(org: Org, sc: Scenario) -> None:
     for eca in sc.external_client_apps:
         _seed_eca(org, eca)
     for nc in sc.named_credentials:
-        org.metadata.setdefault("NamedCredential", {})[nc.name] = {
-            "fullName": nc.name, "label": nc.label or nc.name, "endpoint": _own(org, sc, nc.endpoint),
-            "namedCredentialType": "Legacy", "principalType": "Anonymous",
-            "protocol": "NoAuthentication", "allowMergeFieldsInBody": False,
-            "allowMergeFieldsInHeader": False, "generateAuthorizationHeader": False}
+        org.metadata.setdefault("NamedCredential", {})[nc.name] = _named_credential(org, sc, nc)
     for rs in sc.remote_sites:
         org.metadata.setdefault("RemoteSiteSetting", {})[rs.name] = {
             "fullName": rs.name, "url": _own(org, sc, rs.url), "isActive": rs.active,
@@ -448,6 +459,27 @@ def _own(org: Org, sc: Scenario, url: str) -> str:
     if url.startswith(scenario_host) and org.my_domain_url != scenario_host:
         return org.my_domain_url + url[len(scenario_host):]
     return url
+
+
+def _named_credential(org: Org, sc: Scenario, nc: NamedCredentialSpec) -> dict[str, Any]:
+    url = _own(org, sc, nc.endpoint)
+    common = {"fullName": nc.name, "label": nc.label or nc.name,
+              "allowMergeFieldsInBody": False, "allowMergeFieldsInHeader": False,
+              "generateAuthorizationHeader": nc.type != "Legacy"}
+    if nc.type != "Legacy":
+        params = [{"parameterName": "Url", "parameterType": "Url", "parameterValue": url}]
+        if nc.external_credential:
+            params.append({"parameterName": "ExternalCredential",
+                           "parameterType": "Authentication",
+                           "externalCredential": nc.external_credential})
+        return {**common, "namedCredentialType": nc.type, "namedCredentialParameters": params}
+    out: dict[str, Any] = {**common, "endpoint": url, "namedCredentialType": "Legacy",
+                           "principalType": nc.principal_type, "protocol": nc.protocol}
+    if nc.username:
+        out["username"] = nc.username
+    if nc.password:
+        out["password"] = nc.password
+    return out
 
 
 def _grant_rows(org: Org, entity_type: str, entity_id: str, profiles: list[str],
@@ -498,6 +530,8 @@ def _seed_connected_app(org: Org, app: ConnectedAppSpec) -> None:
                                 f"namespace>__Name (package: {app.package!r})")
         component["_namespace"] = app.package
         component["_managed"] = True
+    if app.jwt_audiences is not None:
+        org.jwt_audiences[app.name] = list(app.jwt_audiences)
     if not app.installed:  # known to the token endpoint only, by its consumer key
         org.uninstalled_apps[app.name] = component
         return

@@ -98,6 +98,9 @@ class Org:
     #: Connected apps the integrations use that are defined in another org and not installed in
     #: this one (A8): fullName -> ConnectedApp component. Only the token endpoint sees them.
     uninstalled_apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: JWT bearer audiences an app's sign-ins are accepted with, when not all of them:
+    #: app fullName -> kinds among "my_domain", "login", "test" (docs/sandbox.md, assumption).
+    jwt_audiences: dict[str, list[str]] = field(default_factory=dict)
     #: Open query cursors by locator (REST ``nextRecordsUrl``); not persisted.
     cursors: dict[str, Cursor] = field(default_factory=dict, repr=False)
 
@@ -118,6 +121,17 @@ class Org:
     @property
     def my_domain_url(self) -> str:
         return f"https://{self.my_domain_host}"
+
+    def accepts_jwt_audience(self, app: str, audience: str, own: set[str]) -> bool:
+        """Whether a JWT bearer assertion for ``app`` may carry ``audience``. ``own`` are the
+        URLs that are this org's own (its My Domain, the served host). By default the My Domain
+        and both generic login URLs are accepted (reference 1.3); a scenario can narrow that per
+        app (``jwt_audiences``), as a real org is known to refuse some (platform-truth P3)."""
+        audience = audience.rstrip("/")
+        kinds = {"my_domain": own, "login": {"https://login.salesforce.com"},
+                 "test": {"https://test.salesforce.com"}}
+        allowed = self.jwt_audiences.get(app, list(kinds))
+        return any(audience in kinds[k] for k in allowed if k in kinds)
 
     # ---- rows ------------------------------------------------------------------------------
 

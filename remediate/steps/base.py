@@ -363,10 +363,34 @@ def kinds() -> dict[str, StepKind[Any]]:
 
 
 def get_path(data: dict[str, Any] | None, path: str) -> Any:
+    """The value at a dotted ``path``; a part ``name[key=value]`` is the item of list ``name``
+    whose ``key`` is ``value`` (a named credential's ``namedCredentialParameters[parameterType=
+    Url]``)."""
     cur: Any = data
     for part in path.split("."):
         if not isinstance(cur, dict):
             return None
-        cur = cur.get(part)
+        name, selector = split_selector(part)
+        cur = cur.get(name)
+        if selector is not None:
+            cur = next((i for i in list_items(cur) if i.get(selector[0]) == selector[1]), None)
     return cur
+
+
+def split_selector(part: str) -> tuple[str, tuple[str, str] | None]:
+    """``"name[key=value]"`` -> ("name", ("key", "value")); a plain part -> (part, None)."""
+    if part.endswith("]") and "[" in part:
+        name, _, rest = part[:-1].partition("[")
+        key, _, value = rest.partition("=")
+        return name, (key, value)
+    return part, None
+
+
+def list_items(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a list field (one item may come back bare, not in a list)."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [i for i in value if isinstance(i, dict)]
+    return []
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from remediate.hosts import LOGIN_HOSTS, host_of
 from remediate.plan import Change, MetadataWrite, RecordWrite
 from remediate.steps.base import (
     Inventory,
@@ -21,10 +22,9 @@ from remediate.steps.base import (
     StepContext,
     StepKind,
     get_path,
+    list_items,
     register,
 )
-
-LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 # ---- C9 ----------------------------------------------------------------------------------
 
@@ -88,10 +88,6 @@ class LoginUrlParams(Params):
     login_url: str | None = None  # what the external system is configured with; None: unknown
 
 
-def host_of(url: str) -> str:
-    return (urlsplit(url if "//" in url else f"https://{url}").hostname or "").lower()
-
-
 @register
 class LoginUrl(StepKind[LoginUrlParams]):
     name = "org.login_url"
@@ -132,6 +128,38 @@ class StoredUrlsParams(Params):
 
 _URL_FIELDS = {"NamedCredential": "endpoint", "RemoteSiteSetting": "url"}
 
+#: Where a named credential in the current format keeps its URL (platform-truth P1; Metadata
+#: WSDL: NamedCredentialParameter, parameterType Url).
+NAMED_CREDENTIAL_URL = "namedCredentialParameters[parameterType=Url].parameterValue"
+#: Legacy authentication protocols that hold a secret no read returns (password, OAuth token
+#: and refresh token, AWS secret): such a credential cannot be redeployed without it (P1).
+SECRET_PROTOCOLS = frozenset({"Password", "Oauth", "AwsSv4", "Basic", "Custom"})
+#: Legacy protocols whose credential holds no secret: safe to redeploy with a new URL.
+PLAIN_PROTOCOLS = frozenset({"NoAuthentication"})
+
+
+def named_credential_url(component: dict[str, Any]) -> tuple[str, str | None]:
+    """(path of the URL in ``component``, why remediate may not rewrite it, or None).
+
+    The current format (``namedCredentialType`` SecuredEndpoint, PrivateEndpoint, Standard)
+    keeps the URL in its ``Url`` parameter and its authentication in an ExternalCredential, so
+    a rewrite sends no secret. A legacy one keeps ``endpoint``; when its ``protocol`` holds a
+    secret (or is one remediate does not know), the rewrite is a manual change: the secret
+    cannot be read, so it cannot be sent back, and remediate never sends one."""
+    kind = component.get("namedCredentialType") or "Legacy"
+    params = list_items(component.get("namedCredentialParameters"))
+    if kind != "Legacy" or any(i.get("parameterType") == "Url" for i in params):
+        return NAMED_CREDENTIAL_URL, None
+    protocol = component.get("protocol") or "NoAuthentication"
+    if protocol in PLAIN_PROTOCOLS:
+        return "endpoint", None
+    if protocol in SECRET_PROTOCOLS:
+        return "endpoint", (f"this legacy named credential authenticates with {protocol}: it "
+                            "holds a secret the Metadata API never returns, so remediate cannot "
+                            "redeploy it with a new URL (platform-truth P1)")
+    return "endpoint", (f"this legacy named credential uses {protocol} authentication, which "
+                        "remediate does not redeploy")
+
 
 def rebase(url: str, base: str) -> str:
     """The same URL (path, query) on another scheme and host."""
@@ -142,8 +170,9 @@ def rebase(url: str, base: str) -> str:
 @register
 class StoredUrls(StepKind[StoredUrlsParams]):
     name = "org.stored_urls"
-    summary = ("Named credentials and remote site settings that call the org itself use its My "
-               "Domain URL, not login.salesforce.com or an old instance URL.")
+    summary = ("Named credentials (legacy and current format) and remote site settings that "
+               "call the org itself use its My Domain URL, not login.salesforce.com or an old "
+               "instance URL; a legacy credential holding a secret is a manual change.")
     causes = ("C10",)
     permissions = ("PermissionsCustomizeApplication", "PermissionsModifyMetadata")
     params = StoredUrlsParams
@@ -166,15 +195,24 @@ class StoredUrls(StepKind[StoredUrlsParams]):
             component = inv.metadata(type_, name)
             if component is None or not component.get("fullName"):
                 raise NotFound(f"{ctx.where}: no {type_} named {name!r} in the org")
-            field = _URL_FIELDS[type_]
+            field, blocked = (named_credential_url(component) if type_ == "NamedCredential"
+                              else (_URL_FIELDS[type_], None))
             now = get_path(component, field)
             if not now or host_of(str(now)) == host_of(my_domain):
                 continue
+            after = rebase(str(now), my_domain)
+            if blocked is not None:
+                label = component.get("label") or name
+                out.append(ctx.change(
+                    self.name, target=f"{type_} {name}", field="URL", before=now, after=after,
+                    manual=(f"{blocked}. In Setup → Security → Named Credentials → Named "
+                            f"Credentials, open {label!r} (a legacy named credential) → Edit → "
+                            f"set URL to {after}, enter its authentication again, and Save.")))
+                continue
             out.append(ctx.change(
-                self.name, target=f"{type_} {name}", field=field, before=now,
-                after=rebase(str(now), my_domain),
-                write=MetadataWrite(type=type_, full_name=name, path=field,
-                                    value=rebase(str(now), my_domain))))
+                self.name, target=f"{type_} {name}",
+                field="URL" if field == NAMED_CREDENTIAL_URL else field, before=now, after=after,
+                write=MetadataWrite(type=type_, full_name=name, path=field, value=after)))
         return out
 
     def capture(self, p: StoredUrlsParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:

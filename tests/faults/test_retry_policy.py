@@ -246,3 +246,42 @@ def test_a_delete_committed_before_the_connection_dropped_is_not_sent_again_and_
     with pytest.raises(SalesforceError) as again:
         gateway.delete_rows("PermissionSetAssignment", ids)
     assert again.value.code == "ENTITY_IS_DELETED"
+
+
+# ---- progress on a terminal (issue 18.4) ----------------------------------------------------
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, and keeps what was written to it."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "piped"])
+def test_a_retried_call_shows_a_progress_line_on_a_terminal_only(
+        tty: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    spec, sandbox = st.demo_sandbox()
+    sandbox.inject("unable_to_lock_row", api="rest", operation="composite", calls=1)
+    stderr = _Terminal(tty)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    current = engine.assess(st.open_demo(spec, sandbox))
+    assert not current.unknown
+    if tty:
+        assert stderr.text.startswith("org 'demo': reading the org (composite query): ")
+        assert stderr.text.count("\n") == 1
+        assert "UNABLE_TO_LOCK_ROW; retrying in 0.0 s (attempt 2)\n" in stderr.text
+    else:
+        assert stderr.text == ""

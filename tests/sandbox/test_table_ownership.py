@@ -26,7 +26,8 @@ ROOT = SANDBOX.parents[1]
 OWNERS = frozenset({"state", "data", "metadata", "scenario", "persist", "access"})
 #: The Org attributes that hold state.
 STORES = frozenset({"tables", "metadata", "sessions", "refresh_tokens", "passwords", "cursors",
-                    "metadata_jobs", "package_apps", "uninstalled_apps", "api_usage", "ids"})
+                    "metadata_jobs", "package_apps", "uninstalled_apps", "api_usage", "ids",
+                    "jwt_audiences"})
 #: Org methods that change rows; only the state layer calls them.
 ROW_WRITES = frozenset({"insert", "update", "delete"})
 #: Org methods that hand out stored rows (not copies): what they return is the org's.
