@@ -487,6 +487,34 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
     _emit({"org": org, "integration": name, "login_url": login_url})
 
 
+@sandbox_app.command("setup-change")
+def sandbox_setup_change(
+        org: str = typer.Option("demo", "--org", "-o"),
+        app_name: str = typer.Option(..., "--app", help="The connected app's API name "
+                                     "(ns__Name for an installed one)."),
+        settings: list[str] = typer.Option(..., "--set", help="POLICY=VALUE, e.g. "
+                                           "permitted_users=admin_approved (repeatable)."),
+) -> None:
+    """Act as the org's admin in Setup: Edit Policies of a connected app (Manage Connected
+    Apps), as a person does for an app installed from a package."""
+    from remediate import builtin
+    from remediate.errors import UsageError
+
+    pairs: dict[str, str] = {}
+    for item in settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set {item!r}: expected POLICY=VALUE")
+        pairs[name.strip()] = value.strip()
+    changed = builtin.setup_change(org, app_name, pairs)
+    for path, before, after in changed:
+        _echo(f"{app_name}: {path}: {before!r} -> {after!r}")
+    if not changed:
+        _echo(f"{app_name}: nothing to change.")
+    _emit({"org": org, "app": app_name,
+           "changed": [{"field": p, "before": b, "after": a} for p, b, a in changed]})
+
+
 for _command in cli_enforce.COMMANDS:  # enforce, rollback
     app.command()(_command)
 app.add_typer(cli_enforce.history_app, name="history")

@@ -169,3 +169,25 @@ def match(text: str) -> Match | None:
         if re.search(pattern, text, re.IGNORECASE):
             return Match((), advice, not_a_cause=advice)
     return None
+
+
+#: ``invalid_client`` alone: a wrong secret or a blocked uninstalled app (platform-truth.md
+#: section 4, A8). The org tells them apart: when the audit finds the app in the org (no
+#: C13/C9 drift), the app is not blocked, so it is the secret.
+BARE_INVALID_CLIENT = re.compile(
+    r"invalid_client\b(?!.*invalid client credentials)(?!.*app must be installed)", re.I)
+SECRET_ADVICE = ("the app is in the org (the audit finds it installed, so it is not blocked as "
+                 "an uninstalled app): invalid_client means the integration's consumer secret "
+                 "is wrong; copy it again from the app into the integration's connection "
+                 "settings")
+
+
+def settle_invalid_client(texts: list[str], causes: list[str],
+                          drifting_causes: set[str]) -> tuple[list[str], str | None]:
+    """Causes and advice once the org's state is known: a bare ``invalid_client`` whose app
+    the audit finds in the org names the secret, not C13 or C9."""
+    if not any(BARE_INVALID_CLIENT.search(t) for t in texts):
+        return causes, None
+    if drifting_causes & {"C13", "C9"}:
+        return causes, None
+    return [c for c in causes if c not in ("C13", "C9")], SECRET_ADVICE

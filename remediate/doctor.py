@@ -34,6 +34,7 @@ from remediate.errors import EXIT_DRIFT, EXIT_FAILURE, EXIT_OK, RemediateError
 from remediate.salesforce.accessreads import OBJECT_FLAGS
 from remediate.steps.base import (
     AppRowRead,
+    AppRead,
     LicenseRead,
     MetadataRead,
     ObjectAccessRead,
@@ -117,7 +118,10 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
         elif isinstance(read, PermissionSetRead):
             # by API name or label; LicenseId resolved against the licence rows (U6)
             _need(out, "PermissionSet", ["Label", "LicenseId", "IsOwnedByProfile",
-                                         "PermissionsApiEnabled"])
+                                         "PermissionsApiEnabled"],
+                  children=["SetupEntityAccessItems"])
+            # the apps it grants (planner.GRANTS, platform-truth A4)
+            _need(out, "SetupEntityAccess", ["Id", "SetupEntityId", "SetupEntityType"])
         elif isinstance(read, LicenseRead):
             _need(out, "PermissionSetLicense", ["Id", "DeveloperName", "MasterLabel",
                                                 "TotalLicenses", "UsedLicenses"])
@@ -152,7 +156,14 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
 
 
 def metadata_types(reads: Iterable[Read]) -> list[str]:
-    return sorted({r.type for r in reads if isinstance(r, MetadataRead)})
+    reads = list(reads)
+    types = {r.type for r in reads if isinstance(r, MetadataRead)}
+    for r in reads:
+        if isinstance(r, AppRead):  # salesforce/apps.py lists and reads these
+            types |= {"ConnectedApp"} if r.type == "connected_app" else {
+                "ExternalClientApplication", "ExtlClntAppOauthSettings",
+                "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies"}
+    return sorted(types)
 
 
 def needed_permissions(handle: OrgHandle) -> dict[str, list[str]]:

@@ -585,6 +585,9 @@ def diagnose(handle: OrgHandle, error_text: str | None,
             if cause not in causes:
                 causes.append(cause)
     drifting = [f for f in current.findings if f.status in ("drift", "manual")]
+    causes, secret = diagnosis.settle_invalid_client(texts, causes,
+                                                     {f.cause for f in drifting if f.cause})
+    advice = advice or secret
     confirmed = [f for f in drifting if f.cause in causes] if causes else drifting
     if not causes and confirmed:
         causes = sorted({f.cause for f in confirmed if f.cause}, key=_cause_order)

@@ -109,6 +109,11 @@ class ConnectedAppSpec(_Strict):
     certificate: str | None = None  # PEM, enables JWT bearer
     high_assurance: bool = False
     package: str | None = None  # namespace of the package that brings the app
+    #: True: a managed package's component: named ``<package>__Name``, its metadata not
+    #: writable in this org, its policies changed in Setup only (platform-truth A1).
+    managed: bool = False
+    #: The Custom Connected App Handler's Run As user (pluginExecutionUser, A14).
+    handler_run_as: str | None = None
     #: False: the app lives in another org and was never installed in this one (C13, A8).
     installed: bool = True
     #: JWT bearer audiences this app's sign-ins are accepted with (None: the My Domain and
@@ -236,6 +241,9 @@ class Scenario(_Strict):
     record_types: list[RecordTypeSpec] = Field(default_factory=list)
     oauth_tokens: list[OauthTokenSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
+    #: Playbook variables a built-in org of this scenario binds, per playbook, over the
+    #: defaults every scenario shares (e.g. the Workato app's names in a managed package).
+    playbook_variables: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def integration(self, name: str) -> IntegrationSpec:
         for spec in self.integrations:
@@ -624,6 +632,16 @@ def _seed_connected_app(org: Org, app: ConnectedAppSpec) -> None:
     }
     if app.high_assurance:
         component["sessionPolicy"] = {"policyAction": "Block", "sessionLevel": "HIGH_ASSURANCE"}
+    if app.handler_run_as:
+        if org.user_by_username(app.handler_run_as) is None:
+            raise ScenarioError(f"{where}.handler_run_as: no user {app.handler_run_as!r}")
+        component["pluginExecutionUser"] = app.handler_run_as
+    if app.managed:
+        if not app.package or not app.name.startswith(f"{app.package}__"):
+            raise ScenarioError(f"{where}.managed: a managed app is named <package "
+                                f"namespace>__Name (package: {app.package!r})")
+        component["_namespace"] = app.package
+        component["_managed"] = True
     if app.jwt_audiences is not None:
         org.jwt_audiences[app.name] = list(app.jwt_audiences)
     if not app.installed:  # known to the token endpoint only, by its consumer key

@@ -29,13 +29,13 @@ from remediate.errors import NotFound
 from remediate.plan import Change, MetadataWrite
 from remediate.steps.apps import (
     CA,
-    ECA,
     ECA_POLICY,
     AppParams,
+    _component,
+    _eca_part,
     app_reads,
     app_target,
-    eca_policy_name,
-    missing_app,
+    find_app,
 )
 from remediate.steps.base import (
     AppRow,
@@ -60,20 +60,20 @@ class SessionPolicyParams(AppParams):
     installed: bool = False
 
 
-def _is_installed(p: SessionPolicyParams) -> bool:
-    return p.installed or "__" in p.app
+def _may_be_installed(p: SessionPolicyParams) -> bool:
+    return p.installed or "__" in p.app or bool(p.namespace)
 
 
-def session_manual(p: SessionPolicyParams) -> str:
+def session_manual(p: SessionPolicyParams, name: str) -> str:
     if p.type == "external_client_app":
-        path = (f"Setup → Apps → External Client Apps → External Client App Manager → {p.app} → "
+        path = (f"Setup → Apps → External Client Apps → External Client App Manager → {name} → "
                 "Policies → Edit → OAuth Policies → Session Policies → High Assurance session "
                 "required → clear it → Save")
     else:
-        path = (f"Setup → Apps → Connected Apps → Manage Connected Apps → {p.app} → Edit "
+        path = (f"Setup → Apps → Connected Apps → Manage Connected Apps → {name} → Edit "
                 "Policies → Session Policies → High assurance session required → clear it → "
                 "Save")
-    return (f"The app {p.app!r} requires a High Assurance session, which a sign-in without a "
+    return (f"The app {name!r} requires a High Assurance session, which a sign-in without a "
             f"person (client credentials, JWT bearer) can never have. {path}. The app is "
             "installed from a package, so remediate does not write its policies (no API is "
             "known for them); audit re-checks it after the change.")
@@ -93,37 +93,39 @@ class AppSessionPolicy(StepKind[SessionPolicyParams]):
         # an installed app's metadata may not be readable (A1): its ConnectedApplication row
         # still tells whether a session level policy is set
         rows: list[Read] = [AppRowRead(p.app)] \
-            if p.type == "connected_app" and _is_installed(p) else []
+            if p.type == "connected_app" and _may_be_installed(p) else []
         return [*app_reads(p), *rows]
 
     def diff(self, p: SessionPolicyParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         field = "sessionPolicy.sessionLevel" if p.type == "connected_app" \
             else "requiredSessionLevel"
-        header = inv.metadata(CA if p.type == "connected_app" else ECA, p.app)
-        if header is None or not header.get("fullName"):
-            row = inv.get(AppRowRead(p.app)) \
-                if p.type == "connected_app" and _is_installed(p) else None
-            if isinstance(row, AppRow):  # in the org, its metadata not readable (A1)
-                if not row.high_assurance:
-                    return []
-                return [ctx.change(self.name, target=app_target(p), field=field, before=HIGH,
-                                   after=STANDARD,
-                                   manual=session_manual(p.model_copy(update={"installed":
-                                                                              True})))]
-            missing_app(p, inv, self.name, ctx)  # raises: the app is not in the org
-            return []
+        info = find_app(p, inv, ctx)  # the app as found by name, namespace or label (A1, A15)
+        installed = p.installed or info.installed
+        shown = info.label or info.full_name
         if p.type == "connected_app":
-            now = get_path(header, "sessionPolicy.sessionLevel")
-            type_, full_name = CA, p.app
+            header = inv.metadata(CA, info.full_name)
+            if header is None or not header.get("fullName"):
+                row = inv.results.get(AppRowRead(p.app))
+                if isinstance(row, AppRow):  # in the org, its metadata not readable (A1)
+                    if not row.high_assurance:
+                        return []
+                    return [ctx.change(self.name, target=app_target(p, info), field=field,
+                                       before=HIGH, after=STANDARD,
+                                       manual=session_manual(p, shown))]
+                header = _component(inv, info, ctx)  # raises: could not be read
+            now = get_path(header, field)
+            type_, full_name = CA, info.full_name
         else:
-            type_, full_name = ECA_POLICY, eca_policy_name(p.app)
-            now = get_path(inv.metadata(ECA_POLICY, full_name), "requiredSessionLevel")
+            # the policy component that names the app, never one guessed from a name (A11)
+            full_name, policy = _eca_part(inv, info, ECA_POLICY, ctx)
+            now = get_path(policy, field)
+            type_ = ECA_POLICY
         if now != HIGH:
             return []
-        if _is_installed(p):
-            return [ctx.change(self.name, target=app_target(p), field=field, before=now,
-                               after=STANDARD, manual=session_manual(p))]
-        return [ctx.change(self.name, target=app_target(p), field=field, before=now,
+        if installed:
+            return [ctx.change(self.name, target=app_target(p, info), field=field, before=now,
+                               after=STANDARD, manual=session_manual(p, shown))]
+        return [ctx.change(self.name, target=app_target(p, info), field=field, before=now,
                            after=STANDARD,
                            write=MetadataWrite(type=type_, full_name=full_name, path=field,
                                                value=STANDARD))]

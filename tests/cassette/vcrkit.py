@@ -99,6 +99,7 @@ CASES = (
     Case("app.installed", "app.installed", "c9-app-not-installed", automatic=False),
     Case("app.ip_relaxation", "app.ip_relaxation", "healthy", mutate=_relax_workato_ip),
     Case("app.run_as_user", "app.run_as_user", "c2-no-run-as-user"),
+    Case("app.uninstalled_allowed", "app.uninstalled_allowed", "c13-uninstalled-app-blocked"),
     Case("org.login_url", "org.login_url", "c10-wrong-login-url", automatic=False),
     Case("org.stored_urls", "org.stored_urls", "c10-wrong-login-url"),
     Case("app.session_policy", "app.session_policy", "c16-session-policy-blocks"),

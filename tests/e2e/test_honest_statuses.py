@@ -24,8 +24,8 @@ def test_steps_on_a_missing_app_are_unknown_and_only_app_installed_reports_it() 
     assert "UNKNOWN admin-approved-access [C3]" in result.out
     assert "UNKNOWN ip-relaxation [C11]" in result.out
     assert "UNKNOWN session-policy [C16]" in result.out
-    assert "not checked: playbook 'workato', step 'ip-relaxation': connected app 'Workato' " \
-           "not in org" in result.out
+    assert "not checked: playbook 'workato', step 'ip-relaxation': the connected app " \
+           "'Workato' is not in this org" in result.out
     assert "3 could not be checked." in result.out
 
 
@@ -37,7 +37,7 @@ def test_json_audit_never_says_ok_for_a_step_that_was_not_checked() -> None:
     for step in ("admin-approved-access", "ip-relaxation", "session-policy"):
         f = by_step[("workato", step)]
         assert f["status"] == "unknown" and f["checked"] is False
-        assert "'Workato' not in org" in f["reason"]
+        assert "'Workato' is not in this org" in f["reason"]
     assert by_step[("workato", "app-installed")]["status"] == "manual"
     assert all(f["checked"] for f in data["findings"] if f["status"] == "ok")
     assert data["summary"]["unknown"] == 3 and data["clean"] is False

@@ -12,6 +12,8 @@ from remediate import diagnose
 from remediate.errors import NotFound
 from remediate.plan import METADATA_PHASE, PHASES, MetadataWrite, RecordWrite
 from remediate.steps.base import (
+    AppInfo,
+    AppRead,
     AppRow,
     AppRowRead,
     Inventory,
@@ -141,7 +143,11 @@ def test_row_writes_come_after_the_permission_set_metadata_write() -> None:
 def _session(app: dict[str, Any] | None, row: AppRow | None = None, **params: Any) -> list[Any]:
     kind = kinds()["app.session_policy"]
     p = kind.params.model_validate({"app": "App", **params})
-    inv = Inventory({MetadataRead("ConnectedApp", "App"): app, AppRowRead("App"): row})
+    installed = bool(params.get("installed"))
+    found = AppInfo("connected_app", "App", "App", "0H4A", None,
+                    "installed" if installed else "unmanaged", "'App' by its API name")
+    inv = Inventory({AppRead("connected_app", ("App",)): found,
+                     MetadataRead("ConnectedApp", "App"): app, AppRowRead("App"): row})
     return kind.diff(p, inv, CTX)
 
 
@@ -248,10 +254,14 @@ def test_c15_and_c16_are_in_the_catalogue() -> None:
 def test_high_assurance_on_an_eca_policy_is_set_to_standard() -> None:
     kind = kinds()["app.session_policy"]
     p = kind.params.model_validate({"app": "App", "type": "external_client_app"})
-    inv = Inventory({MetadataRead("ExternalClientApplication", "App"): {"fullName": "App"},
-                     MetadataRead("ExtlClntAppGlobalOauthSettings", "App_glbloauth"): None,
+    # the policy component is the one whose externalClientApplication names the app (A11)
+    parts = (("ExtlClntAppOauthConfigurablePolicies", "App_oauthPlcy"),)
+    inv = Inventory({AppRead("external_client_app", ("App",)): AppInfo(
+                         "external_client_app", "App", "App", "0xIA", None, "unmanaged",
+                         "'App' by its API name", parts, "Local"),
                      MetadataRead("ExtlClntAppOauthConfigurablePolicies", "App_oauthPlcy"): {
-                         "fullName": "App_oauthPlcy", "requiredSessionLevel": "HIGH_ASSURANCE"}})
+                         "fullName": "App_oauthPlcy", "externalClientApplication": "App",
+                         "requiredSessionLevel": "HIGH_ASSURANCE"}})
     [change] = kind.diff(p, inv, CTX)
     assert change.write == MetadataWrite(type="ExtlClntAppOauthConfigurablePolicies",
                                          full_name="App_oauthPlcy", path="requiredSessionLevel",
