@@ -119,6 +119,7 @@ def scaled_scenario(n: int) -> scenarios.Scenario:
             "consumer_key": f"3MVG9SANDBOXintegration{i:04d}".ljust(64, "0"),
             "consumer_secret": f"sandbox-integration-secret-{i:04d}",
             "run_as": f"integration{i}@acme.example.com",
+            "handler_run_as": f"integration{i}@acme.example.com",
             "permission_sets": [f"Integration_{i}_Access"]}))
     return base.model_copy(update={"name": f"scaled-{n}", "permission_sets": sets,
                                    "users": users, "connected_apps": apps, "integrations": [],

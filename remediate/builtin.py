@@ -223,6 +223,7 @@ def builtin_bindings(spec: Any, my_domain_url: str,
         "login_url": login_url("copilot-for-sales"),
         "allow_reactivation": True,
     }
+    workato_spec = integrations.get("workato")
     workato = {
         "integration_user": "workato.integration@acme.example.com",
         "login_url": login_url("workato"),
@@ -232,5 +233,32 @@ def builtin_bindings(spec: Any, my_domain_url: str,
         "named_credentials": [n.name for n in spec.named_credentials],
         "remote_sites": [r.name for r in spec.remote_sites],
         "allow_reactivation": True,
+        # what the scenario's Workato uses (C15); the healthy one uses nothing
+        "objects": list(workato_spec.objects) if workato_spec else [],
+        "fields": list(workato_spec.fields) if workato_spec else [],
+        "record_types": list(workato_spec.record_types) if workato_spec else [],
+        "allow_login_hours_change": True,
     }
-    return {"copilot-for-sales": copilot, "workato": workato}
+    bindings: dict[str, dict[str, Any]] = {"copilot-for-sales": copilot, "workato": workato}
+    for playbook, values in (getattr(spec, "playbook_variables", None) or {}).items():
+        bindings.setdefault(playbook, {}).update(values)
+    return bindings
+
+
+def setup_change(org: str, app: str, settings: dict[str, str]) -> list[tuple[str, Any, Any]]:
+    """Act as the org's admin in Setup: change an installed (or local) connected app's
+    policies on its Edit Policies page (sandbox/metadata.py, setup_change). Returns what changed."""
+    from remediate.errors import UsageError
+    from remediate.sandbox import metadata as managed
+
+    _require_builtin(org)
+    handle = open_builtin(org, None)
+    try:
+        assert handle.sandbox is not None
+        changed = managed.setup_change(handle.sandbox.org, app, settings)
+    except managed.SetupError as exc:
+        handle.on_close = None  # nothing changed: keep the saved state as it was
+        raise UsageError(f"org {org!r}: {exc}") from None
+    finally:
+        handle.close()
+    return changed

@@ -76,7 +76,7 @@ def audit(org: str = ORG, playbook: list[str] | None = PLAYBOOKS,
     from remediate import engine
     from remediate.render import assessment_data, markdown, reports, text
 
-    result = _on_org(org, playbook, engine.assess)
+    result = _on_org(org, playbook, engine.audit)
     if _json(fmt):
         _emit(assessment_data(result, org))
     elif fmt is Format.markdown:
@@ -485,6 +485,34 @@ def sandbox_integration(name: str, org: str = typer.Option("demo", "--org", "-o"
     builtin.set_login_url(org, name, login_url)
     _echo(f"{name} in {org} now signs in at {login_url}.")
     _emit({"org": org, "integration": name, "login_url": login_url})
+
+
+@sandbox_app.command("setup-change")
+def sandbox_setup_change(
+        org: str = typer.Option("demo", "--org", "-o"),
+        app_name: str = typer.Option(..., "--app", help="The connected app's API name "
+                                     "(ns__Name for an installed one)."),
+        settings: list[str] = typer.Option(..., "--set", help="POLICY=VALUE, e.g. "
+                                           "permitted_users=admin_approved (repeatable)."),
+) -> None:
+    """Act as the org's admin in Setup: Edit Policies of a connected app (Manage Connected
+    Apps), as a person does for an app installed from a package."""
+    from remediate import builtin
+    from remediate.errors import UsageError
+
+    pairs: dict[str, str] = {}
+    for item in settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set {item!r}: expected POLICY=VALUE")
+        pairs[name.strip()] = value.strip()
+    changed = builtin.setup_change(org, app_name, pairs)
+    for path, before, after in changed:
+        _echo(f"{app_name}: {path}: {before!r} -> {after!r}")
+    if not changed:
+        _echo(f"{app_name}: nothing to change.")
+    _emit({"org": org, "app": app_name,
+           "changed": [{"field": p, "before": b, "after": a} for p, b, a in changed]})
 
 
 for _command in cli_enforce.COMMANDS:  # enforce, rollback

@@ -31,9 +31,13 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from remediate.errors import EXIT_DRIFT, EXIT_FAILURE, EXIT_OK, RemediateError
+from remediate.salesforce.accessreads import OBJECT_FLAGS
 from remediate.steps.base import (
+    AppRowRead,
+    AppRead,
     LicenseRead,
     MetadataRead,
+    ObjectAccessRead,
     OrgRead,
     PackageRead,
     PermissionSetRead,
@@ -114,7 +118,10 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
         elif isinstance(read, PermissionSetRead):
             # by API name or label; LicenseId resolved against the licence rows (U6)
             _need(out, "PermissionSet", ["Label", "LicenseId", "IsOwnedByProfile",
-                                         "PermissionsApiEnabled"])
+                                         "PermissionsApiEnabled"],
+                  children=["SetupEntityAccessItems"])
+            # the apps it grants (planner.GRANTS, platform-truth A4)
+            _need(out, "SetupEntityAccess", ["Id", "SetupEntityId", "SetupEntityType"])
         elif isinstance(read, LicenseRead):
             _need(out, "PermissionSetLicense", ["Id", "DeveloperName", "MasterLabel",
                                                 "TotalLicenses", "UsedLicenses"])
@@ -135,11 +142,28 @@ def object_needs(reads: Iterable[Read], permission_fields: Iterable[str]) -> dic
                   ["MajorVersion", "MinorVersion", "PatchVersion", "BuildNumber"], api="tooling")
         elif isinstance(read, OrgRead):
             _need(out, "Organization", ["Id", "Name", "IsSandbox", "InstanceName"])
+        elif isinstance(read, ObjectAccessRead):  # salesforce/accessreads.py (C15)
+            _need(out, "ObjectPermissions", ["Id", "ParentId", "SobjectType", *OBJECT_FLAGS],
+                  ["Parent"])
+            _need(out, "FieldPermissions", ["Id", "ParentId", "SobjectType", "Field",
+                                            "PermissionsRead", "PermissionsEdit"], ["Parent"])
+            _need(out, "RecordType", ["Id", "SobjectType", "DeveloperName"])
+        elif isinstance(read, AppRowRead):
+            _need(out, "ConnectedApplication", ["OptionsHasSessionLevelPolicy"])
+        if isinstance(read, UserRead):  # audit shows the user's OAuth usage (accessreads.py)
+            _need(out, "OauthToken", ["AppName", "UserId", "LastUsedDate", "UseCount"], ["User"])
     return out
 
 
 def metadata_types(reads: Iterable[Read]) -> list[str]:
-    return sorted({r.type for r in reads if isinstance(r, MetadataRead)})
+    reads = list(reads)
+    types = {r.type for r in reads if isinstance(r, MetadataRead)}
+    for r in reads:
+        if isinstance(r, AppRead):  # salesforce/apps.py lists and reads these
+            types |= {"ConnectedApp"} if r.type == "connected_app" else {
+                "ExternalClientApplication", "ExtlClntAppOauthSettings",
+                "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies"}
+    return sorted(types)
 
 
 def needed_permissions(handle: OrgHandle) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -35,8 +35,10 @@ from remediate.orgs import OrgHandle
 from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, RecordWrite
 from remediate.salesforce.gateway import TokenResult
 from remediate.steps.base import (
+    AppUsage,
     Inventory,
     MetadataRead,
+    OauthUsageRead,
     OrgInfo,
     OrgRead,
     Read,
@@ -79,6 +81,8 @@ class Assessment:
     findings: list[Finding]
     plan: Plan
     inventory: Inventory
+    #: The apps the integration users signed in through (``audit``, ``diagnose``; C9, C13)
+    usage: list[AppUsage] = field(default_factory=list)
 
     @property
     def drift(self) -> bool:
@@ -94,8 +98,8 @@ class Assessment:
         return self.plan.empty and not self.unknown
 
 
-def assess(handle: OrgHandle) -> Assessment:
-    reads: set[Read] = {OrgRead()}
+def assess(handle: OrgHandle, *, extra: Iterable[Read] = ()) -> Assessment:
+    reads: set[Read] = {OrgRead(), *extra}
     for step in handle.steps:
         reads.update(step.kind.reads(step.params))
     inv = handle.gateway.fetch(reads)
@@ -124,7 +128,39 @@ def assess(handle: OrgHandle) -> Assessment:
     org = inv.org
     plan = Plan.build(org=handle.name, org_id=org.org_id, instance_url=org.my_domain_url,
                       playbooks_digest=handle.digest, changes=all_changes)
-    return Assessment(org, findings, plan, inv)
+    return Assessment(org, findings, plan, inv, oauth_usage(inv))
+
+
+def bound_usernames(handle: OrgHandle) -> list[str]:
+    return sorted({str(s.params.username) for s in handle.steps if hasattr(s.params, "username")})
+
+
+def audit(handle: OrgHandle) -> Assessment:
+    """``assess``, with the OAuth usage of the bound users read in the same composite."""
+    return assess(handle, extra=[OauthUsageRead(u) for u in bound_usernames(handle)])
+
+
+def oauth_usage(inv: Inventory) -> list[AppUsage]:
+    """The OAuth usage the fetch read. OauthToken.AppName is the app's label (object
+    reference): an app is installed when a connected app or external client app of that name
+    or label was read in the same fetch, not installed when a playbook names it and the org
+    has no such app, and unknown (None) for apps no playbook names."""
+    found: set[str] = set()
+    missing: set[str] = set()
+    for r, v in inv.results.items():
+        if isinstance(r, MetadataRead) and r.type in ("ConnectedApp", "ExternalClientApplication"):
+            if isinstance(v, dict) and v.get("fullName"):
+                found |= {str(v.get("fullName")).lower(), str(v.get("label") or "").lower()}
+            elif v is None:
+                missing.add(r.full_name.lower())
+    out = []
+    for read, value in sorted(inv.results.items(), key=lambda kv: repr(kv[0])):
+        if isinstance(read, OauthUsageRead) and isinstance(value, tuple):
+            for u in value:
+                name = u.app.lower()
+                state = True if name in found else False if name in missing - found else None
+                out.append(AppUsage(u.username, u.app, u.last_used, u.use_count, state))
+    return out
 
 
 # ---- apply -------------------------------------------------------------------------------
@@ -494,6 +530,9 @@ class Diagnosis:
     advice: str | None = None
     unrecognised: list[str] = field(default_factory=list)  # error texts no pattern matches
     past: int = 0  # failures older than the user's last successful sign-in (already fixed)
+    #: Those older failures (after the current ones), and the OAuth usage of the users
+    earlier: list[str] = field(default_factory=list)
+    usage: list[str] = field(default_factory=list)
 
     @property
     def named(self) -> bool:
@@ -503,8 +542,9 @@ class Diagnosis:
 
 def diagnose(handle: OrgHandle, error_text: str | None,
              since: datetime | None = None) -> Diagnosis:
-    current = assess(handle)
+    current = audit(handle)
     evidence: list[str] = []
+    earlier: list[str] = []
     texts: list[str] = []
     causes: list[str] = []
     past = 0
@@ -512,7 +552,8 @@ def diagnose(handle: OrgHandle, error_text: str | None,
         evidence.append(f"error: {error_text}")
         texts.append(error_text)
     else:
-        rows, past = _failed_logins(handle, current, since)
+        older: list[dict[str, Any]] = []
+        rows, past = _failed_logins(handle, current, since, older)
         for row in rows:
             line = (f"Login History {row.get('LoginTime')}: {row.get('Status')} "
                     f"(user {row.get('_username')}, {row.get('LoginUrl')}, "
@@ -524,6 +565,11 @@ def diagnose(handle: OrgHandle, error_text: str | None,
                 evidence.append(outside)
                 if "C11" not in causes:
                     causes.append("C11")
+        # the rows newer than each user's last success come first; older ones follow, marked,
+        # and name no cause (a later success means they were fixed)
+        for row in older[:5]:
+            earlier.append(f"Login History {row.get('LoginTime')}: {row.get('Status')} "
+                           "(before the last successful sign-in: already fixed)")
     explanation = ""
     advice = None
     unrecognised: list[str] = []
@@ -539,10 +585,29 @@ def diagnose(handle: OrgHandle, error_text: str | None,
             if cause not in causes:
                 causes.append(cause)
     drifting = [f for f in current.findings if f.status in ("drift", "manual")]
+    causes, secret = diagnosis.settle_invalid_client(texts, causes,
+                                                     {f.cause for f in drifting if f.cause})
+    advice = advice or secret
     confirmed = [f for f in drifting if f.cause in causes] if causes else drifting
     if not causes and confirmed:
         causes = sorted({f.cause for f in confirmed if f.cause}, key=_cause_order)
-    return Diagnosis(evidence, causes, explanation, confirmed, advice, unrecognised, past)
+    return Diagnosis(evidence, causes, explanation, confirmed, advice, unrecognised, past,
+                     earlier, usage_evidence(current.usage))
+
+
+def usage_evidence(usage: list[AppUsage]) -> list[str]:
+    """One line per app an integration user signed in through (Connected Apps OAuth Usage),
+    saying whether the org has the app: an app used but not installed points at C13 (or C9),
+    an installed one rules both out."""
+    lines = []
+    for u in usage:
+        state = "installed in the org" if u.installed else \
+            "NOT installed in the org (C13 if the org blocks uninstalled apps, else C9)" \
+            if u.installed is False else "not one the playbooks name (not checked)"
+        lines.append(f"OAuth usage: {u.username} signed in through {u.app!r} "
+                     f"(last used {u.last_used or 'unknown'}, {u.use_count or 0} use(s)); "
+                     f"the app is {state}")
+    return lines
 
 
 def _cause_order(cause: str) -> int:
@@ -592,12 +657,13 @@ def _login_time(row: dict[str, Any]) -> datetime | None:
 
 
 def _failed_logins(handle: OrgHandle, current: Assessment,
-                   since: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+                   since: datetime | None = None,
+                   older: list[dict[str, Any]] | None = None
+                   ) -> tuple[list[dict[str, Any]], int]:
     """The current failed sign-ins of the bound users (newest first) and how many older
     failures were left out. A failure is current when it is newer than ``since`` and than
     its user's last successful sign-in (a later success means it was fixed)."""
-    usernames = sorted({str(s.params.username) for s in handle.steps
-                        if hasattr(s.params, "username")})
+    usernames = bound_usernames(handle)
     users: dict[str, UserInfo] = {}  # 15-character user id -> user
     for name in usernames:
         info = current.inventory.results.get(UserRead(name))
@@ -626,6 +692,8 @@ def _failed_logins(handle: OrgHandle, current: Assessment,
         old = since is not None and (when is None or when < since)
         if fixed or old:
             past += 1
+            if fixed and older is not None:
+                older.append(row)
             continue
         info = users.get(uid)
         row["_username"] = info.username if info else row.get("UserId")

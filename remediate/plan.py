@@ -68,6 +68,10 @@ PHASES: dict[str, int] = {
     "PermissionSetLicenseAssign": 2,
     "PermissionSetAssignment": 3,
     "SetupEntityAccess": 4,
+    # after the metadata phase: a PermissionSet written whole (record type visibilities) must
+    # not take back object and field permissions granted in the same apply (ADR 0033)
+    "ObjectPermissions": 6,
+    "FieldPermissions": 7,
 }
 METADATA_PHASE = 5
 

@@ -30,8 +30,9 @@ from remediate.sandbox import scenario as scenarios
 from remediate.sandbox.app import Sandbox
 from remediate.sandbox.state import Org
 
-#: Rows the platform writes by itself (a login leaves LoginHistory), and fields it stamps.
-IGNORED_TABLES = frozenset({"LoginHistory"})
+#: Rows the platform writes by itself (a login leaves LoginHistory and counts on its OauthToken
+#: row), and fields it stamps.
+IGNORED_TABLES = frozenset({"LoginHistory", "OauthToken"})
 IGNORED_FIELDS = frozenset({"LastModifiedDate", "SystemModstamp", "CreatedDate", "LastLoginDate",
                             "LastModifiedById", "CreatedById"})
 
@@ -209,7 +210,12 @@ def change_keys(changes: list[Change]) -> list[Key]:
     for c in changes:
         w = c.write
         if isinstance(w, RecordWrite):
-            if w.record_id is None:
+            if w.sobject == "SetupEntityAccess" and w.record_id is None \
+                    and c.target.startswith("ConnectedApp "):
+                # folded like diff_keys does: a grant row is the app's permissionSetName
+                out.append(("metadata", "ConnectedApp", c.target.split(" ", 1)[1],
+                            "permissionSetName"))
+            elif w.record_id is None:
                 out.append(("insert", w.sobject, _row_fields(dict(w.fields))))
             else:
                 out.extend(("update", w.sobject, w.record_id[:15], f) for f in w.fields)

@@ -26,7 +26,10 @@ def assessment_data(a: Assessment, org_name: str) -> dict[str, Any]:
     return {"org": org_name, "org_id": a.org.org_id, "my_domain": a.org.my_domain_url,
             "drift": a.drift, "clean": a.clean, "checksum": a.plan.checksum,
             "summary": summary(a.findings),
-            "findings": [finding_data(f) for f in a.findings]}
+            "findings": [finding_data(f) for f in a.findings],
+            "oauth_usage": [{"username": u.username, "app": u.app, "last_used": u.last_used,
+                             "use_count": u.use_count, "installed": u.installed}
+                            for u in a.usage]}
 
 
 def plan_data(p: Plan) -> dict[str, Any]:
@@ -56,4 +59,5 @@ def verify_data(v: VerifyResult, org_name: str) -> dict[str, Any]:
 def diagnosis_data(d: Diagnosis, org_name: str) -> dict[str, Any]:
     return {"org": org_name, "evidence": list(d.evidence), "causes": list(d.causes),
             "explanation": d.explanation, "advice": d.advice,
-            "confirmed": [finding_data(f) for f in d.confirmed]}
+            "confirmed": [finding_data(f) for f in d.confirmed],
+            "earlier": list(d.earlier), "oauth_usage": list(d.usage)}

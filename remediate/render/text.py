@@ -46,6 +46,11 @@ def audit(a: Assessment, org_name: str) -> str:
                   + (f", {s['unknown']} could not be checked." if s["unknown"] else ".")]
     if a.drift:
         lines.append("Run 'remediate plan' to see the changes, 'remediate apply' to make them.")
+    if a.usage:
+        from remediate.engine import usage_evidence
+
+        lines += ["", "Connected Apps OAuth Usage of the integration users:"]
+        lines += [f"  {line.removeprefix('OAuth usage: ')}" for line in usage_evidence(a.usage)]
     return "\n".join(lines)
 
 
@@ -132,6 +137,11 @@ def diagnosed(d: Diagnosis) -> str:
     if d.past:
         lines.append(f"({d.past} older failed login(s) left out: each is before its user's last "
                      "successful sign-in, or before --since.)")
+    lines.extend(f"  {e}" for e in d.earlier)
+    if d.usage:
+        lines += ["", "Connected Apps OAuth Usage (which apps the integration users signed in "
+                      "through):"]
+        lines.extend(f"  {u.removeprefix('OAuth usage: ')}" for u in d.usage)
     for text in d.unrecognised:
         lines += ["", f"remediate does not recognise this error text: {text!r}. It names no "
                       "cause for it."]

@@ -145,8 +145,9 @@ def _plan_queries(wanted: set[Read], inv: Inventory, queries: list[Query],
                                   r.get("TotalLicenses"), r.get("UsedLicenses")),
             license_soql.format(_in(chunk)), "permission set license", license_rows))
     sets = sorted({r.name for r in wanted if isinstance(r, PermissionSetRead)})
-    set_soql = ("SELECT Id, Name, Label, LicenseId, PermissionsApiEnabled FROM PermissionSet "
-                "WHERE IsOwnedByProfile = false AND (Name IN ({0}) OR Label IN ({0}))")
+    set_soql = ("SELECT Id, Name, Label, LicenseId, PermissionsApiEnabled, " + GRANTS
+                + " FROM PermissionSet WHERE IsOwnedByProfile = false AND (Name IN ({0}) OR "
+                "Label IN ({0}))")
 
     def permission_set(r: dict[str, Any]) -> PermissionSetInfo:
         # LicenseId may name a PermissionSetLicense or a UserLicense (U6): resolve it
@@ -155,7 +156,8 @@ def _plan_queries(wanted: set[Read], inv: Inventory, queries: list[Query],
         name = next((str(x["DeveloperName"]) for x in license_rows
                      if lic and str(x["Id"])[:15] == lic[:15]), None)
         return PermissionSetInfo(r["Id"], r["Name"], r.get("Label") or r["Name"], name,
-                                 bool(r.get("PermissionsApiEnabled")), lic or None)
+                                 bool(r.get("PermissionsApiEnabled")), lic or None,
+                                 granted(r))
 
     for chunk in _split_in(sets, set_soql, times=2):
         queries.append(_by_name_or_label(
@@ -293,3 +295,14 @@ def _profile_info(r: dict[str, Any]) -> ProfileInfo:
     return ProfileInfo(r["Id"], r["Name"], bool(r.get("PermissionsApiEnabled")),
                        str(r.get("UserLicenseId") or ""),
                        str((r.get("UserLicense") or {}).get("Name") or ""))
+
+
+#: The sub-query of a PermissionSet read that gives the apps it grants (A4).
+GRANTS = "(SELECT Id, SetupEntityId, SetupEntityType FROM SetupEntityAccessItems)"
+
+
+def granted(row: dict[str, Any]) -> tuple[str, ...]:
+    """The SetupEntityIds a PermissionSet row's ``SetupEntityAccessItems`` name."""
+    items = row.get("SetupEntityAccessItems")
+    records = items.get("records") if isinstance(items, dict) else None
+    return tuple(str(r.get("SetupEntityId")) for r in records or [] if r.get("SetupEntityId"))

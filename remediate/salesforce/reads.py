@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from remediate.errors import AuthenticationError, ConnectionFailure, SalesforceError
-from remediate.salesforce import planner
+from remediate.salesforce import accessreads, apps, planner
 from remediate.salesforce.errors import bad_answer, rest_error_details, scrub
 from remediate.salesforce.planner import (
     METADATA_PER_CALL,
@@ -26,6 +26,7 @@ from remediate.salesforce.planner import (
 )
 from remediate.salesforce.session import Connection
 from remediate.steps.base import (
+    AppRead,
     Inventory,
     MetadataRead,
     OrgRead,
@@ -48,12 +49,19 @@ def fetch(conn: Connection, reads: Iterable[Read]) -> Inventory:
     wanted = set(reads)
     p = planner.plan(wanted)
     inv = p.inventory
+    # object access, app rows and OAuth usage (accessreads.py): queries in the same composites,
+    # describes in the same wave
+    extra = accessreads.plan(conn, wanted, inv, p.queries)
     calls: list[Callable[[], Any]] = [partial(_run_composite, conn, batch)
-                                      for batch in p.composites]
+                                      for batch in p.composites] + extra
     if p.packages:
         calls.append(partial(_read_packages, conn, p.packages, inv))
     for type_, names in p.metadata:
         calls.append(partial(_read_metadata_into, conn, type_, names, inv))
+    app_reads = [r for r in wanted if isinstance(r, AppRead)]
+    if app_reads:  # apps.py: found by listMetadata, not by a guessed name (issue 9)
+        app_pending, app_calls = apps.first_wave(conn, app_reads)
+        calls.extend(app_calls)
     listed: dict[str, Any] = {}
     early: dict[str, Any] = {}  # Profile components read under the names asked for
     if p.profiles:
@@ -63,11 +71,13 @@ def fetch(conn: Connection, reads: Iterable[Read]) -> Inventory:
     if calls or p.org:
         conn._sign_in()  # before the wave: every call of it needs the session
         inv.api_version, inv.api_version_how = conn.version, conn.version_how
-    if p.metadata or p.profiles:
+    if p.metadata or p.profiles or app_reads:
         conn.mdapi  # build the Metadata client once, before the wave  # noqa: B018
     if p.org and not conn._instance_is_my_domain():
         calls.append(partial(_read_my_domain, conn, p.scratch))
     conn._wave(calls)
+    if app_reads:
+        apps.finish(conn, app_pending, inv)
     _profiles_by_api_name(conn, wanted, inv, listed)
     if p.profiles:
         _read_profiles(conn, p.profiles, inv, p.scratch.profile_rows, listed, early)

@@ -142,3 +142,21 @@ def _split(value: Any) -> set[str]:
     if not value:
         return set()
     return {part.strip() for part in str(value).split(",") if part.strip()}
+
+
+def can_read_object(org: Org, user_id: str, sobject: str) -> bool:
+    """C15: a data object (schema ``data``) is visible to a user whose profile or a permission
+    set grants Read on it through an ObjectPermissions row (object reference), or who holds
+    View All Data / Modify All Data."""
+    from remediate.sandbox.schema import OBJECTS
+
+    obj = OBJECTS.get(sobject)
+    if obj is None or not obj.data:
+        return True
+    if has_permission(org, user_id, "ViewAllData") or has_permission(org, user_id,
+                                                                     "ModifyAllData"):
+        return True
+    held = {ps["Id"][:15] for ps in permission_sets_of(org, user_id)}
+    return any(str(r.get("ParentId"))[:15] in held and r.get("PermissionsRead")
+               and str(r.get("SobjectType")).lower() == sobject.lower()
+               for r in org.tables["ObjectPermissions"].values())

@@ -200,6 +200,8 @@ def delete(org: Org, user_id: str, obj: SObject, record_id: str) -> Failure | No
 
 def _validate_insert(org: Org, sobject: str, row: Row) -> Failure | None:
     """The org's rules for a new row (fields already canonical, required ones present)."""
+    if sobject in ("ObjectPermissions", "FieldPermissions"):
+        return _permission_row(org, sobject, row, insert=True)
     if sobject == "PermissionSetAssignment":
         return _check_assignment(org, row)
     if sobject == "PermissionSetLicenseAssign":
@@ -330,7 +332,21 @@ def _setup_entity_type(org: Org, entity_id: str) -> str | None:
     return None
 
 
+def _permission_row(org: Org, sobject: str, row: Row, *, insert: bool) -> Failure | None:
+    """C15: ObjectPermissions / FieldPermissions rows (the rules live in objectaccess.py)."""
+    from remediate.sandbox import objectaccess
+
+    if insert and (other := objectaccess.duplicate(org, sobject, row)) is not None:
+        return Failure(400, "DUPLICATE_VALUE",
+                       f"duplicate value found: <unknown> duplicates value on record with id: "
+                       f"{other}")
+    problem = objectaccess.check_row(org, sobject, row)
+    return None if problem is None else Failure(400, problem[0], problem[1], problem[2])
+
+
 def _validate_update(org: Org, sobject: str, current: Row, changes: Row) -> Failure | None:
+    if sobject in ("ObjectPermissions", "FieldPermissions"):
+        return _permission_row(org, sobject, {**current, **changes}, insert=False)
     if sobject == "PermissionSet":
         if current.get("IsOwnedByProfile"):
             return _profile_owned_set()

@@ -34,6 +34,14 @@ KEY_PREFIXES: dict[str, str] = {
     "ExternalClientApplication": "0xI",  # sandbox
     "PackageInstallRequest": "0Hf",
     "QueryLocator": "01g",
+    "ObjectPermissions": "110",
+    "FieldPermissions": "01k",
+    "RecordType": "012",
+    "OauthToken": "0CQ",  # sandbox (the object reference says Id is always null)
+    "Account": "001",
+    "Contact": "003",
+    "Opportunity": "006",
+    "Lead": "00Q",
     "DeployRequest": "0Af",  # Metadata API deploy ids
     "RetrieveRequest": "09S",  # Metadata API retrieve ids
 }

@@ -78,6 +78,8 @@ CHOICES: dict[str, str] = {
 }
 
 RUN_AS_MESSAGE = "Enter a valid execution user for the OAuth client credentials flow."
+#: The sandbox's wording for an unknown Custom Connected App Handler Run As user [I].
+HANDLER_RUN_AS_MESSAGE = "Enter a valid Run As user for the connected app handler."
 ROLLED_BACK_MESSAGE = ("Record rolled back because not all records were valid and the request "
                        "was using AllOrNone header")
 #: listMetadata dates for components that have no row to take them from.
@@ -258,6 +260,10 @@ class ConnectedAppKind(Kind):
         if run_as and org.user_by_username(str(run_as)) is None:
             errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION", RUN_AS_MESSAGE,
                                     ["oauthClientCredentialUser"]))
+        handler_user = comp.get("pluginExecutionUser")
+        if handler_user and org.user_by_username(str(handler_user)) is None:
+            errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION", HANDLER_RUN_AS_MESSAGE,
+                                    ["pluginExecutionUser"]))
         for profile in _as_list(comp.get("profileName")):
             if org.profile_by_name(str(profile)) is None:
                 errors.append(_bad_ref("profileName", "Profile", str(profile)))
@@ -519,6 +525,11 @@ class ProfileKind(Kind):
             ranges.append(item)
         if ranges:
             comp["loginIpRanges"] = ranges
+        from remediate.sandbox import objectaccess
+
+        hours = objectaccess.login_hours(profile)
+        if hours:
+            comp["loginHours"] = hours
         lic = org.get("UserLicense", profile.get("UserLicenseId"))
         if lic is not None:
             comp["userLicense"] = lic["Name"]
@@ -546,6 +557,13 @@ class ProfileKind(Kind):
                     "FIELD_INTEGRITY_EXCEPTION",
                     f"Invalid IP address range: {entry.get('startAddress')} - "
                     f"{entry.get('endAddress')}", ["loginIpRanges"]))
+        if comp.get("loginHours") not in (None, ""):
+            from remediate.sandbox import objectaccess
+
+            problem = objectaccess.login_hours_problem(_as_dict(comp["loginHours"]))
+            if problem:
+                errors.append(SaveError("FIELD_INTEGRITY_EXCEPTION",
+                                        f"Invalid login hours: {problem}", ["loginHours"]))
         return errors
 
     def write(self, org: Org, comp: Component, creating: bool) -> None:
@@ -567,6 +585,10 @@ class ProfileKind(Kind):
                     "ProfileId": profile["Id"], "StartAddress": entry["startAddress"],
                     "EndAddress": entry["endAddress"],
                     "Description": entry.get("description") or None})
+        if "loginHours" in comp:  # the element replaces the profile's hours (empty: none)
+            hours = _as_dict(comp["loginHours"]) if comp["loginHours"] else {}
+            org.update("Profile", profile["Id"],
+                       {"_LoginHours": {k: str(v) for k, v in hours.items() if v is not None}})
         org.update("Profile", profile["Id"], {})  # LastModifiedDate
 
     def remove(self, org: Org, name: str) -> list[SaveError]:
@@ -601,12 +623,22 @@ class PermissionSetKind(Kind):
         perms = _user_permissions(ps)
         if perms:
             comp["userPermissions"] = perms
+        from remediate.sandbox import objectaccess
+
+        visibilities = objectaccess.record_type_visibilities(ps)
+        if visibilities:
+            comp["recordTypeVisibilities"] = visibilities
         return comp
 
     def validate(self, org: Org, comp: Component, creating: bool) -> list[SaveError]:
+        from remediate.sandbox import objectaccess
+
         errors = []
         if creating and not comp.get("label"):
             errors.append(_required("label"))
+        items = [_as_dict(i) for i in _as_list(comp.get("recordTypeVisibilities"))]
+        errors += [_bad_ref("recordTypeVisibilities", "RecordType", name)
+                   for name in objectaccess.unknown_record_types(org, items)]
         lic = comp.get("license")
         if lic and _license_id(org, str(lic)) is None:
             errors.append(_bad_ref("license", "PermissionSetLicense", str(lic)))
@@ -631,9 +663,14 @@ class PermissionSetKind(Kind):
                          "PermissionSetGroupId": None, "LicenseId": None, "NamespacePrefix": None,
                          "Type": "Regular", "HasActivationRequired": False,
                          **{f"Permissions{f}": False for f in PERMISSION_FLAGS}}
-            org.insert("PermissionSet", {**base, **values})
+            ps = org.insert("PermissionSet", {**base, **values})
         else:
             org.update("PermissionSet", ps["Id"], values)
+        if "recordTypeVisibilities" in comp:
+            from remediate.sandbox import objectaccess
+
+            objectaccess.set_record_type_visibilities(
+                org, ps, [_as_dict(i) for i in _as_list(comp["recordTypeVisibilities"])])
 
     def remove(self, org: Org, name: str) -> list[SaveError]:
         ps = self.row(org, name)
@@ -789,6 +826,11 @@ def save(org: Org, type_name: str, components: list[Component], mode: Mode,
             result.errors.append(_missing(type_name, name))
             continue
         creating = not exists
+        refused = managed_refusal(org, type_name, name, kind.record_id(org, name)) \
+            if exists else None
+        if refused:  # a component installed from a managed package (A1)
+            result.errors.append(SaveError(REFUSAL_CODE, refused))
+            continue
         result.errors.extend(kind.validate(org, comp, creating))
         if result.errors:
             continue
@@ -808,6 +850,10 @@ def delete(org: Org, type_name: str, names: list[str], all_or_none: bool = False
         results.append(result)
         if not kind.exists(org, name):
             result.errors.append(_missing(type_name, name))
+            continue
+        refused = managed_refusal(org, type_name, name, kind.record_id(org, name))
+        if refused:
+            result.errors.append(SaveError(REFUSAL_CODE, refused))
             continue
         result.errors.extend(kind.remove(org, name))
     return _settle(org, results, snapshot)
@@ -862,7 +908,9 @@ def list_metadata(org: Org, types: list[str]) -> list[dict[str, Any]]:
                 "fileName": f"{info.directory}/{name}.{info.suffix}", "fullName": name,
                 "id": kind.record_id(org, name), "lastModifiedById": admin_id,
                 "lastModifiedByName": admin_name, "lastModifiedDate": modified,
-                "manageableState": "unmanaged", "type": kind.name,
+                "manageableState": "installed" if is_managed(org, kind.name, name)
+                else "unmanaged",
+                "namespacePrefix": namespace_of(org, kind.name, name), "type": kind.name,
             })
     return out
 
@@ -873,3 +921,98 @@ def describe() -> dict[str, Any]:
                 "suffix": info.suffix, "xmlName": name} for name, info in TYPES.items()]
     return {"metadataObjects": objects, "organizationNamespace": "",
             "partialSaveAllowed": True, "testRequired": False}
+
+
+# ---- components installed from a managed package (platform-truth A1, A3) -------------------
+# A connected app installed from a managed package carries its namespace (``ns__Name``); the
+# subscriber org cannot change it through the Metadata API, only its policies, in Setup. A
+# managed component is stored like any other, with two internal keys (never returned):
+# ``_namespace`` (the package's namespace) and ``_managed`` (True).
+
+#: The refusal of a Metadata write to a managed component. The status code is one of the
+#: API's StatusCode values; the message follows the wording deploys report for managed
+#: components in the field. Both are the sandbox's choice (docs/sandbox.md, assumptions).
+REFUSAL_CODE = "CANNOT_MODIFY_MANAGED_OBJECT"
+REFUSAL_MESSAGE = "Cannot modify managed object: entity={type}, component={id}, state=installed"
+
+
+def namespace_of(org: Org, type_name: str, full_name: str) -> str | None:
+    """The package namespace of a stored component, None for a local one."""
+    comp = org.metadata.get(type_name, {}).get(full_name) or {}
+    ns = comp.get("_namespace")
+    return str(ns) if ns else None
+
+
+def is_managed(org: Org, type_name: str, full_name: str) -> bool:
+    comp = org.metadata.get(type_name, {}).get(full_name) or {}
+    return bool(comp.get("_managed"))
+
+
+def managed_refusal(org: Org, type_name: str, full_name: str, record_id: str) -> str | None:
+    """The message a Metadata write (create, update, upsert, delete, deploy) of a managed
+    component fails with, or None when the component may be written."""
+    if not is_managed(org, type_name, full_name):
+        return None
+    return REFUSAL_MESSAGE.format(type=type_name, id=record_id)
+
+
+# ---- Setup → Apps → Connected Apps → Manage Connected Apps → app → Edit Policies -----------
+
+#: The policies an admin may edit on any connected app, installed or local (A1): the name
+#: ``remediate sandbox setup-change --set NAME=VALUE`` takes, the component path it changes,
+#: and the values it accepts (Setup's choices, as the Metadata API spells them).
+POLICIES: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "permitted_users": ("oauthConfig.isAdminApproved", ("admin_approved", "all_users")),
+    "ip_relaxation": ("oauthPolicy.ipRelaxation",
+                      ("ENFORCE", "BYPASS_2FACTOR", "BYPASS", "ENFORCE_RELAXREFRESH")),
+    "client_credentials": ("oauthConfig.isClientCredentialEnabled", ("true", "false")),
+    "run_as": ("oauthConfig.oauthClientCredentialUser", None),  # a username of the org
+    "handler_run_as": ("pluginExecutionUser", None),
+    "refresh_token_policy": ("oauthPolicy.refreshTokenPolicy",
+                             ("infinite", "immediately", "zero", "specific_lifetime")),
+    "high_assurance": ("sessionPolicy.sessionLevel", ("true", "false")),
+}
+
+
+class SetupError(ValueError):
+    """A Setup change the org refuses; the message names the app and the field."""
+
+
+def setup_change(org: Org, app: str, settings: dict[str, str]) -> list[tuple[str, Any, Any]]:
+    """Play an admin's Save on the app's Edit Policies page: each ``name=value`` of
+    ``settings`` (names of ``POLICIES``). Returns (path, before, after) per field changed;
+    nothing is changed when any setting is refused."""
+    store = org.metadata.get("ConnectedApp", {})
+    comp = store.get(app)
+    if comp is None:
+        known = ", ".join(sorted(store)) or "none"
+        raise SetupError(f"no connected app {app!r} in the org (connected apps: {known})")
+    planned: list[tuple[str, Any]] = []
+    for name, raw in settings.items():
+        if name not in POLICIES:
+            raise SetupError(f"{app}: {name!r} is not a policy on Edit Policies (known: "
+                             f"{', '.join(POLICIES)})")
+        path, allowed = POLICIES[name]
+        if allowed is not None and raw not in allowed:
+            raise SetupError(f"{app}: {name}={raw!r}: choose one of {', '.join(allowed)}")
+        value: Any = raw
+        if name == "permitted_users":
+            value = raw == "admin_approved"
+        elif name == "client_credentials":
+            value = raw == "true"
+        elif name == "high_assurance":
+            value = "HIGH_ASSURANCE" if raw == "true" else "STANDARD"
+        elif name in ("run_as", "handler_run_as") and org.user_by_username(raw) is None:
+            raise SetupError(f"{app}: {name}={raw!r}: no user with that username in the org")
+        planned.append((path, value))
+    out = []
+    for path, value in planned:
+        *parents, leaf = path.split(".")
+        cur = comp
+        for part in parents:
+            cur = cur.setdefault(part, {})
+        before = cur.get(leaf)
+        cur[leaf] = value
+        if before != value:
+            out.append((path, before, value))
+    return out

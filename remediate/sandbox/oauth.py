@@ -28,7 +28,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from remediate.sandbox import access
+from remediate.sandbox import access, objectaccess
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row, Session, now_iso
 from remediate.sandbox.wire import API_VERSIONS, Context, Response
@@ -87,6 +87,10 @@ OUTCOMES: dict[str, Outcome] = {
     # user step (client credentials, JWT, password, refresh); wording is the sandbox's own.
     "high_assurance": Outcome(400, "invalid_grant", "high assurance session required",
                               "Two-factor required"),
+    # C16: the profile's login hours exclude now. The pair is the one reference 1.5 gives for
+    # IP ranges and login hours alike; the Status is reference 4.7's "Restricted time".
+    "login_hours": Outcome(400, "invalid_grant", "ip restricted or invalid login hours",
+                           "Restricted time"),
     "bad_assertion": Outcome(400, "invalid_grant", "invalid assertion",
                              "Failed: Signature Invalid"),
     "bad_audience": Outcome(400, "invalid_grant", "audience is invalid", "Invalid login"),
@@ -287,6 +291,7 @@ def token(ctx: Context) -> Response:
         return _error(outcome)
     _log(ctx, attempt, "Success")
     assert attempt.org is not None and attempt.app is not None
+    objectaccess.record_oauth_use(attempt.org, session.user_id, attempt.app.label)
     body = _success_body(ctx, attempt.org, attempt.app, session)
     if refresh is not None:
         body["refresh_token"] = refresh
@@ -363,6 +368,8 @@ def _check_user(org: Org, app: AppView, user: Row, client_ip: str, *,
         enforce = False
     if enforce and not access.ip_allowed(org, user["Id"], client_ip):
         raise Refused("ip_restricted")
+    if not objectaccess.within_login_hours(org, user["Id"]):
+        raise Refused("login_hours")
     if app.high_assurance:
         raise Refused("high_assurance")
 

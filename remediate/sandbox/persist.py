@@ -22,7 +22,7 @@ def dump(org: Org, extra: dict[str, Any] | None = None) -> dict[str, Any]:
             "instance_name": org.instance_name, "is_sandbox": org.is_sandbox,
             "sandbox_name": org.sandbox_name, "organization_type": org.organization_type,
             "default_client_ip": org.default_client_ip, "api_usage": org.api_usage,
-            "max_api_version": org.max_api_version,
+            "max_api_version": org.max_api_version, "clock": org.clock,
         },
         "ids": org.ids.state(),
         "pod": org.ids._pod,

@@ -259,6 +259,8 @@ def _visible_object(call: _Call, obj: SObject) -> bool:
         return False
     if obj.name == "LoginHistory":  # every user may read their own rows (reference 4.7)
         return True
+    if obj.data:  # C15: a data object needs Read through the profile or a permission set
+        return access.can_read_object(call.org, call.user_id, obj.name)
     return not obj.setup or _sees_setup(call.org, call.user_id)
 
 

@@ -40,6 +40,8 @@ class OrgSpec(_Strict):
     my_domain_settings: dict[str, Any] = Field(default_factory=dict)
     #: Highest API version the org serves ("62.0"); None serves up to app.MAX_API_VERSION.
     max_api_version: str | None = None
+    #: A fixed time the login-hours rule reads (ISO 8601, UTC), e.g. "2026-01-05T03:00:00Z".
+    clock: str | None = None
 
 
 class ProfileSpec(_Strict):
@@ -51,6 +53,8 @@ class ProfileSpec(_Strict):
     user_type: str = "Standard"
     permissions: list[str] = Field(default_factory=list)  # flag names, e.g. ApiEnabled
     login_ip_ranges: list[tuple[str, str]] = Field(default_factory=list)
+    #: Profile login hours (C16): day (monday..sunday) -> ["08:00", "18:00"], whole hours, UTC.
+    login_hours: dict[str, tuple[str, str]] = Field(default_factory=dict)
 
 
 class LicenseSpec(_Strict):
@@ -66,6 +70,12 @@ class PermissionSetSpec(_Strict):
     license: str | None = None  # PermissionSetLicense DeveloperName
     permissions: list[str] = Field(default_factory=list)
     description: str | None = None
+    #: C15: object -> ObjectPermissions flags (Read, Create, Edit, Delete, ViewAllRecords,
+    #: ModifyAllRecords); "Object.Field" -> FieldPermissions flags (Read, Edit); the record
+    #: types ("Object.DeveloperName") the set makes visible.
+    objects: dict[str, list[str]] = Field(default_factory=dict)
+    fields: dict[str, list[str]] = Field(default_factory=dict)
+    record_types: list[str] = Field(default_factory=list)
 
 
 class UserSpec(_Strict):
@@ -99,6 +109,11 @@ class ConnectedAppSpec(_Strict):
     certificate: str | None = None  # PEM, enables JWT bearer
     high_assurance: bool = False
     package: str | None = None  # namespace of the package that brings the app
+    #: True: a managed package's component: named ``<package>__Name``, its metadata not
+    #: writable in this org, its policies changed in Setup only (platform-truth A1).
+    managed: bool = False
+    #: The Custom Connected App Handler's Run As user (pluginExecutionUser, A14).
+    handler_run_as: str | None = None
     #: False: the app lives in another org and was never installed in this one (C13, A8).
     installed: bool = True
     #: JWT bearer audiences this app's sign-ins are accepted with (None: the My Domain and
@@ -122,6 +137,7 @@ class ExternalClientAppSpec(_Strict):
     scopes: list[str] = Field(default_factory=lambda: ["Api"])
     ip_relaxation: Literal["Enforce", "Bypass", "Bypass_2factor", "Enforce_RelaxRefresh"] = "Enforce"
     certificate: str | None = None
+    high_assurance: bool = False  # the policy's requiredSessionLevel is HIGH_ASSURANCE (C16)
 
 
 class PackageSpec(_Strict):
@@ -171,6 +187,22 @@ class LoginHistorySpec(_Strict):
     minutes_ago: int = 60
 
 
+class RecordTypeSpec(_Strict):
+    object: str
+    name: str  # DeveloperName
+    label: str | None = None
+    active: bool = True
+
+
+class OauthTokenSpec(_Strict):
+    """A row of Connected Apps OAuth Usage: the user signed in through the app (its label)."""
+
+    username: str
+    app: str  # AppName: the app's label
+    minutes_ago: int = 60
+    use_count: int = 1
+
+
 class IntegrationSpec(_Strict):
     """How the external system is configured: what it sends, from where."""
 
@@ -183,6 +215,11 @@ class IntegrationSpec(_Strict):
     username: str | None = None  # JWT subject
     private_key: str | None = None  # PEM, for JWT
     source_ip: str = "198.51.100.7"
+    #: What the integration reads and writes (C15), as a playbook's object_access step takes
+    #: them: [{object, read, edit, ...}], [{field: Object.Field, ...}], [Object.DeveloperName].
+    objects: list[dict[str, Any]] = Field(default_factory=list)
+    fields: list[dict[str, Any]] = Field(default_factory=list)
+    record_types: list[str] = Field(default_factory=list)
 
 
 class Scenario(_Strict):
@@ -201,7 +238,12 @@ class Scenario(_Strict):
     named_credentials: list[NamedCredentialSpec] = Field(default_factory=list)
     remote_sites: list[RemoteSiteSpec] = Field(default_factory=list)
     login_history: list[LoginHistorySpec] = Field(default_factory=list)
+    record_types: list[RecordTypeSpec] = Field(default_factory=list)
+    oauth_tokens: list[OauthTokenSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
+    #: Playbook variables a built-in org of this scenario binds, per playbook, over the
+    #: defaults every scenario shares (e.g. the Workato app's names in a managed package).
+    playbook_variables: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def integration(self, name: str) -> IntegrationSpec:
         for spec in self.integrations:
@@ -217,7 +259,7 @@ class ScenarioError(ValueError):
 _LIST_SECTIONS = (
     "profiles", "permission_set_licenses", "permission_sets", "users", "connected_apps",
     "external_client_apps", "packages", "named_credentials", "remote_sites", "login_history",
-    "integrations",
+    "integrations", "record_types", "oauth_tokens",
 )
 
 
@@ -283,7 +325,7 @@ def _read_merged(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 def _patch_section(path: Path, section: str, base: list[dict[str, Any]],
                    entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Entries with ``remove: true`` drop the named one; others update it or are appended."""
-    key = "username" if section in ("users", "login_history") else "name"
+    key = "username" if section in ("users", "login_history", "oauth_tokens") else "name"
     out = [dict(e) for e in base]
     for entry in entries:
         entry = dict(entry)
@@ -331,6 +373,7 @@ def build_org(scenario: Scenario, pod: int = 0, my_domain: str | None = None) ->
         organization_type=spec.organization_type,
         ids=IdFactory(pod),
         max_api_version=spec.max_api_version,
+        clock=spec.clock,
     )
     _seed(org, scenario)
     return org
@@ -353,6 +396,8 @@ def _seed(org: Org, sc: Scenario) -> None:
             "Name": "X" + profile["Id"][:15], "Label": profile["Id"][:15],
             "IsCustom": False, "IsOwnedByProfile": True, "ProfileId": profile["Id"],
             "LicenseId": None, "Type": "Profile", "HasActivationRequired": False, **flags})
+        if p.login_hours:
+            profile["_LoginHours"] = _login_hours(p.login_hours, f"profiles.{p.name}")
         for start, end in p.login_ip_ranges:
             org.insert("LoginIpRange", {"ProfileId": profile["Id"], "StartAddress": start,
                                         "EndAddress": end, "Description": None})
@@ -362,6 +407,10 @@ def _seed(org: Org, sc: Scenario) -> None:
             "PermissionSetLicenseKey": lic.developer_name.upper(), "Status": "Active",
             "TotalLicenses": lic.total, "UsedLicenses": 0,
             "IsAvailableForIntegrations": lic.is_available_for_integrations, "Language": "en_US"})
+    for rt in sc.record_types:
+        org.insert("RecordType", {"Name": rt.label or rt.name, "DeveloperName": rt.name,
+                                  "SobjectType": rt.object, "IsActive": rt.active,
+                                  "NamespacePrefix": None})
     for ps in sc.permission_sets:
         lic_row = org.license_by_name(ps.license) if ps.license else None
         if ps.license and lic_row is None:
@@ -372,6 +421,7 @@ def _seed(org: Org, sc: Scenario) -> None:
             "LicenseId": lic_row["Id"] if lic_row else None, "Type": "Regular",
             "HasActivationRequired": False,
             **_perm_flags(ps.permissions, f"permission_sets.{ps.name}.permissions")})
+        _seed_object_access(org, ps)
     for u in sc.users:
         user_profile = org.profile_by_name(u.profile)
         if user_profile is None:
@@ -443,6 +493,76 @@ def _seed(org: Org, sc: Scenario) -> None:
                                     "CreatedDate": "2023-01-01T00:00:00.000+0000"})
     for entry in sc.login_history:
         _seed_login(org, entry)
+    for token in sc.oauth_tokens:
+        _seed_oauth_token(org, token)
+
+
+def _login_hours(hours: dict[str, tuple[str, str]], where: str) -> dict[str, str]:
+    from remediate.sandbox.objectaccess import DAYS, login_hours_problem
+
+    out: dict[str, str] = {}
+    for day, (start, end) in hours.items():
+        if day not in DAYS:
+            raise ScenarioError(f"{where}.login_hours: unknown day {day!r} (known: "
+                                f"{', '.join(DAYS)})")
+        try:
+            out[f"{day}Start"], out[f"{day}End"] = (
+                str(int(t.split(":")[0]) * 60 + int(t.split(":")[1])) for t in (start, end))
+        except (ValueError, IndexError):
+            raise ScenarioError(f"{where}.login_hours.{day}: times are HH:MM") from None
+    problem = login_hours_problem(out)
+    if problem:
+        raise ScenarioError(f"{where}.login_hours: {problem}")
+    return out
+
+
+_OBJECT_FLAG_NAMES = ("Read", "Create", "Edit", "Delete", "ViewAllRecords", "ModifyAllRecords")
+
+
+def _seed_object_access(org: Org, ps: PermissionSetSpec) -> None:
+    from remediate.sandbox import objectaccess
+
+    row = org.permission_set_by_name(ps.name)
+    assert row is not None
+    where = f"permission_sets.{ps.name}"
+    for obj, flags in ps.objects.items():
+        bad = [f for f in flags if f not in _OBJECT_FLAG_NAMES]
+        if bad:
+            raise ScenarioError(f"{where}.objects.{obj}: unknown flag {bad[0]!r}")
+        perm = {"ParentId": row["Id"], "SobjectType": obj,
+                **{f"Permissions{f}": f in flags for f in _OBJECT_FLAG_NAMES}}
+        problem = objectaccess.check_row(org, "ObjectPermissions", perm)
+        if problem:
+            raise ScenarioError(f"{where}.objects.{obj}: {problem[1]}")
+        org.insert("ObjectPermissions", perm)
+    for name, flags in ps.fields.items():
+        bad = [f for f in flags if f not in ("Read", "Edit")]
+        if bad:
+            raise ScenarioError(f"{where}.fields.{name}: unknown flag {bad[0]!r}")
+        perm = {"ParentId": row["Id"], "SobjectType": name.partition(".")[0], "Field": name,
+                "PermissionsRead": "Read" in flags, "PermissionsEdit": "Edit" in flags}
+        problem = objectaccess.check_row(org, "FieldPermissions", perm)
+        if problem:
+            raise ScenarioError(f"{where}.fields.{name}: {problem[1]}")
+        org.insert("FieldPermissions", perm)
+    if ps.record_types:
+        items = [{"recordType": rt, "visible": True} for rt in ps.record_types]
+        unknown = objectaccess.unknown_record_types(org, items)
+        if unknown:
+            raise ScenarioError(f"{where}.record_types: no record type {unknown[0]!r}")
+        objectaccess.set_record_type_visibilities(org, row, items)
+
+
+def _seed_oauth_token(org: Org, spec: OauthTokenSpec) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    user = org.user_by_username(spec.username)
+    if user is None:
+        raise ScenarioError(f"oauth_tokens: no user {spec.username!r}")
+    when = datetime.now(UTC) - timedelta(minutes=spec.minutes_ago)
+    org.insert("OauthToken", {"AppName": spec.app, "UserId": user["Id"],
+                              "LastUsedDate": when.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+                              "UseCount": spec.use_count, "AppMenuItemId": None})
 
 
 def _own(org: Org, sc: Scenario, url: str) -> str:
@@ -512,6 +632,16 @@ def _seed_connected_app(org: Org, app: ConnectedAppSpec) -> None:
     }
     if app.high_assurance:
         component["sessionPolicy"] = {"policyAction": "Block", "sessionLevel": "HIGH_ASSURANCE"}
+    if app.handler_run_as:
+        if org.user_by_username(app.handler_run_as) is None:
+            raise ScenarioError(f"{where}.handler_run_as: no user {app.handler_run_as!r}")
+        component["pluginExecutionUser"] = app.handler_run_as
+    if app.managed:
+        if not app.package or not app.name.startswith(f"{app.package}__"):
+            raise ScenarioError(f"{where}.managed: a managed app is named <package "
+                                f"namespace>__Name (package: {app.package!r})")
+        component["_namespace"] = app.package
+        component["_managed"] = True
     if app.jwt_audiences is not None:
         org.jwt_audiences[app.name] = list(app.jwt_audiences)
     if not app.installed:  # known to the token endpoint only, by its consumer key
@@ -564,6 +694,8 @@ def _seed_eca(org: Org, eca: ExternalClientAppSpec) -> None:
         "refreshTokenPolicyType": "Zero"}
     if eca.run_as:
         policy["clientCredentialsFlowUser"] = eca.run_as
+    if eca.high_assurance:
+        policy["requiredSessionLevel"] = "HIGH_ASSURANCE"
     md.setdefault("ExtlClntAppOauthConfigurablePolicies", {})[policy["fullName"]] = policy
     md.setdefault("ExtlClntAppConfigurablePolicies", {})[f"{eca.name}_plcy"] = {
         "fullName": f"{eca.name}_plcy", "externalClientApplication": eca.name, "label": label,

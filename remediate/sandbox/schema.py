@@ -64,6 +64,8 @@ class SObject:
     filterable: frozenset[str] | None = None
     required_on_create: tuple[str, ...] = ()
     updateable_fields: frozenset[str] = field(default_factory=frozenset)
+    #: A data object (Account, ...): a user sees it only with object permissions (objectaccess.py)
+    data: bool = False
 
     def reference(self, relationship: str) -> Reference | None:
         for ref in self.references:
@@ -232,6 +234,55 @@ _add(SObject(
     {"Id": "id", **_perm_fields()},
     setup=False,
 ))
+# C15: object and field permissions of permission sets (object reference, ObjectPermissions and
+# FieldPermissions, API 24.0+: create, query, update, delete; only users with View Setup and
+# Configuration read them) and record types (object reference, RecordType).
+_OBJECT_FLAGS = ("Read", "Create", "Edit", "Delete", "ViewAllRecords", "ModifyAllRecords")
+_add(SObject(
+    "ObjectPermissions",
+    {"Id": "id", "ParentId": "reference", "SobjectType": "string",
+     **{f"Permissions{f}": "boolean" for f in _OBJECT_FLAGS}, **_AUDIT},
+    references=(Reference("ParentId", "Parent", "PermissionSet"),),
+    createable=True,
+    updateable=True,
+    deletable=True,
+    required_on_create=("ParentId", "SobjectType"),
+    updateable_fields=frozenset(f"Permissions{f}" for f in _OBJECT_FLAGS),
+))
+_add(SObject(
+    "FieldPermissions",
+    {"Id": "id", "ParentId": "reference", "SobjectType": "string", "Field": "string",
+     "PermissionsRead": "boolean", "PermissionsEdit": "boolean", **_AUDIT},
+    references=(Reference("ParentId", "Parent", "PermissionSet"),),
+    createable=True,
+    updateable=True,
+    deletable=True,
+    required_on_create=("ParentId", "SobjectType", "Field"),
+    updateable_fields=frozenset({"PermissionsRead", "PermissionsEdit"}),
+))
+_add(SObject(
+    "RecordType",
+    {"Id": "id", "Name": "string", "DeveloperName": "string", "SobjectType": "string",
+     "IsActive": "boolean", "NamespacePrefix": "string", **_AUDIT},
+    setup=False,
+))
+# OauthToken (object reference, API 32.0+: query only; users with Customize Application see
+# every user's tokens, others their own): the data behind Connected Apps OAuth Usage.
+_add(SObject(
+    "OauthToken",
+    {"Id": "id", "AppName": "string", "UserId": "reference", "LastUsedDate": "datetime",
+     "UseCount": "int", "AppMenuItemId": "reference", "CreatedDate": "datetime"},
+    references=(Reference("UserId", "User", "User"),),
+))
+# Data objects an integration reads and writes; their fields are the ones scenarios use.
+for _name, _fields in (
+        ("Account", ("Name", "Industry", "Website", "AnnualRevenue", "RecordTypeId")),
+        ("Contact", ("FirstName", "LastName", "Email", "AccountId")),
+        ("Opportunity", ("Name", "StageName", "Amount", "CloseDate", "AccountId")),
+        ("Lead", ("FirstName", "LastName", "Company", "Email"))):
+    _add(SObject(_name, {"Id": "id", **{f: "string" for f in _fields}, **_AUDIT}, setup=False,
+                 data=True))
+
 # Tooling API objects
 _add(SObject(
     "SubscriberPackage",

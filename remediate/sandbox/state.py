@@ -103,6 +103,9 @@ class Org:
     jwt_audiences: dict[str, list[str]] = field(default_factory=dict)
     #: Open query cursors by locator (REST ``nextRecordsUrl``); not persisted.
     cursors: dict[str, Cursor] = field(default_factory=dict, repr=False)
+    #: A fixed time (ISO 8601) the org's login-hours rule reads instead of the real clock, so a
+    #: scenario can place a sign-in outside a profile's login hours (objectaccess.py).
+    clock: str | None = None
 
     # ---- hosts -----------------------------------------------------------------------------
 

@@ -57,7 +57,47 @@ class OrgRead:
     pass
 
 
-Read = UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead | OrgRead
+@dataclass(frozen=True)
+class ObjectAccessRead:
+    """C15: the ObjectPermissions and FieldPermissions rows of a permission set for these
+    objects and fields, whether each object and field exists (describe), and the record types
+    named (``Object.DeveloperName``). Answered by salesforce/accessreads.py."""
+
+    permission_set: str  # API name or label
+    objects: tuple[str, ...]
+    fields: tuple[str, ...]  # Object.Field
+    record_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppRowRead:
+    """The ConnectedApplication row of an app by name: its session policy flag can be read
+    even where the app's metadata cannot (an installed app, A1)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class OauthUsageRead:
+    """The apps a user signed in through (OauthToken: the data behind Setup's Connected Apps
+    OAuth Usage), with whether the org has each app."""
+
+    username: str
+
+
+@dataclass(frozen=True)
+class AppRead:
+    """Find an app by any of ``names`` (an API name, a namespaced ``ns__Name`` or a display
+    name, tried in order) and read it: salesforce/apps.py answers it with an ``AppInfo``, or
+    None when no name matches (platform-truth A1, A11, A15)."""
+
+    type: str  # "connected_app" or "external_client_app"
+    names: tuple[str, ...]
+    namespace: str | None = None  # only apps of this package namespace
+
+
+Read = (UserRead | PermissionSetRead | LicenseRead | ProfileRead | MetadataRead | PackageRead
+        | OrgRead | ObjectAccessRead | AppRowRead | OauthUsageRead | AppRead)
 
 # ---- what the reads return ------------------------------------------------------------------
 
@@ -99,6 +139,8 @@ class PermissionSetInfo:
     api_enabled: bool
     license_id: str | None = None  # PermissionSet.LicenseId: a PermissionSetLicense or a
     # UserLicense (platform-truth U6), never traversed
+    #: The apps it grants: SetupEntityId of its SetupEntityAccess rows (platform-truth A4).
+    setup_entities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,15 +179,86 @@ class OrgInfo:
 
 
 @dataclass(frozen=True)
+class ObjectAccessInfo:
+    """What an ``ObjectAccessRead`` found. Keys of the dicts are lower-cased names."""
+
+    permission_set_id: str | None
+    objects: dict[str, dict[str, Any]]  # object -> its ObjectPermissions row
+    fields: dict[str, dict[str, Any]]  # Object.Field -> its FieldPermissions row
+    described: dict[str, frozenset[str] | None]  # object -> its fields (lower); None: no such
+    record_types: dict[str, str]  # Object.DeveloperName -> RecordType id
+
+
+@dataclass(frozen=True)
+class AppRow:
+    id: str
+    name: str
+    high_assurance: bool  # ConnectedApplication.OptionsHasSessionLevelPolicy
+
+
+@dataclass(frozen=True)
+class AppUsage:
+    """One app a user signed in through (an OauthToken row) and whether the org has the app:
+    ``installed`` None when it could not be told (no app of that name or label was read)."""
+
+    username: str
+    app: str  # AppName: the app's label
+    last_used: str | None
+    use_count: int | None
+    installed: bool | None
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """An app found in the org (salesforce/apps.py), and where it came from."""
+
+    type: str  # "connected_app" or "external_client_app"
+    full_name: str  # the metadata API name, ``ns__Name`` when packaged
+    label: str
+    record_id: str  # ConnectedApplication id, or the ExternalClientApplication id
+    namespace: str | None  # the package namespace, None for a local app
+    manageable_state: str  # listMetadata's manageableState (unmanaged, installed, ...)
+    matched: str  # which name matched, and how
+    #: ECA parts found by their externalClientApplication field (A11): type -> fullName, or
+    #: None when no component of that type names the app.
+    parts: tuple[tuple[str, str | None], ...] = ()
+    distribution_state: str | None = None  # ECAs: Local or Packaged
+
+    @property
+    def installed(self) -> bool:
+        """Installed from a package: its policies are edited in Setup only (A1, A3)."""
+        return bool(self.namespace) or self.manageable_state not in ("unmanaged", "") \
+            or (self.distribution_state or "Local") != "Local"
+
+    @property
+    def origin(self) -> str:
+        if self.installed:
+            return f"installed from the package with namespace {self.namespace!r}" \
+                if self.namespace else "installed from a package"
+        return "local to the org"
+
+    def part(self, type_: str) -> str | None:
+        return dict(self.parts).get(type_)
+
+
+@dataclass(frozen=True)
+class AppMissing:
+    """No app of the org matched an ``AppRead``: what was looked for, for the finding."""
+
+    note: str
+
+
+@dataclass(frozen=True)
 class Ambiguous:
     """A read whose name matches no API name but the labels of several records."""
 
     what: str  # "permission set", "permission set license"
     name: str
     candidates: tuple[str, ...]  # their API names
+    how: str = "is the label of"
 
     def error(self, where: str) -> PlaybookError:
-        return PlaybookError(f"{where}: {self.what} {self.name!r} is the label of "
+        return PlaybookError(f"{where}: {self.what} {self.name!r} {self.how} "
                              f"{len(self.candidates)} {self.what}s "
                              f"({', '.join(self.candidates)}); name one by its API name")
 
@@ -215,6 +328,19 @@ class Inventory:
             raise NotFound(f"{where}: no profile with name or API name {name!r} in the org")
         assert isinstance(info, ProfileInfo)
         return info
+
+    def app(self, read: AppRead, *, where: str) -> AppInfo | None:
+        """The app a read found, or None; several apps matching one name is bad input."""
+        info = self.get(read, where=where)
+        if info is None or isinstance(info, AppMissing):
+            return None
+        assert isinstance(info, AppInfo)
+        return info
+
+    def app_note(self, read: AppRead) -> str:
+        """What a read that found no app looked for ("" when it found one)."""
+        value = self.results.get(read)
+        return value.note if isinstance(value, AppMissing) else ""
 
     def metadata(self, type_: str, full_name: str, *, where: str = "") -> dict[str, Any] | None:
         value = self.get(MetadataRead(type_, full_name), where=where)

@@ -23,9 +23,10 @@ def test_steps_on_a_missing_app_are_unknown_and_only_app_installed_reports_it() 
     assert "MANUAL app-installed [C9]" in result.out
     assert "UNKNOWN admin-approved-access [C3]" in result.out
     assert "UNKNOWN ip-relaxation [C11]" in result.out
-    assert "not checked: playbook 'workato', step 'ip-relaxation': connected app 'Workato' " \
-           "not in org" in result.out
-    assert "2 could not be checked." in result.out
+    assert "UNKNOWN session-policy [C16]" in result.out
+    assert "not checked: playbook 'workato', step 'ip-relaxation': the connected app " \
+           "'Workato' is not in this org" in result.out
+    assert "3 could not be checked." in result.out
 
 
 def test_json_audit_never_says_ok_for_a_step_that_was_not_checked() -> None:
@@ -33,26 +34,26 @@ def test_json_audit_never_says_ok_for_a_step_that_was_not_checked() -> None:
     assert result.code == 2
     data = result.json()
     by_step = {(f["playbook"], f["step"]): f for f in data["findings"]}
-    for step in ("admin-approved-access", "ip-relaxation"):
+    for step in ("admin-approved-access", "ip-relaxation", "session-policy"):
         f = by_step[("workato", step)]
         assert f["status"] == "unknown" and f["checked"] is False
-        assert "'Workato' not in org" in f["reason"]
+        assert "'Workato' is not in this org" in f["reason"]
     assert by_step[("workato", "app-installed")]["status"] == "manual"
     assert all(f["checked"] for f in data["findings"] if f["status"] == "ok")
-    assert data["summary"]["unknown"] == 2 and data["clean"] is False
+    assert data["summary"]["unknown"] == 3 and data["clean"] is False
 
 
 def test_markdown_audit_shows_unknown_steps_with_the_reason() -> None:
     result = run("audit", "--org", C9, "--format", "markdown")
     assert "| workato | ip-relaxation | C11 | unknown | not checked: playbook 'workato'" \
         in result.out
-    assert "2 could not be checked." in result.out
+    assert "3 could not be checked." in result.out
 
 
 def test_plan_names_the_steps_it_could_not_check() -> None:
     result = run("plan", "--org", C9, "--detailed-exitcode")
     assert result.code == 2
-    assert "2 step(s) could not be checked (the plan may be incomplete):" in result.out
+    assert "3 step(s) could not be checked (the plan may be incomplete):" in result.out
     assert "? workato/ip-relaxation: playbook 'workato'" in result.out
 
 
@@ -159,7 +160,7 @@ def test_snapshot_with_capture_drift_leaves_out_and_names_the_steps_it_could_not
     result = run("snapshot", "--org", C9, "--out", str(out), "--capture-drift")
     assert result.code == 0, result.err
     assert "Not captured (could not be checked): workato/admin-approved-access, " \
-           "workato/ip-relaxation." in result.out
+           "workato/ip-relaxation, workato/session-policy." in result.out
     captured = out.read_text()
     assert "was workato/ip-relaxation" not in captured
     assert "was workato/ip-ranges" in captured

@@ -307,7 +307,7 @@ def test_bad_ids_are_malformed_or_not_found(admin: Client, org: Org) -> None:
 
 
 def test_unknown_type_is_404_not_found(admin: Client) -> None:
-    for response in (admin.get("sobjects/Account/describe"), admin.post("sobjects/Account/", {}),
+    for response in (admin.get("sobjects/Invoice__c/describe"), admin.post("sobjects/Invoice__c/", {}),
                      admin.get("sobjects/Nope/001000000000001AAA")):
         assert response.status_code == 404
         assert error(response)["errorCode"] == "NOT_FOUND"

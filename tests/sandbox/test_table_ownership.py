@@ -23,7 +23,7 @@ SANDBOX = Path(remediate.sandbox.__file__).parent
 ROOT = SANDBOX.parents[1]
 
 #: The modules that own the org's tables (the state layer).
-OWNERS = frozenset({"state", "data", "metadata", "scenario", "persist", "access"})
+OWNERS = frozenset({"state", "data", "metadata", "scenario", "persist", "access", "objectaccess"})
 #: The Org attributes that hold state.
 STORES = frozenset({"tables", "metadata", "sessions", "refresh_tokens", "passwords", "cursors",
                     "metadata_jobs", "package_apps", "uninstalled_apps", "api_usage", "ids",

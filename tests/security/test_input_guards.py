@@ -152,7 +152,7 @@ def test_a_keyerror_raised_inside_the_vendor_library_is_the_orgs_answer() -> Non
 
 def test_an_internal_error_shows_its_traceback_under_vv_and_in_the_json_log(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(handle: Any) -> Any:
+    def broken(handle: Any, **kwargs: Any) -> Any:
         raise TypeError("a bug in remediate")
 
     monkeypatch.setattr(engine, "assess", broken)

@@ -9,6 +9,8 @@ import pytest
 from remediate.errors import NotFound
 from remediate.plan import MetadataWrite, RecordWrite
 from remediate.steps.base import (
+    AppInfo,
+    AppRead,
     AssignedSet,
     Inventory,
     LicenseInfo,
@@ -54,6 +56,9 @@ def inventory(extra: dict[Any, Any] | None = None) -> Inventory:
                             "oauthClientCredentialUser": "old@acme.com"},
             "oauthPolicy": {"ipRelaxation": "ENFORCE"}, "permissionSetName": ["Other_PS"]},
         MetadataRead("ConnectedApp", "Gone"): None,
+        AppRead("connected_app", ("App",)): AppInfo("connected_app", "App", "App", "0H4A", None,
+                                                    "unmanaged", "'App' by its API name"),
+        AppRead("connected_app", ("Gone",)): None,
         MetadataRead("Profile", "Integration"): {
             "fullName": "Integration",
             "loginIpRanges": [{"startAddress": "10.0.0.0", "endAddress": "10.0.0.255"}]},
@@ -91,7 +96,7 @@ def test_missing_app_is_a_manual_change_of_app_installed_only() -> None:
 
 
 def test_other_steps_on_a_missing_app_cannot_be_checked() -> None:
-    with pytest.raises(NotFound, match="connected app 'Gone' not in org"):
+    with pytest.raises(NotFound, match="connected app 'Gone' is not in this org"):
         diff("app.client_credentials", app="Gone")
 
 
@@ -109,11 +114,55 @@ def test_run_as_user_that_does_not_exist_is_not_found() -> None:
         diff("app.run_as_user", app="App", username="nobody@x")
 
 
-def test_access_adds_the_permission_set_to_the_granted_list() -> None:
+def test_access_grants_the_permission_set_with_a_setup_entity_access_row() -> None:
     [c] = diff("app.access", app="App", via="permission_set", permission_set="PS")
     assert c.after == ["Other_PS", "PS"]
-    assert c.write == MetadataWrite(type="ConnectedApp", full_name="App",
-                                    path="permissionSetName", value=["PS"], mode="add")
+    assert c.write == RecordWrite(sobject="SetupEntityAccess",
+                                  fields={"ParentId": "0PSA", "SetupEntityId": "0H4A"})
+
+
+def test_access_already_granted_through_setup_entity_access_is_ok() -> None:
+    k = kinds()["app.access"]
+    inv = inventory({PermissionSetRead("PS"): PermissionSetInfo(
+        "0PSA", "PS", "PS", None, True, setup_entities=("0H4A",))})
+    params = k.params.model_validate({"app": "App", "permission_set": "PS"})
+    assert k.diff(params, inv, CTX) == []
+
+
+def _installed(extra: dict[Any, Any] | None = None) -> Inventory:
+    return inventory({AppRead("connected_app", ("App",)): AppInfo(
+        "connected_app", "ns__App", "The App", "0H4A", "ns", "installed", "by label"),
+        MetadataRead("ConnectedApp", "ns__App"): {
+            "fullName": "ns__App", "oauthConfig": {"isAdminApproved": False},
+            "oauthPolicy": {"ipRelaxation": "BYPASS"}}, **(extra or {})})
+
+
+def test_an_installed_apps_policies_are_manual_changes_with_the_setup_path() -> None:
+    k = kinds()["app.access"]
+    changes = k.diff(k.params.model_validate({"app": "App", "permission_set": "PS"}),
+                     _installed(), CTX)
+    policy, grant = changes
+    assert policy.write is None and policy.field == "oauthConfig.isAdminApproved"
+    assert ("Manage Connected Apps → The App → Edit Policies → OAuth Policies → Permitted "
+            "Users: Admin approved users are pre-authorized") in (policy.manual or "")
+    assert grant.write == RecordWrite(sobject="SetupEntityAccess",
+                                      fields={"ParentId": "0PSA", "SetupEntityId": "0H4A"})
+    ip = kinds()["app.ip_relaxation"]
+    [c] = ip.diff(ip.params.model_validate({"app": "App", "policy": "ENFORCE"}), _installed(),
+                  CTX)
+    assert c.write is None and "IP Relaxation: 'Enforce IP restrictions'" in (c.manual or "")
+
+
+def test_the_custom_handler_run_as_is_pluginexecutionuser_and_named_in_setup_terms() -> None:
+    k = kinds()["app.run_as_user"]
+    [c] = k.diff(k.params.model_validate({"app": "App", "username": USER,
+                                          "setting": "custom_handler"}), _installed(), CTX)
+    assert c.field == "pluginExecutionUser"
+    assert "Custom Connected App Handler → Run As" in (c.manual or "")
+    [local] = k.diff(k.params.model_validate({"app": "App", "username": USER,
+                                              "setting": "custom_handler"}), inventory(), CTX)
+    assert local.write == MetadataWrite(type="ConnectedApp", full_name="App",
+                                        path="pluginExecutionUser", value=USER)
 
 
 def test_access_through_a_profile_that_is_not_named_is_refused() -> None:
@@ -211,16 +260,64 @@ def test_login_ip_ranges_adds_only_the_missing_range() -> None:
                               "endAddress": "203.0.113.255"}]
 
 
+def _eca(policy: dict[str, Any], *, global_settings: bool = True) -> Inventory:
+    parts = (("ExtlClntAppOauthSettings", None),
+             ("ExtlClntAppGlobalOauthSettings", "E_glbl_by_deploy" if global_settings else None),
+             ("ExtlClntAppOauthConfigurablePolicies", "E_oauth_defaultPolicy"))
+    return inventory({
+        AppRead("external_client_app", ("E",)): AppInfo(
+            "external_client_app", "E", "E", "0xIA", None, "unmanaged", "'E' by its API name",
+            parts, "Local"),
+        MetadataRead("ExtlClntAppGlobalOauthSettings", "E_glbl_by_deploy"): {
+            "fullName": "E_glbl_by_deploy", "externalClientApplication": "E",
+            "isClientCredentialsFlowEnabled": True},
+        MetadataRead("ExtlClntAppOauthConfigurablePolicies", "E_oauth_defaultPolicy"): {
+            "fullName": "E_oauth_defaultPolicy", "externalClientApplication": "E", **policy}})
+
+
 def test_ip_relaxation_maps_to_the_eca_spelling() -> None:
     k = kinds()["app.ip_relaxation"]
-    inv = inventory({
-        MetadataRead("ExternalClientApplication", "E"): {"fullName": "E"},
-        MetadataRead("ExtlClntAppGlobalOauthSettings", "E_glbloauth"): {"fullName": "x"},
-        MetadataRead("ExtlClntAppOauthConfigurablePolicies", "E_oauthPlcy"): {
-            "fullName": "E_oauthPlcy", "ipRelaxationPolicyType": "Enforce"}})
+    inv = _eca({"ipRelaxationPolicyType": "Enforce"})
     [c] = k.diff(k.params.model_validate({"app": "E", "type": "external_client_app",
                                           "policy": "BYPASS"}), inv, CTX)
     assert c.after == "Bypass"
+    assert c.write.full_name == "E_oauth_defaultPolicy"  # type: ignore[union-attr]
+
+
+def test_an_eca_policy_no_component_names_is_unknown_never_created() -> None:
+    k = kinds()["app.ip_relaxation"]
+    inv = inventory({AppRead("external_client_app", ("E",)): AppInfo(
+        "external_client_app", "E", "E", "0xIA", None, "unmanaged", "", (), "Local")})
+    with pytest.raises(NotFound, match="no ExtlClntAppOauthConfigurablePolicies component"):
+        k.diff(k.params.model_validate({"app": "E", "type": "external_client_app"}), inv, CTX)
+
+
+def test_a_local_ecas_unreadable_global_settings_leave_client_credentials_unknown() -> None:
+    k = kinds()["app.client_credentials"]
+    inv = _eca({"isClientCredentialsFlowEnabled": True}, global_settings=False)
+    with pytest.raises(NotFound, match="ExtlClntAppGlobalOauthSettings"):
+        k.diff(k.params.model_validate({"app": "E", "type": "external_client_app"}), inv, CTX)
+
+
+@pytest.mark.parametrize("granted", ["PS", "0PSA", "Other, PS"])
+def test_an_eca_grant_in_either_form_of_commaseparatedpermissionset_counts(
+        granted: str) -> None:
+    k = kinds()["app.access"]
+    inv = _eca({"permittedUsersPolicyType": "AdminApprovedPreAuthorized",
+                "commaSeparatedPermissionSet": granted})
+    params = k.params.model_validate({"app": "E", "type": "external_client_app",
+                                      "permission_set": "PS"})
+    assert k.diff(params, inv, CTX) == []
+
+
+def test_an_eca_grant_is_added_in_the_form_the_list_already_uses() -> None:
+    k = kinds()["app.access"]
+    inv = _eca({"permittedUsersPolicyType": "AdminApprovedPreAuthorized",
+                "commaSeparatedPermissionSet": "0PSZ00000000001"})
+    params = k.params.model_validate({"app": "E", "type": "external_client_app",
+                                      "permission_set": "PS"})
+    [c] = k.diff(params, inv, CTX)
+    assert c.after == "0PSZ00000000001, 0PSA"
 
 
 # ---- diagnosis of the 2025-26 token errors (platform-truth.md section 4) -------------------
