@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from remediate.errors import EXIT_DRIFT, EXIT_FAILURE, EXIT_OK, RemediateError
 from remediate.salesforce.accessreads import OBJECT_FLAGS
 from remediate.steps.base import (
-    AppRowRead,
     AppRead,
+    AppRowRead,
     LicenseRead,
     MetadataRead,
     ObjectAccessRead,

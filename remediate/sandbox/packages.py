@@ -203,10 +203,17 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
     successes: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     snapshot = org.snapshot()
-    for path, entry in sorted(entries.items()):
+    # Without a manifest nothing is deployed and the answer names the missing file, counting
+    # no component (a real org's answer: tests/conformance/pasted/simple_salesforce_deploy.yaml).
+    manifest = any(PurePosixPath(path).name == "package.xml" for path in entries)
+    if not manifest:
+        failures.append(_failure("", "package.xml", "package.xml", "No package.xml found",
+                                 started))
+    for path, entry in sorted(entries.items()) if manifest else ():
         parts = PurePosixPath(path).parts
         if parts and parts[-1] == "package.xml":
-            successes.append(_component_result("", path, "package.xml", True, False, False,
+            # the manifest's entry answers changed=true (the pasted real answer)
+            successes.append(_component_result("", path, "package.xml", True, False, True,
                                                started))
             continue
         if len(parts) < 2:
@@ -246,15 +253,20 @@ def deploy(org: Org, zip_b64: str, options: dict[str, Any]) -> dict[str, Any]:
         org.restore(snapshot)
     deployed = len([s for s in successes if s["fileName"] != "package.xml"
                     and not s["fileName"].endswith("/package.xml")])
-    total = deployed + len(failures)
+    total = deployed + len(failures) if manifest else 0
+    # createdBy is a 15-character user id in the recorded answer; the org's admin stands for
+    # the caller, as in retrieve's fileProperties.
+    admin = metadata._admin(org)
     result: dict[str, Any] = {
-        "checkOnly": check_only, "completedDate": metadata._api_date(now_iso()), "createdBy": "",
-        "createdByName": "", "createdDate": started,
+        "checkOnly": check_only, "completedDate": metadata._api_date(now_iso()),
+        "createdBy": str(admin["Id"])[:15] if admin else "",
+        "createdByName": str(admin.get("Name") or admin.get("Username")) if admin else "",
+        "createdDate": started,
         "details": {"componentFailures": failures, "componentSuccesses": successes,
                     "runTestResult": {"numFailures": 0, "numTestsRun": 0, "totalTime": 0.0}},
         "done": True, "id": job_id, "ignoreWarnings": options.get("ignoreWarnings") is True,
         "lastModifiedDate": metadata._api_date(now_iso()),
-        "numberComponentErrors": len(failures),
+        "numberComponentErrors": len(failures) if manifest else 0,
         "numberComponentsDeployed": deployed if ok or not rollback else 0,
         "numberComponentsTotal": total, "numberTestErrors": 0, "numberTestsCompleted": 0,
         "numberTestsTotal": 0, "rollbackOnError": rollback, "runTestsEnabled": False,

@@ -467,12 +467,14 @@ def _describe(call: _Call, name: str) -> Response:
 
 
 def _limits(org: Org) -> dict[str, dict[str, int]]:
+    # A real answer lists its limits in alphabetical order, each {Max, Remaining}
+    # (tests/conformance/pasted/telegraf_limits.yaml).
     return {
+        "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
         "DailyApiRequests": {"Max": DAILY_API_MAX,
                              "Remaining": max(0, DAILY_API_MAX - org.api_usage)},
         "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
         "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-        "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
         "DataStorageMB": {"Max": 1024, "Remaining": 1024},
     }
 

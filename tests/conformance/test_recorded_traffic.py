@@ -20,6 +20,7 @@ import requests
 import yaml
 from lxml import etree
 
+from remediate.sandbox import metadata
 from remediate.sandbox.app import Sandbox
 from remediate.sandbox.state import Org
 from tests.conftest import admin_token
@@ -160,9 +161,12 @@ def test_describe_has_the_recorded_content_type_and_child_relationship_keys(
 
 def test_every_fact_names_a_recorded_source() -> None:
     sources = {s for s, _ in FACTS}
-    assert sources == {p.stem for p in RECORDED.glob("*.yaml")}
+    recorded_files = {p.stem for p in RECORDED.glob("*.yaml")}
+    pasted_files = {p.stem for p in (Path(__file__).parent / "pasted").glob("*.yaml")}
+    assert sources == recorded_files | pasted_files and not recorded_files & pasted_files
     text = (Path(__file__).parent / "SOURCES.md").read_text()
-    assert all(f"recorded/{s}.yaml" in text for s in sources)
+    assert all(f"| recorded/{s}.yaml" in text for s in recorded_files)
+    assert all(f"| pasted/{s}.yaml" in text for s in pasted_files)
 
 
 # ---- REST answers recorded by forcedotcom/sf-fx-runtime-java -----------------------------
@@ -610,6 +614,158 @@ def test_a_401_then_the_retried_call_carry_the_recorded_headers(http: requests.S
     assert re.fullmatch(r"api-usage=\d+/15000", retried.headers["Sforce-Limit-Info"])
 
 
+# ---- checkDeployStatus answers pasted into simple-salesforce's test mocks -----------------
+# Not a recording tool's output (PASTED, SOURCES.md): counted apart from the recorded facts.
+
+PASTED = Path(__file__).parent / "pasted"
+
+FACTS += [
+    ("simple_salesforce_deploy", "deploy ids have key prefix 0Af"),
+    ("simple_salesforce_deploy", "checkDeployStatus result children in the recorded order"),
+    ("simple_salesforce_deploy", "details holds componentSuccesses then runTestResult "
+                                 "{numFailures, numTestsRun, totalTime 0.0}"),
+    ("simple_salesforce_deploy", "component results' children are changed, componentType, "
+                                 "created, createdDate, deleted, fileName, fullName, success"),
+    ("simple_salesforce_deploy", "the package.xml entry: empty componentType, fullName "
+                                 "package.xml, fileName <folder>/package.xml, changed"),
+    ("simple_salesforce_deploy", "createdBy is the deploying user's 15-character id, "
+                                 "createdByName their name"),
+    ("simple_salesforce_deploy", "dates are yyyy-mm-ddThh:mm:ss.000Z"),
+    ("simple_salesforce_deploy", "a zip without package.xml: Failed, one componentFailures "
+                                 "entry 'No package.xml found', no component counted"),
+]
+
+DEPLOY = ('<deploy xmlns="http://soap.sforce.com/2006/04/metadata"><ZipFile>{zip}</ZipFile>'
+          "<DeployOptions><checkOnly>{check}</checkOnly><rollbackOnError>true"
+          "</rollbackOnError></DeployOptions></deploy>")
+CHECK_DEPLOY = ('<checkDeployStatus xmlns="http://soap.sforce.com/2006/04/metadata">'
+                "<asyncProcessId>{id}</asyncProcessId><includeDetails>true</includeDetails>"
+                "</checkDeployStatus>")
+REMOTE_SITE = ('<RemoteSiteSetting xmlns="http://soap.sforce.com/2006/04/metadata">'
+               "<isActive>true</isActive><url>https://conformance.example.com</url>"
+               "</RemoteSiteSetting>")
+PACKAGE = ('<Package xmlns="http://soap.sforce.com/2006/04/metadata"><types><members>*'
+           "</members><name>RemoteSiteSetting</name></types><version>48.0</version></Package>")
+API_DATE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z"
+
+
+def pasted(key: str) -> etree._Element:
+    data = yaml.safe_load((PASTED / "simple_salesforce_deploy.yaml").read_text())
+    return result_of(etree.fromstring(data[key].encode()))
+
+
+def deployed(http: requests.Session, org: Org, files: dict[str, str],
+             check_only: bool) -> etree._Element:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    started = result_of(soap_call(http, org, DEPLOY.format(
+        zip=base64.b64encode(buffer.getvalue()).decode(), check=str(check_only).lower())))
+    job_id = started.findtext(f"{MD}id") or ""
+    return result_of(soap_call(http, org, CHECK_DEPLOY.format(id=job_id)))
+
+
+def test_check_deploy_status_has_the_pasted_shape(http: requests.Session, org: Org) -> None:
+    want = pasted("succeeded")
+    got = deployed(http, org, {"shape/package.xml": PACKAGE,
+                               "shape/remoteSiteSettings/Conformance.remoteSite": REMOTE_SITE},
+                   check_only=False)
+    assert children(got) == children(want)
+    assert (got.findtext(f"{MD}id") or "")[:3] == (want.findtext(f"{MD}id") or "")[:3] == "0Af"
+    assert (got.findtext(f"{MD}status"), got.findtext(f"{MD}success")) == ("Succeeded", "true")
+    details, want_details = got.find(f"{MD}details"), want.find(f"{MD}details")
+    assert details is not None and want_details is not None
+    assert children(details) == children(want_details) == ["componentSuccesses", "runTestResult"]
+    tests_run = details.find(f"{MD}runTestResult")
+    want_run = want_details.find(f"{MD}runTestResult")
+    assert tests_run is not None and want_run is not None
+    assert [(c.tag, c.text) for c in tests_run] == [(c.tag, c.text) for c in want_run]
+    for part in want_details.findall(f"{MD}componentSuccesses"):
+        assert children(part) == ["changed", "componentType", "created", "createdDate",
+                                  "deleted", "fileName", "fullName", "success"]
+    package_entry = [p for p in details.findall(f"{MD}componentSuccesses")
+                     if p.findtext(f"{MD}fullName") == "package.xml"]
+    want_entry = [p for p in want_details.findall(f"{MD}componentSuccesses")
+                  if p.findtext(f"{MD}fullName") == "package.xml"]
+    assert len(package_entry) == len(want_entry) == 1
+    assert children(package_entry[0]) == children(want_entry[0])
+    for field in ("changed", "componentType", "created", "deleted", "fileName", "success"):
+        assert package_entry[0].findtext(f"{MD}{field}") == want_entry[0].findtext(f"{MD}{field}")
+    component = [p for p in details.findall(f"{MD}componentSuccesses")
+                 if p.findtext(f"{MD}fullName") == "Conformance"]
+    # a component with a record id answers it too (the recording's settings have none)
+    assert len(component) == 1 and [c for c in children(component[0]) if c != "id"] == \
+        children(want_entry[0])
+    user_id = (want.findtext(f"{MD}createdBy") or "")
+    assert re.fullmatch(r"005[A-Za-z0-9]{12}", user_id)
+    admin = org.user_by_username("admin@acme.example.com")
+    assert admin is not None
+    assert got.findtext(f"{MD}createdBy") == str(admin["Id"])[:15]
+    assert got.findtext(f"{MD}createdByName") == admin["Name"]
+    assert want.findtext(f"{MD}createdByName") == "User User"  # the scratch org's user
+    for field in ("completedDate", "createdDate", "lastModifiedDate", "startDate"):
+        assert re.fullmatch(API_DATE, got.findtext(f"{MD}{field}") or ""), field
+        assert re.fullmatch(API_DATE, want.findtext(f"{MD}{field}") or ""), field
+    deployed_count = [got.findtext(f"{MD}numberComponents{n}") for n in ("Deployed", "Total")]
+    assert deployed_count == ["1", "1"]
+    assert [want.findtext(f"{MD}numberComponents{n}") for n in ("Deployed", "Total")] == \
+        [str(len(want_details.findall(f"{MD}componentSuccesses")) - 1)] * 2
+
+
+def test_a_zip_without_package_xml_fails_like_the_pasted_answer(http: requests.Session,
+                                                               org: Org) -> None:
+    want = pasted("no_package_xml")
+    got = deployed(http, org, {"remoteSiteSettings/Conformance.remoteSite": REMOTE_SITE},
+                   check_only=True)
+    assert children(got) == children(want)
+    for field in ("checkOnly", "done", "status", "success", "numberComponentErrors",
+                  "numberComponentsDeployed", "numberComponentsTotal"):
+        assert got.findtext(f"{MD}{field}") == want.findtext(f"{MD}{field}"), field
+    failures = got.find(f"{MD}details")
+    want_failures = want.find(f"{MD}details")
+    assert failures is not None and want_failures is not None
+    assert children(failures) == children(want_failures) == ["componentFailures", "runTestResult"]
+    failure, want_failure = failures[0], want_failures[0]
+    assert children(failure) == children(want_failure)
+    assert [(c.tag, c.text) for c in failure if etree.QName(c).localname != "createdDate"] == \
+        [(c.tag, c.text) for c in want_failure if etree.QName(c).localname != "createdDate"]
+    assert metadata.KINDS["RemoteSiteSetting"].read(org, "Conformance") is None
+
+
+# ---- a limits answer pasted into telegraf's test -------------------------------------------
+
+FACTS += [
+    ("telegraf_limits", "limits are listed in alphabetical order"),
+    ("telegraf_limits", "each limit is {Max, Remaining} in that order, integers"),
+    ("telegraf_limits", "DailyApiRequests Remaining is Max less the calls made"),
+    ("telegraf_limits", "ConcurrentAsyncGetReportInstances is 200 of 200"),
+]
+
+
+def test_limits_answer_sorted_max_remaining_entries_like_the_pasted_answer(
+        http: requests.Session, org: Org) -> None:
+    want = yaml.safe_load((PASTED / "telegraf_limits.yaml").read_text())
+    recorded_body = json.loads(want["body"])
+    assert want["keys"] == sorted(want["keys"]) and list(recorded_body) == sorted(recorded_body)
+    got = rest(http, org, "GET", "/services/data/v51.0/limits")
+    assert got.status_code == 200
+    body = got.json()
+    assert list(body) == sorted(body)
+    for name, limit in body.items():
+        assert list(limit) == ["Max", "Remaining"], name
+        assert all(isinstance(v, int) for v in limit.values()), name
+    for limit in recorded_body.values():
+        assert list(limit)[:2] == ["Max", "Remaining"]
+    api = recorded_body["DailyApiRequests"]
+    assert api["Max"] - api["Remaining"] > 0
+    before = body["DailyApiRequests"]
+    after = rest(http, org, "GET", "/services/data/v51.0/limits").json()["DailyApiRequests"]
+    assert before["Max"] == after["Max"] and after["Remaining"] < before["Remaining"]
+    assert body["ConcurrentAsyncGetReportInstances"] == \
+        recorded_body["ConcurrentAsyncGetReportInstances"] == {"Max": 200, "Remaining": 200}
+
+
 # ---- coverage: every endpoint the sandbox serves ------------------------------------------
 
 #: Which recorded facts check each endpoint the sandbox serves. An endpoint is a handler the
@@ -630,6 +786,9 @@ COVERAGE: dict[str, list[str]] = {
     "soap retrieve": ["cumulusci_retrieve"],
     "soap checkStatus": ["cumulusci_retrieve"],
     "soap checkRetrieveStatus": ["cumulusci_retrieve"],
+    "rest _limits": ["telegraf_limits"],
+    "soap deploy": ["simple_salesforce_deploy"],
+    "soap checkDeployStatus": ["simple_salesforce_deploy"],
 }
 
 #: Endpoints no public recording found so far checks (docs/sandbox.md lists them); their
@@ -639,8 +798,6 @@ UNRECORDED: dict[str, str] = {
     "rest _resources": "GET /services/data/vNN.N: no recording found",
     "rest _object_info": "GET sobjects/<type>: no recording found",
     "rest _collections_get": "GET composite/sobjects/<type>?ids=: no recording found",
-    "rest _limits": "GET limits: no recording found (CumulusCI records limits/recordCount, "
-                    "which the sandbox does not serve)",
     "oauth userinfo": "no recording found",
     "oauth revoke": "no recording found",
     "soap readMetadata": "no recording found",
@@ -650,8 +807,6 @@ UNRECORDED: dict[str, str] = {
     "soap deleteMetadata": "no recording found",
     "soap listMetadata": "no recording found",
     "soap describeMetadata": "no recording found",
-    "soap deploy": "no recording found",
-    "soap checkDeployStatus": "no recording found",
 }
 
 
@@ -689,8 +844,13 @@ def test_docs_state_the_fact_file_and_repository_counts() -> None:
     repositories = {line.split("|")[2].strip() for line in sources.splitlines()
                     if line.startswith("| recorded/")}
     files = {p.stem for p in RECORDED.glob("*.yaml")}
+    pasted_files = {p.stem for p in PASTED.glob("*.yaml")}
+    recorded_facts = [f for f in FACTS if f[0] in files]
+    pasted_facts = [f for f in FACTS if f[0] in pasted_files]
     docs = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
-    assert (f"**{len(FACTS)} recorded facts from {len(files)} recorded files, copied from "
-            f"{len(repositories)} public\nrepositories**") in docs
+    assert (f"**{len(recorded_facts)} recorded facts from {len(files)} recorded files, copied "
+            f"from {len(repositories)} public\nrepositories**") in docs
+    assert (f"**{len(pasted_facts)} facts from {len(pasted_files)} files of real answers pasted "
+            "into\nother projects' test mocks**") in docs
     covered = f"Covered ({len(COVERAGE)} of {len(COVERAGE) + len(UNRECORDED)})"
     assert covered in docs and f"Not recorded ({len(UNRECORDED)})" in docs

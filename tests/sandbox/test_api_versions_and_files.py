@@ -88,6 +88,7 @@ def test_retrieve_zips_the_component_and_deploy_applies_a_changed_file(org: Org)
 def test_deploy_with_a_failing_component_rolls_back_the_others(org: Org) -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
+        z.writestr("package.xml", '<Package xmlns="http://soap.sforce.com/2006/04/metadata"/>')
         z.writestr("permissionsets/New_Set.permissionset",
                    '<PermissionSet xmlns="http://soap.sforce.com/2006/04/metadata">'
                    "<label>New</label></PermissionSet>")
