@@ -183,6 +183,22 @@ def _eca_guesses(app: str) -> dict[str, set[str]]:
             ECA_POLICY: {f"{app}_oauthPlcy", f"{app}_oauth_defaultPolicy"}}
 
 
+def _component_reads(gw: Gateway, pending: Pending,
+                     by_type: dict[str, set[str]]) -> list[Callable[[], Any]]:
+    """One readMetadata call per type and batch of names, each keeping what it read."""
+    calls: list[Callable[[], Any]] = []
+    for type_, names in sorted(by_type.items()):
+        ordered = sorted(names)
+        for start in range(0, len(ordered), METADATA_PER_CALL):
+            chunk = ordered[start:start + METADATA_PER_CALL]
+
+            def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
+                for name, comp in zip(c, _read_metadata(gw, t, c), strict=True):
+                    pending.early[(t, name)] = comp
+            calls.append(read_chunk)
+    return calls
+
+
 def first_wave(gw: Gateway, reads: list[AppRead]) -> tuple[Pending, list[Callable[[], Any]]]:
     """The calls that go out in the fetch's one wave: the listings, the ConnectedApplication
     rows, the connected apps' SetupEntityAccess rows, and reads of the likely names."""
@@ -204,15 +220,7 @@ def first_wave(gw: Gateway, reads: list[AppRead]) -> tuple[Pending, list[Callabl
             for name in names:
                 for type_, parts in _eca_guesses(name).items():
                     guesses.setdefault(type_, set()).update(parts)
-    for type_, names in sorted(guesses.items()):
-        ordered = sorted(names)
-        for start in range(0, len(ordered), METADATA_PER_CALL):
-            chunk = ordered[start:start + METADATA_PER_CALL]
-
-            def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
-                for name, comp in zip(c, _read_metadata(gw, t, c), strict=True):
-                    pending.early[(t, name)] = comp
-            calls.append(read_chunk)
+    calls += _component_reads(gw, pending, guesses)
     return pending, calls
 
 
@@ -286,16 +294,7 @@ def _read_missing(gw: Gateway, pending: Pending, wanted: list[tuple[str, str]]) 
     for type_, name in wanted:
         if (type_, name) not in pending.early:
             by_type.setdefault(type_, set()).add(name)
-    calls: list[Callable[[], Any]] = []
-    for type_, names in sorted(by_type.items()):
-        ordered = sorted(names)
-        for start in range(0, len(ordered), METADATA_PER_CALL):
-            chunk = ordered[start:start + METADATA_PER_CALL]
-
-            def read_chunk(t: str = type_, c: list[str] = chunk) -> None:
-                for name, comp in zip(c, _read_metadata(gw, t, c), strict=True):
-                    pending.early[(t, name)] = comp
-            calls.append(read_chunk)
+    calls = _component_reads(gw, pending, by_type)
     if calls:
         gw._wave(calls)
 

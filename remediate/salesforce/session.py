@@ -10,9 +10,7 @@ planner.py and reads.py read, writes.py writes, gateway.py is the facade over al
 
 from __future__ import annotations
 
-import base64
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -370,31 +368,16 @@ class Connection:
 
     def _request_token_at(self, login: IntegrationLogin, my_domain_url: str,
                           audience: str | None = None) -> TokenResult:
-        import jwt
-
         base = my_domain_url.rstrip("/")
-        headers = dict(login.headers)
-        if login.flow == "client_credentials":
-            pair = f"{login.client_id}:{login.client_secret or ''}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-            data = {"grant_type": "client_credentials"}
-        else:
-            claims = {"iss": login.client_id, "sub": login.username, "aud": audience or base,
-                      "exp": int(time.time()) + 180}
-            data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                    "assertion": jwt.encode(claims, login.private_key or "", algorithm="RS256")}
+        flow = "client_credentials" if login.flow == "client_credentials" else "jwt"
+        extra, data = signin.grant(flow, client_id=login.client_id,
+                                   client_secret=login.client_secret, username=login.username,
+                                   private_key=login.private_key, audience=audience or base)
         what = f"{self.org_label}: token request for {login.name}"
-        try:
-            self._count()
-            response = self._session.post(f"{base}/services/oauth2/token", data=data,
-                                          headers=headers)
-        except requests.RequestException as exc:
-            raise map_exception(exc, what=what) from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
+        self._count()
+        response, payload = signin.post_token(self._session, base, data,
+                                              {**login.headers, **extra}, what=what)
+        if payload is None:
             return TokenResult(False, response.status_code, "invalid_response",
                                f"HTTP {response.status_code}, not a JSON object")
         if response.status_code != 200:

@@ -22,23 +22,25 @@ from remediate.errors import AuthenticationError, SalesforceError
 from remediate.salesforce.errors import bad_answer, map_exception, scrub
 
 
-def token_sign_in(session: requests.Session, creds: Any, *, what: str) -> tuple[str, str]:
-    """(access token, instance URL) from the token endpoint of ``creds.login_url``."""
-    base = str(creds.login_url).rstrip("/")
-    headers = {"Accept": "application/json"}
-    if creds.auth == "client_credentials":
-        pair = f"{creds.client_id or ''}:{creds.client_secret or ''}"
-        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        data = {"grant_type": "client_credentials"}
-    elif creds.auth == "jwt":
-        import jwt
+def grant(flow: str, *, client_id: str | None, client_secret: str | None = None,
+          username: str | None = None, private_key: str | None = None,
+          audience: str = "") -> tuple[dict[str, str], dict[str, str]]:
+    """(headers, form) of an OAuth 2.0 token request: client credentials with HTTP Basic
+    client authentication, or a JWT bearer assertion for ``audience``. Secrets go only here."""
+    if flow == "client_credentials":
+        pair = f"{client_id or ''}:{client_secret or ''}"
+        return ({"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()},
+                {"grant_type": "client_credentials"})
+    import jwt
 
-        claims = {"iss": creds.client_id, "sub": creds.username, "aud": base,
-                  "exp": int(time.time()) + 180}
-        data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "assertion": jwt.encode(claims, creds.private_key or "", algorithm="RS256")}
-    else:
-        raise AuthenticationError(f"{what}: unknown auth mode {creds.auth!r}")
+    claims = {"iss": client_id, "sub": username, "aud": audience, "exp": int(time.time()) + 180}
+    return {}, {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": jwt.encode(claims, private_key or "", algorithm="RS256")}
+
+
+def post_token(session: requests.Session, base: str, data: dict[str, str],
+               headers: dict[str, str], *, what: str) -> tuple[requests.Response, Any]:
+    """POST the token request to ``base``; (the answer, its JSON object or None)."""
     try:
         response = session.post(f"{base}/services/oauth2/token", data=data, headers=headers)
     except requests.RequestException as exc:
@@ -47,7 +49,19 @@ def token_sign_in(session: requests.Session, creds: Any, *, what: str) -> tuple[
         payload = response.json()
     except ValueError:
         payload = None
-    if not isinstance(payload, dict):
+    return response, payload if isinstance(payload, dict) else None
+
+
+def token_sign_in(session: requests.Session, creds: Any, *, what: str) -> tuple[str, str]:
+    """(access token, instance URL) from the token endpoint of ``creds.login_url``."""
+    base = str(creds.login_url).rstrip("/")
+    if creds.auth not in ("client_credentials", "jwt"):
+        raise AuthenticationError(f"{what}: unknown auth mode {creds.auth!r}")
+    extra, data = grant(creds.auth, client_id=creds.client_id, client_secret=creds.client_secret,
+                        username=creds.username, private_key=creds.private_key, audience=base)
+    response, payload = post_token(session, base, data, {"Accept": "application/json", **extra},
+                                   what=what)
+    if payload is None:
         if response.status_code >= 500:
             raise SalesforceError(f"{what}: HTTP {response.status_code} from the token endpoint")
         raise bad_answer(what, f"HTTP {response.status_code} from the token endpoint, not JSON")
