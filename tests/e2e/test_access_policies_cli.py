@@ -76,9 +76,10 @@ def test_c15_object_access_is_diagnosed_granted_on_the_permission_set_and_verifi
     after = _builtin_org(C15)
     parents = {r["ParentId"] for t in ("ObjectPermissions", "FieldPermissions")
                for r in after.tables[t].values()}
-    assert parents == {after.permission_set_by_name("Workato_API_Access")["Id"]}
-    assert after.permission_set_by_name("Workato_API_Access")["_RecordTypeVisibilities"] == \
-        {"Account.Partner": True}
+    granted = after.permission_set_by_name("Workato_API_Access")
+    assert granted is not None
+    assert parents == {granted["Id"]}
+    assert granted["_RecordTypeVisibilities"] == {"Account.Partner": True}
     status, error = _query_as_workato(Sandbox([after]), spec)
     assert status == 200, error
 

@@ -5,6 +5,7 @@ secret is never read, sent or shown."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from cliharness import run, writes
@@ -21,7 +22,7 @@ OLD = "https://usa238.salesforce.com"
 NEW = "https://acme.my.salesforce.com"
 
 
-def _credentials() -> dict[str, dict[str, object]]:
+def _credentials() -> dict[str, dict[str, Any]]:
     org, _ = persist.load(sandbox_state_path("c10-named-credentials"))
     return org.metadata["NamedCredential"]
 
