@@ -83,25 +83,25 @@ def _what(p: AppParams) -> str:
     return "connected app" if p.type == "connected_app" else "external client app"
 
 
+def _looked_for(p: AppParams, inv: Inventory) -> str:
+    return inv.app_note(app_read(p)) or f"the {_what(p)} {p.app!r} is not in this org"
+
+
 def find_app(p: AppParams, inv: Inventory, ctx: StepContext) -> AppInfo:
-    """The app the step is about; NotFound (an ``unknown`` finding) when no name matches."""
+    """The app the step is about. Only ``app.installed`` reports a missing app as a change;
+    any other step on it could not be checked, so this raises NotFound and the engine makes it
+    an ``unknown`` finding."""
     info = inv.app(app_read(p), where=ctx.where)
     if info is None:
-        raise NotFound(f"{ctx.where}: {inv.app_note(app_read(p)) or _what(p) + ' not found'}"
-                       " (see its app.installed step)")
+        raise NotFound(f"{ctx.where}: {_looked_for(p, inv)} (see its app.installed step)")
     return info
 
 
-def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> list[Change] | None:
-    """A change that says the app is not in the org, or None when it is. Only ``app.installed``
-    reports the missing app as a change; any other step on it could not be checked, so it
-    raises NotFound and the engine makes it an ``unknown`` finding."""
-    read = app_read(p)
-    if inv.app(read, where=ctx.where) is not None:
-        return None
-    looked = inv.app_note(read) or f"the {_what(p)} {p.app!r} is not in this org"
-    if kind != "app.installed":
-        raise NotFound(f"{ctx.where}: {looked} (see its app.installed step)")
+def missing_app(p: AppParams, inv: Inventory, kind: str, ctx: StepContext) -> list[Change]:
+    """``app.installed``'s change that says the app is not in the org; none when it is."""
+    if inv.app(app_read(p), where=ctx.where) is not None:
+        return []
+    looked = _looked_for(p, inv)
     manual = (f"{ctx.where}: {looked}. Install the integration's package "
               f"(or create the app) before its other settings can be checked.")
     if p.type == "connected_app":
@@ -186,9 +186,6 @@ class ClientCredentials(StepKind[ClientCredentialsParams]):
         return app_reads(p)
 
     def diff(self, p: ClientCredentialsParams, inv: Inventory, ctx: StepContext) -> list[Change]:
-        missing = missing_app(p, inv, self.name, ctx)
-        if missing is not None:
-            return missing
         info = find_app(p, inv, ctx)
         out = []
         if p.type == "connected_app":
@@ -259,9 +256,6 @@ class RunAsUser(StepKind[RunAsParams]):
 
     def diff(self, p: RunAsParams, inv: Inventory, ctx: StepContext) -> list[Change]:
         inv.user(p.username, where=ctx.where)  # the Run As user must exist
-        missing = missing_app(p, inv, self.name, ctx)
-        if missing is not None:
-            return missing
         info = find_app(p, inv, ctx)
         if p.type == "external_client_app":
             if p.setting == "custom_handler":
@@ -334,9 +328,6 @@ class AppAccess(StepKind[AccessParams]):
             inv.permission_set(p.permission_set, where=ctx.where)
         if p.profile:
             inv.profile(p.profile, where=ctx.where)
-        missing = missing_app(p, inv, self.name, ctx)
-        if missing is not None:
-            return missing
         info = find_app(p, inv, ctx)
         if p.type == "connected_app":
             return self._connected_app(p, info, inv, ctx)
@@ -438,7 +429,7 @@ class AppInstalled(StepKind[AppParams]):
         return app_reads(p)
 
     def diff(self, p: AppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
-        return missing_app(p, inv, self.name, ctx) or []
+        return missing_app(p, inv, self.name, ctx)
 
     def capture(self, p: AppParams, inv: Inventory, ctx: StepContext) -> dict[str, Any]:
         info = inv.app(app_read(p), where=ctx.where)
@@ -467,9 +458,6 @@ class ApiScope(StepKind[AppParams]):
         return app_reads(p)
 
     def diff(self, p: AppParams, inv: Inventory, ctx: StepContext) -> list[Change]:
-        missing = missing_app(p, inv, self.name, ctx)
-        if missing is not None:
-            return missing
         info = find_app(p, inv, ctx)
         if p.type == "connected_app":
             scopes = _as_list(get_path(_component(inv, info, ctx), "oauthConfig.scopes"))
@@ -529,9 +517,6 @@ class IpRelaxation(StepKind[IpRelaxationParams]):
         return app_reads(p)
 
     def diff(self, p: IpRelaxationParams, inv: Inventory, ctx: StepContext) -> list[Change]:
-        missing = missing_app(p, inv, self.name, ctx)
-        if missing is not None:
-            return missing
         info = find_app(p, inv, ctx)
         if p.type == "connected_app":
             now = get_path(_component(inv, info, ctx), "oauthPolicy.ipRelaxation") or "ENFORCE"
