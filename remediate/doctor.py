@@ -14,8 +14,12 @@ One pass over the org, each part answered even when another fails:
   ``describe``, and every Metadata API type they read, from ``describeMetadata``;
 * **apps**: every ConnectedApplication row (local or installed) and External Client App;
 * **limits**: ``DailyApiRequests`` from ``/limits``;
-* **probes**: one read per unsettled platform fact (platform-truth.md) that a read can settle,
-  with what this org answered.
+* **org settings**: API Access Control (Metadata ``ConnectedAppSettings``, cause C13);
+* **probes**: one per unsettled platform fact (platform-truth.md) or sandbox assumption
+  (docs/sandbox.md, assumptions) that a read can settle, with what this org answered, a
+  verdict against the assumption row (confirmed / contradicted / open) and what remediate
+  does given it (ADR 0042). Every call is a read, but for one validation-only ``checkOnly``
+  deploy (``managed-refusal``: nothing is saved).
 
 Exit codes: 0 everything needed is there; 2 something is missing (each ``missing`` line says
 what and how to grant it); 1 remediate could not sign in. JSON shape: docs/doctor.schema.json.
