@@ -756,44 +756,6 @@ def _deploy_zip(type_: str, directory: str, suffix: str, name: str, body: str,
     return buf.getvalue()
 
 
-def check_only_deploy(gw: Gateway, zip_bytes: bytes) -> dict[str, Any]:
-    """A validation-only deploy (DeployOptions ``checkOnly``: "perform a test deployment
-    (validation) of components without saving the components in the target org", Metadata
-    API DeployOptions), polled to done: ``{"done", "status", "failures": [problem...]}``."""
-    import time
-
-    from zeep.helpers import serialize_object
-
-    md = gw.mdapi
-    options = {"allowMissingFiles": False, "autoUpdatePackage": False, "checkOnly": True,
-               "ignoreWarnings": False, "performRetrieve": False, "purgeOnDelete": False,
-               "rollbackOnError": True, "runAllTests": False, "singlePackage": True,
-               "testLevel": "NoTestRun"}
-    started = gw.read_call("validating a deploy (checkOnly, nothing is saved)",
-                           lambda: md._service.deploy(zip_bytes, options,
-                                                      _soapheaders=[md._session_header]))
-    body = _attr(started, "body")
-    started = _attr(body, "result") if body is not None else started
-    job = str(_attr(started, "id") or "")
-    result: Any = None
-    for poll in range(DEPLOY_POLLS):
-        if poll:
-            time.sleep(DEPLOY_POLL_WAIT_S)
-        result = serialize_object(gw.read_call(  # type: ignore[no-untyped-call]
-            "checking the validation (checkDeployStatus)",
-            lambda: md._service.checkDeployStatus(job, True,
-                                                  _soapheaders=[md._session_header])))
-        body = _attr(result, "body")  # zeep answers {header, body} when the answer has a header
-        result = _attr(body, "result") if body is not None else result
-        if _attr(result, "done"):
-            break
-    details = _attr(result, "details") or {}
-    failures = _attr(details, "componentFailures") or []
-    failures = failures if isinstance(failures, list) else [failures]
-    return {"done": bool(_attr(result, "done")), "status": str(_attr(result, "status") or ""),
-            "id": job, "failures": [str(_attr(f, "problem") or "") for f in failures]}
-
-
 REFUSAL_PREFIX = "Cannot modify managed object"
 
 
@@ -810,8 +772,9 @@ def _probe_managed_refusal(gw: Gateway, described: dict[str, dict[str, Any]]) ->
                        "validate against", does)
     name = managed[0]
     body = f"<contactEmail>doctor@example.com</contactEmail><label>{name}</label>"
-    answer = check_only_deploy(gw, _deploy_zip("ConnectedApp", "connectedApps", "connectedApp",
-                                               name, body, gw.version))
+    answer = gw.validate_deploy(_deploy_zip("ConnectedApp", "connectedApps", "connectedApp",
+                                            name, body, gw.version),
+                                polls=DEPLOY_POLLS, wait_s=DEPLOY_POLL_WAIT_S)
     what = f"checkOnly deploy of ConnectedApp {name} (nothing saved)"
     if not answer["done"]:
         return Finding("open", f"{what}: not finished after {DEPLOY_POLLS} polls (deploy id "
