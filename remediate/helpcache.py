@@ -53,6 +53,9 @@ def cache_dir() -> str:
     explicit = os.environ.get("XDG_CACHE_HOME", "").strip()
     if explicit:
         base = os.path.join(explicit, "remediate")
+    elif sys.platform == "linux" and os.environ.get("ANDROID_DATA") != "/data":
+        # platformdirs' answer on Linux, without its import (about 15 ms of the 120 ms)
+        base = os.path.join(os.path.expanduser("~/.cache"), "remediate")
     else:
         import platformdirs
 

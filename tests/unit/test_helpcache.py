@@ -142,3 +142,13 @@ def test_a_damaged_entry_falls_back(tmp_path: Path, source: Path) -> None:
     assert helpcache.lookup(["audit", "--help"], str(cache)) is None
     entry.write_text(text)
     assert helpcache.lookup(["audit", "--help"], str(cache)) == "Usage: x\n"
+
+
+def test_the_cache_is_under_remediates_cache_directory(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    from remediate.settings import cache_dir
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert Path(helpcache.cache_dir()) == cache_dir() / "help"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert Path(helpcache.cache_dir()) == cache_dir() / "help" == tmp_path / "remediate" / "help"
