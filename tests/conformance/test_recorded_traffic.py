@@ -927,6 +927,37 @@ def test_upsert_metadata_of_existing_components_answers_like_the_pasted_results(
     assert [r["fullName"] for r in got] == names
 
 
+# ---- a filter on a malformed id, pasted into salesforcedx-apex and restforce issues -------
+
+FACTS += [
+    ("sfdx_apex_issue_filter", "an id field compared with a string that is no id fails the "
+                               "query: 400 INVALID_QUERY_FILTER_OPERATOR"),
+    ("sfdx_apex_issue_filter", "its message echoes the query with the caret under the field "
+                               "(not the value), then ERROR at Row:1:Column:N, then 'invalid "
+                               "ID field: <value>' unquoted"),
+]
+
+
+def test_a_filter_on_a_malformed_id_fails_like_the_pasted_answer(http: requests.Session,
+                                                                 org: Org) -> None:
+    want = issue_paste("sfdx_apex_issue_filter")
+    query = f"SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{want['value']}'"
+    got = rest(http, org, "GET", "/services/data/v51.0/query", params={"q": query})
+    assert got.status_code == 400
+    error = got.json()[0]
+    assert list(error) == ["message", "errorCode"]
+    assert error["errorCode"] == want["code"] == "INVALID_QUERY_FILTER_OPERATOR"
+    lines = error["message"].split("\n")[1:]
+    recorded_lines = want["message_lines"]
+    assert lines[3] == recorded_lines[3] == f"invalid ID field: {want['value']}"
+    for echoed, caret, field in ((lines[0], lines[1], "AssigneeId"),
+                                 (recorded_lines[0], recorded_lines[1], "AsyncApexJobId")):
+        assert caret == " " * echoed.index(field) + "^"
+    column = int(lines[2].rsplit(":", 1)[1])
+    assert query.index("AssigneeId") + 1 == column
+    assert re.fullmatch(r"ERROR at Row:1:Column:\d+", recorded_lines[2])
+
+
 # ---- coverage: every endpoint the sandbox serves ------------------------------------------
 
 #: Which recorded facts check each endpoint the sandbox serves. An endpoint is a handler the
@@ -934,7 +965,7 @@ def test_upsert_metadata_of_existing_components_answers_like_the_pasted_results(
 #: source below), so a new endpoint fails test_every_served_endpoint_is_accounted_for until it
 #: is listed here or in UNRECORDED.
 COVERAGE: dict[str, list[str]] = {
-    "rest _query": ["cumulusci_rest", "sffx_rest", "sffx_nodejs_rest"],
+    "rest _query": ["cumulusci_rest", "sffx_rest", "sffx_nodejs_rest", "sfdx_apex_issue_filter"],
     "rest _query_more": ["sffx_nodejs_rest"],
     "rest _create": ["sffx_nodejs_rest"],
     "rest _record": ["sffx_rest", "sffx_nodejs_rest"],
