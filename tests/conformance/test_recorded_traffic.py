@@ -927,6 +927,34 @@ def test_upsert_metadata_of_existing_components_answers_like_the_pasted_results(
     assert [r["fullName"] for r in got] == names
 
 
+FACTS += [
+    ("apex_mdapi_issue_update", "updateMetadata's envelope declares soapenv and the metadata "
+                                "namespace as default, no xsi; the response element is "
+                                "unprefixed; each result's children are fullName, success "
+                                "(no errors element when there is none)"),
+]
+
+
+def test_update_metadata_has_the_pasted_envelope_and_result_children(http: requests.Session,
+                                                                     org: Org) -> None:
+    want = etree.fromstring(issue_paste("apex_mdapi_issue_update")["response"].encode())
+    soap_call(http, org, '<upsertMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                         + REMOTE_SITE_META.format(name="Conformance") + "</upsertMetadata>")
+    got = soap_call(http, org, '<updateMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                               + REMOTE_SITE_META.format(name="Conformance")
+                               + "</updateMetadata>")
+    assert got.nsmap == want.nsmap == {"soapenv": SOAP, None: MD[1:-1]}
+    for envelope, full_name in ((want, "Admin"), (got, "Conformance")):
+        response = envelope.find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
+        assert response.tag == f"{MD}updateMetadataResponse" and response.prefix is None
+        result = response.find(f"{MD}result")
+        assert result is not None and children(result) == ["fullName", "success"]
+        assert result.findtext(f"{MD}fullName") == full_name
+    # the pasted update did not apply (success false, no reason given); this one does
+    assert got.findtext(f"{{{SOAP}}}Body/{MD}updateMetadataResponse/{MD}result/{MD}success") \
+        == "true"
+
+
 # ---- a filter on a malformed id, pasted into salesforcedx-apex and restforce issues -------
 
 FACTS += [
@@ -984,6 +1012,7 @@ COVERAGE: dict[str, list[str]] = {
     "oauth userinfo": ["workspace_one_userinfo"],
     "soap readMetadata": ["apex_mdapi_issue_read"],
     "soap upsertMetadata": ["jsforce_issue_upsert"],
+    "soap updateMetadata": ["apex_mdapi_issue_update"],
 }
 
 #: Endpoints no public recording found so far checks (docs/sandbox.md lists them); their
@@ -996,7 +1025,6 @@ UNRECORDED: dict[str, str] = {
     "rest _collections_get": "GET composite/sobjects/<type>?ids=: no recording found",
     "oauth revoke": "no recording found (only the documented empty 200)",
     "soap createMetadata": "only hand-written mocks found",
-    "soap updateMetadata": "no recording found",
     "soap deleteMetadata": "no recording found",
     "soap listMetadata": "only hand-written mocks found",
     "soap describeMetadata": "a real answer logged in nelsonic/sfetlmap's README (API 26.0), "
