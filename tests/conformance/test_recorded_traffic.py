@@ -955,6 +955,38 @@ def test_update_metadata_has_the_pasted_envelope_and_result_children(http: reque
         == "true"
 
 
+FACTS += [
+    ("force_dev_tool_issue_list", "listMetadata entries have the pasted children in order "
+                                  "(createdById ... type; no namespacePrefix when unpackaged)"),
+    ("force_dev_tool_issue_list", "listMetadata ids are 18 characters, user ids 005...; dates "
+                                  "yyyy-mm-ddThh:mm:ss.000Z; fileName <directory>/<fullName>."
+                                  "<suffix>; manageableState unmanaged"),
+]
+
+
+def test_list_metadata_entries_have_the_pasted_children_and_formats(http: requests.Session,
+                                                                    org: Org) -> None:
+    want = issue_paste("force_dev_tool_issue_list")["entry"]
+    got = soap_call(http, org, '<listMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                               "<queries><type>RemoteSiteSetting</type></queries>"
+                               "<asOfVersion>48.0</asOfVersion></listMetadata>")
+    results = got.find(f"{{{SOAP}}}Body/{MD}listMetadataResponse")
+    assert results is not None and len(results)
+    for result in results:
+        entry = {etree.QName(c).localname: c.text or "" for c in result}
+        assert list(entry) == list(want)
+        for values in (entry, want):
+            assert re.fullmatch(r"[A-Za-z0-9]{18}", values["id"])
+            for key in ("createdById", "lastModifiedById"):
+                assert re.fullmatch(r"005[A-Za-z0-9]{15}", values[key])
+            for key in ("createdDate", "lastModifiedDate"):
+                assert re.fullmatch(API_DATE, values[key])
+            assert values["manageableState"] == "unmanaged"
+            assert values["fileName"].split("/")[1].split(".")[0] == values["fullName"]
+        assert entry["fileName"] == f"remoteSiteSettings/{entry['fullName']}.remoteSite"
+        assert want["fileName"] == f"classes/{want['fullName']}.cls"
+
+
 # ---- a filter on a malformed id, pasted into salesforcedx-apex and restforce issues -------
 
 FACTS += [
@@ -1013,6 +1045,7 @@ COVERAGE: dict[str, list[str]] = {
     "soap readMetadata": ["apex_mdapi_issue_read"],
     "soap upsertMetadata": ["jsforce_issue_upsert"],
     "soap updateMetadata": ["apex_mdapi_issue_update"],
+    "soap listMetadata": ["force_dev_tool_issue_list"],
 }
 
 #: Endpoints no public recording found so far checks (docs/sandbox.md lists them); their
@@ -1026,7 +1059,6 @@ UNRECORDED: dict[str, str] = {
     "oauth revoke": "no recording found (only the documented empty 200)",
     "soap createMetadata": "only hand-written mocks found",
     "soap deleteMetadata": "no recording found",
-    "soap listMetadata": "only hand-written mocks found",
     "soap describeMetadata": "a real answer logged in nelsonic/sfetlmap's README (API 26.0), "
                              "which carries no licence: not copied",
 }
