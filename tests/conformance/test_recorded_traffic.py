@@ -987,6 +987,52 @@ def test_list_metadata_entries_have_the_pasted_children_and_formats(http: reques
         assert want["fileName"] == f"classes/{want['fullName']}.cls"
 
 
+FACTS += [
+    ("force_dev_tool_describe", "describeMetadata's result children are metadataObjects, then "
+                                "organizationNamespace (empty), partialSaveAllowed true, "
+                                "testRequired false"),
+    ("force_dev_tool_describe", "metadataObjects entries' children in the stored order "
+                                "(childXmlNames, directoryName, inFolder, metaFile, suffix, "
+                                "xmlName)"),
+    ("force_dev_tool_describe", "directoryName, suffix, inFolder and metaFile of ConnectedApp, "
+                                "NamedCredential, PermissionSet, Profile, RemoteSiteSetting "
+                                "as stored"),
+    ("force_dev_tool_describe", "settings types are listed once, as Settings in settings/ "
+                                "with suffix settings"),
+]
+
+
+def test_describe_metadata_lists_the_stored_entries_for_the_served_types(
+        http: requests.Session, org: Org) -> None:
+    want = yaml.safe_load((PASTED / "force_dev_tool_describe.yaml").read_text())
+    got = soap_call(http, org, '<describeMetadata xmlns="http://soap.sforce.com/2006/04/'
+                               'metadata"><asOfVersion>48.0</asOfVersion></describeMetadata>')
+    result = got.find(f"{{{SOAP}}}Body/{MD}describeMetadataResponse/{MD}result")
+    assert result is not None
+    assert children(result) == want["keys"]
+    for key in ("organizationNamespace", "partialSaveAllowed", "testRequired"):
+        text = result.findtext(f"{MD}{key}")
+        assert text == str(want[key]).lower() if isinstance(want[key], bool) else \
+            text == want[key], key
+    entries: dict[str, dict[str, Any]] = {}
+    order = list(want["entries"]["CustomLabels"])
+    for entry in result.findall(f"{MD}metadataObjects"):
+        names = children(entry)
+        assert names == [n for n in order if n in names]
+        values = {etree.QName(c).localname: c.text for c in entry}
+        entries[values["xmlName"] or ""] = values
+    assert [n for n in order if n not in ("childXmlNames", "suffix")] == \
+        list(want["entries"]["AuraDefinitionBundle"])
+    served = {n: e for n, e in want["entries"].items() if n in entries}
+    assert set(served) == {"ConnectedApp", "NamedCredential", "PermissionSet", "Profile",
+                           "RemoteSiteSetting", "Settings"}
+    for name, stored in served.items():
+        assert entries[name] == {k: str(v).lower() if isinstance(v, bool) else v
+                                 for k, v in stored.items()}, name
+    assert not [n for n in entries if n.endswith("Settings") and n != "Settings"
+                and entries[n]["directoryName"] == "settings"]
+
+
 # ---- a filter on a malformed id, pasted into salesforcedx-apex and restforce issues -------
 
 FACTS += [
@@ -1046,6 +1092,7 @@ COVERAGE: dict[str, list[str]] = {
     "soap upsertMetadata": ["jsforce_issue_upsert"],
     "soap updateMetadata": ["apex_mdapi_issue_update"],
     "soap listMetadata": ["force_dev_tool_issue_list"],
+    "soap describeMetadata": ["force_dev_tool_describe"],
 }
 
 #: Endpoints no public recording found so far checks (docs/sandbox.md lists them); their
@@ -1059,8 +1106,6 @@ UNRECORDED: dict[str, str] = {
     "oauth revoke": "no recording found (only the documented empty 200)",
     "soap createMetadata": "only hand-written mocks found",
     "soap deleteMetadata": "no recording found",
-    "soap describeMetadata": "a real answer logged in nelsonic/sfetlmap's README (API 26.0), "
-                             "which carries no licence: not copied",
 }
 
 
