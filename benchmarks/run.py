@@ -502,8 +502,8 @@ def main(argv: list[str] | None = None) -> None:
                              "given) with this run's.")
     parser.add_argument("--orgs", type=int, default=None,
                         help="Fleet size (default 2000; 200 with --quick).")
-    parser.add_argument("--workers", type=int, default=32,
-                        help="Orgs worked on at once in each fleet process (default 32).")
+    parser.add_argument("--workers", type=int, default=16,
+                        help="Orgs worked on at once in each fleet process (default 16, as enforce).")
     parser.add_argument("--latency-ms", type=int, default=100,
                         help="Fleet latency per request (default 100).")
     parser.add_argument("--processes", type=int, default=None,
