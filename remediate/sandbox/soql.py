@@ -540,11 +540,24 @@ class _Parser:
         raise self.unexpected()
 
 
+#: Syntax trees by query text: a fleet of orgs sends the same few queries thousands of times
+#: (issue 17), and a tree is never changed after parsing (binding and evaluation only read it).
+_parsed: dict[str, Query] = {}
+_PARSED_MAX = 1024
+
+
 def parse(soql: str) -> Query:
     """The syntax tree of a query; raises MALFORMED_QUERY for anything outside the subset."""
+    tree = _parsed.get(soql)
+    if tree is not None:
+        return tree
     if not soql or not soql.strip():
         raise _malformed(EMPTY_QUERY)
-    return _Parser(tokenize(soql)).statement()
+    tree = _Parser(tokenize(soql)).statement()
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[soql] = tree
+    return tree
 
 
 # ---- binding names to the schema -----------------------------------------------------------
