@@ -25,7 +25,9 @@ field path.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,17 +116,34 @@ class LoadedPlaybook:
 _loaded: dict[tuple[str, int, int], LoadedPlaybook] = {}
 
 
+#: One parse at a time: a fleet's workers all open their orgs at once, and without it each of
+#: them parsed the same playbooks before the first had stored them (issue 17).
+_loading = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _loading
+    _loading = threading.Lock()  # a forked child has none of the threads that could hold it
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def load(path: Path) -> LoadedPlaybook:
     try:
         info = path.stat()
     except OSError as exc:
         raise PlaybookError(f"{path}: cannot read the playbook ({exc.strerror})") from None
     key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
-    if key not in _loaded:
-        if len(_loaded) > 256:
-            _loaded.clear()
-        _loaded[key] = _load(path)
-    return _loaded[key]
+    loaded = _loaded.get(key)
+    if loaded is not None:
+        return loaded
+    with _loading:
+        if key not in _loaded:
+            if len(_loaded) > 256:
+                _loaded.clear()
+            _loaded[key] = _load(path)
+        return _loaded[key]
 
 
 def _load(path: Path) -> LoadedPlaybook:

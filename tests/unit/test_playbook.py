@@ -147,3 +147,32 @@ def test_schema_describes_every_step_kind() -> None:
     from remediate.steps.base import kinds
 
     assert set(playbooks.json_schema()["x-step-kinds"]) == set(kinds())
+
+
+def test_workers_loading_one_playbook_at_once_parse_it_once(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """A fleet's workers open their orgs together: the playbook is parsed by one of them and
+    the others get that parse (issue 17)."""
+    import threading
+    import time
+
+    path = write(tmp_path, GOOD)
+    parses: list[Path] = []
+    real = playbooks._load
+
+    def slow_load(p: Path) -> playbooks.LoadedPlaybook:
+        parses.append(p)
+        time.sleep(0.05)  # every worker arrives while the first is still parsing
+        return real(p)
+
+    monkeypatch.setattr(playbooks, "_load", slow_load)
+    got: list[playbooks.LoadedPlaybook] = []
+    threads = [threading.Thread(target=lambda: got.append(playbooks.load(path)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(parses) == 1
+    assert len(got) == 8 and all(g is got[0] for g in got)
