@@ -62,6 +62,25 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         playbooks.load(path)
 
 
+def test_invalid_yaml_names_the_line_and_the_problem(tmp_path: Path) -> None:
+    """Parsed by libyaml, the message is still the pure-Python parser's, at the same line."""
+    text = GOOD.replace("  - id: run-as", "  - id: [run-as")
+    line = text.splitlines().index("  - id: [run-as") + 2  # the unclosed list ends a line later
+    path = write(tmp_path, text)
+    with pytest.raises(PlaybookError) as err:
+        playbooks.load(path)
+    assert str(err.value) == f"{path}:{line}: not valid YAML: expected ',' or ']', but got ':'"
+
+
+def test_playbooks_are_parsed_by_libyaml_when_pyyaml_has_it() -> None:
+    import yaml
+
+    from remediate import playbook
+
+    assert yaml.__with_libyaml__
+    assert playbook._LOADER is yaml.CSafeLoader
+
+
 def test_unknown_step_kind_lists_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("app.run_as_user", "app.run_as"))
     with pytest.raises(PlaybookError, match=r"unknown step kind 'app.run_as' \(known: app.access"):
