@@ -945,9 +945,16 @@ def list_metadata(org: Org, types: list[str]) -> list[dict[str, Any]]:
 
 
 def describe() -> dict[str, Any]:
-    """describeMetadata: the types this sandbox serves."""
-    objects = [{"directoryName": info.directory, "inFolder": False, "metaFile": False,
-                "suffix": info.suffix, "xmlName": name} for name, info in TYPES.items()]
+    """describeMetadata: the types this sandbox serves. The settings types (MyDomainSettings)
+    are one entry, ``Settings`` in ``settings/`` with suffix ``settings``, as a real org lists
+    them (force-dev-tool's stored describeMetadata result, tests/conformance)."""
+    objects: list[dict[str, Any]] = []
+    for name, info in TYPES.items():
+        xml_name = "Settings" if info.directory == "settings" else name
+        if any(o["xmlName"] == xml_name for o in objects):
+            continue
+        objects.append({"directoryName": info.directory, "inFolder": False, "metaFile": False,
+                        "suffix": info.suffix, "xmlName": xml_name})
     return {"metadataObjects": objects, "organizationNamespace": "",
             "partialSaveAllowed": True, "testRequired": False}
 
