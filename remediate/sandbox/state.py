@@ -276,7 +276,11 @@ class Org:
         return None
 
     def connected_application(self, app_name: str) -> Row | None:
-        return self.find_one("ConnectedApplication", Name=app_name)
+        """The row of the ConnectedApp component ``app_name``: by ``Name``, which holds the
+        API name (an assumption, docs/sandbox.md), or by ``_ApiName`` where a test switched
+        ``Name`` to the app's label (the other reading, probe ``connected-app-name``)."""
+        row = self.find_one("ConnectedApplication", _ApiName=app_name)
+        return row if row is not None else self.find_one("ConnectedApplication", Name=app_name)
 
     # ---- transactions ----------------------------------------------------------------------
 
