@@ -597,7 +597,11 @@ def test_a_query_text_is_parsed_once_and_answers_the_same_every_time(
     and evaluating it again changes neither it nor the answer."""
     tokenized: list[str] = []
     real = soql.tokenize
-    monkeypatch.setattr(soql, "tokenize", lambda text: tokenized.append(text) or real(text))
+    def counting(text: str) -> list[soql.Token]:
+        tokenized.append(text)
+        return real(text)
+
+    monkeypatch.setattr(soql, "tokenize", counting)
     query = ("SELECT Username, (SELECT PermissionSet.Name FROM PermissionSetAssignments) "
              "FROM User WHERE IsActive = true ORDER BY Username LIMIT 5")
     soql._parsed.pop(query, None)
