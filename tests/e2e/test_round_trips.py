@@ -78,8 +78,9 @@ def test_apply_of_the_demo_org(seen: list[Seen]) -> None:
         "rest composite/sobjects": 2,  # the licence, then the permission sets that need it
         "soap upsertMetadata": 3,  # ConnectedApp, Profile, RemoteSiteSetting
     })
-    # token, read wave, /limits, licence, permission sets, the 3 upserts as one wave, re-read
-    assert apply.rounds == 7
+    # token, read wave, /limits, the licence with the 3 upserts as one wave (ADR 0039), the
+    # permission sets that need the licence, re-read
+    assert apply.rounds == 6
 
 
 def test_verify_of_the_demo_org_after_apply(seen: list[Seen]) -> None:
