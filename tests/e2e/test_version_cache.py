@@ -36,8 +36,9 @@ def test_a_second_command_talks_at_the_kept_version_without_asking() -> None:
     sandbox, org, spec = _org()
     first = engine.assess(_open(sandbox, spec))
     assert _version_lists(sandbox) == 1
-    kept = json.loads((cache_dir() / "api-versions.json").read_text())
-    assert kept[org.my_domain_url.lower()]["version"] == "67.0"
+    kept = json.loads(versioncache.path_for(org.my_domain_url).read_text())
+    assert kept["version"] == "67.0" and kept["url"] == org.my_domain_url.lower()
+    assert versioncache.path_for(org.my_domain_url).parent == cache_dir() / "api-versions"
     sandbox.requests.clear()
     handle = _open(sandbox, spec)
     second = engine.assess(handle)
@@ -83,21 +84,23 @@ def test_a_day_old_entry_is_asked_again() -> None:
     {"version": "62.0", "newest": "66.0"},  # written by a remediate that knew less
     {"version": "99.0", "newest": versions.NEWEST},  # not a version remediate talks
     {"version": "59.0", "newest": versions.NEWEST},  # below what a step needs (A10: 60.0)
+    {"version": "62.0", "newest": versions.NEWEST, "url": "https://other.my.salesforce.com"},
     {"version": "62.0", "newest": versions.NEWEST, "future": True},  # clock set back
 ])
 def test_an_entry_remediate_cannot_trust_is_asked_again(entry: dict[str, object]) -> None:
     sandbox, org, spec = _org()
     at = time.time() + (3600 if entry.pop("future", False) else 0)
-    path = cache_dir() / "api-versions.json"
+    path = versioncache.path_for(org.my_domain_url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({org.my_domain_url.lower(): {**entry, "at": at}}))
+    path.write_text(json.dumps({"url": org.my_domain_url.lower(), **entry, "at": at}))
+    # (an entry naming another org's URL is another org's: never used for this one)
     engine.assess(_open(sandbox, spec))
     assert _version_lists(sandbox) == 1
 
 
 def test_an_unreadable_cache_file_is_ignored() -> None:
     sandbox, org, spec = _org()
-    path = cache_dir() / "api-versions.json"
+    path = versioncache.path_for(org.my_domain_url)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("{not json")
     handle = _open(sandbox, spec)
