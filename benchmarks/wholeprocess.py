@@ -8,12 +8,21 @@ if ``sf`` is on PATH; (c) ``benchmarks/naive.py``, one call per check. All three
 the same admin access token (no token request for anyone). One server per client and latency,
 so its request and TLS-connection counters are that client's; figures are medians over runs.
 
+What is measured is what a user runs: remediate built as a wheel and installed (with its
+bytecode compiled, as pip does) into a throwaway virtual environment whose dependencies are
+this environment's installed packages; every client runs under that interpreter, without
+PYTHONDONTWRITEBYTECODE, after a warm-up run. ``--install editable`` measures this checkout's
+editable install instead (its import finder and, with PYTHONDONTWRITEBYTECODE set, the
+recompiling of every remediate module at every start are then part of the figures).
+
     python benchmarks/wholeprocess.py [--latency-ms 100 --latency-ms 300] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import os
 import shutil
@@ -85,6 +94,57 @@ def demo_bindings() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     return bindings, reads
 
 
+@functools.cache
+def installed(how: str = "wheel") -> Path:
+    """The Python the clients run under: ``wheel`` (default) builds remediate's wheel from a copy
+    of this checkout and installs it into a fresh virtual environment under a temporary
+    directory, its dependencies being this environment's site-packages (a ``.pth`` line: the
+    packages as installed, bytecode included, and none of the .pth files there, so no editable
+    finder); ``editable`` is this interpreter. Building needs setuptools and wheel: ``build``
+    fetches them from the package index, as .ci/run does."""
+    if how == "editable":
+        emit("whole.install", f"editable ({sys.executable}; remediate from {ROOT})")
+        return Path(sys.executable)
+    import sysconfig
+
+    base = Path(tempfile.mkdtemp(prefix="remediate-bench-install-"))
+    atexit.register(shutil.rmtree, base, True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    shutil.copytree(ROOT, base / "src", ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "tests", "cassettes", "build", "dist", "*.egg-info", "__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir",
+                           str(base / "dist"), str(base / "src")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the wheel failed: {(done.stdout + done.stderr)[-1500:]}")
+    (wheel,) = (base / "dist").glob("remediate-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")],
+                   check=True, env=env, timeout=300)
+    python = base / "venv" / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"], capture_output=True,
+                             text=True, check=True, env=env, cwd=base, timeout=60).stdout.strip()
+    Path(purelib, "remediate-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                           "--no-deps", "--no-index", str(wheel)], capture_output=True,
+                          text=True, env=env, cwd=base, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"installing the wheel failed: {done.stderr[-1500:]}")
+    emit("whole.install", f"wheel {wheel.name} in a fresh venv ({python}), bytecode compiled, "
+         "dependencies from this environment's site-packages")
+    return python
+
+
+def _under(command: list[str], python: Path) -> list[str]:
+    """``command`` run by the measured install's interpreter (or its ``remediate`` script)."""
+    script = Path(sys.executable).with_name("remediate")
+    if command[0] == sys.executable:
+        return [str(python), *command[1:]]
+    if command[0] == str(script):
+        return [str(python.with_name("remediate")), *command[1:]]
+    return command
+
+
 class Served:
     def __init__(self, latency_ms: int, port: int) -> None:
         self.proc = subprocess.Popen(
@@ -128,7 +188,11 @@ def _commands(cfg: Path, reads_file: Path) -> dict[str, list[str] | None]:
     }
 
 
-def run(latencies: list[int], runs: int, port: int) -> dict[str, dict[int, dict[str, float]]]:
+def run(latencies: list[int], runs: int, port: int, install: str = "wheel"
+        ) -> dict[str, dict[int, dict[str, float]]]:
+    python = installed(install)
+    print("whole.environment: clients run without PYTHONDONTWRITEBYTECODE, after one warm-up "
+          "run each", flush=True)
     bindings, reads = demo_bindings()
     out: dict[str, dict[int, dict[str, float]]] = {}
     work = Path(tempfile.mkdtemp(prefix="remediate-bench-"))
@@ -150,16 +214,19 @@ def run(latencies: list[int], runs: int, port: int) -> dict[str, dict[int, dict[
                        "XDG_CACHE_HOME": str(work / "cache")}
                 env.pop("REQUESTS_CA_BUNDLE", None)
                 env.pop("CURL_CA_BUNDLE", None)
+                env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has bytecode
                 command = _commands(_config(work, served.line, bindings), reads_file)[name]
                 assert command is not None
+                command = _under(command, python)
                 walls, cpus = [], []
                 try:
-                    subprocess.run(command, env=env, capture_output=True, timeout=300)  # warm
+                    subprocess.run(command, env=env, capture_output=True, timeout=300,
+                                   cwd=work)  # warm
                     for _ in range(runs):
                         before = os.times()
                         start = time.perf_counter()
                         done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                              timeout=300)
+                                              timeout=300, cwd=work)
                         walls.append(time.perf_counter() - start)
                         after = os.times()
                         cpus.append(after.children_user + after.children_system
@@ -196,8 +263,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="Latency per request (repeatable; default 100 and 300).")
     parser.add_argument("--runs", type=int, default=3, help="Timed runs per client (default 3).")
     parser.add_argument("--port", type=int, default=0, help="Port for serve (default: any).")
+    parser.add_argument("--install", choices=("wheel", "editable"), default="wheel",
+                        help="What to measure: the wheel installed in a fresh venv (default: "
+                             "what users run) or this checkout's editable install.")
     args = parser.parse_args(argv)
-    run(args.latency_ms or [100, 300], args.runs, args.port)
+    run(args.latency_ms or [100, 300], args.runs, args.port, args.install)
 
 
 if __name__ == "__main__":

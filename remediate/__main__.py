@@ -1,5 +1,5 @@
 """``python -m remediate``: the same command line as the ``remediate`` script."""
 
-from remediate.cli import main
+from remediate.helpcache import main
 
 main()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from remediate import cli_enforce
+from remediate import cli_enforce, helpcache
 from remediate.cli_base import (
     FORMAT,
     ORG,
@@ -529,11 +529,13 @@ def main() -> None:
 
     from remediate import envelope, runcontext, runguard
 
+    argv = sys.argv[1:]
     with runcontext.started():  # this run's options, settings and envelope (issue 13)
-        args = envelope.activate(sys.argv[1:])
+        args = envelope.activate(argv)
         try:
             with runguard.guarded():
-                code = _run(args)
+                code = _run_help(argv) if helpcache.help_request(argv) is not None \
+                    else _run(args)
         finally:
             runguard.release_locks()
         envelope.finish(code)
@@ -542,6 +544,37 @@ def main() -> None:
             stream.flush()
     gc.freeze()  # the objects alive now are never scanned again, not even at exit
     sys.exit(code)
+
+
+def _run_help(argv: list[str]) -> int:
+    """A bare help request (``remediate audit --help``): rendered by typer as always, and what
+    it printed kept in the help cache (remediate.helpcache, ADR 0038) when the words name a
+    command, so the next identical request is answered without importing typer."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = _run(argv)
+    output = buffer.getvalue()
+    sys.stdout.write(output)
+    words = helpcache.help_request(argv)
+    if code == EXIT_OK and words is not None and _command_path(words):
+        helpcache.store(argv, output)
+    return code
+
+
+def _command_path(words: tuple[str, ...]) -> bool:
+    """Whether ``words`` name a group or command of this CLI, level by level."""
+    import typer.core
+    import typer.main
+
+    command: object = typer.main.get_command(app)
+    for word in words:
+        if not isinstance(command, typer.core.TyperGroup):
+            return False
+        command = command.commands.get(word)
+    return command is not None
 
 
 def _run(args: list[str]) -> int:

@@ -33,7 +33,7 @@ SHARD = typer.Option(None, "--shard", help="Only shard I of N (I/N, I from 0): o
                                            "hash of their name.")
 WORKERS = typer.Option(None, "--workers", min=1, max=64,
                        help="Orgs worked on at once in each process (default [enforce] "
-                            "workers, 32).")
+                            "workers, 16).")
 PROCESSES = typer.Option(None, "--processes", min=1, max=64,
                          help="Processes across cores, each with --workers orgs at once "
                               "(default [enforce] processes, else the cores available).")

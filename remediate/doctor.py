@@ -14,8 +14,12 @@ One pass over the org, each part answered even when another fails:
   ``describe``, and every Metadata API type they read, from ``describeMetadata``;
 * **apps**: every ConnectedApplication row (local or installed) and External Client App;
 * **limits**: ``DailyApiRequests`` from ``/limits``;
-* **probes**: one read per unsettled platform fact (platform-truth.md) that a read can settle,
-  with what this org answered.
+* **org settings**: API Access Control (Metadata ``ConnectedAppSettings``, cause C13);
+* **probes**: one per unsettled platform fact (platform-truth.md) or sandbox assumption
+  (docs/sandbox.md, assumptions) that a read can settle, with what this org answered, a
+  verdict against the assumption row (confirmed / contradicted / open) and what remediate
+  does given it (ADR 0042). Every call is a read, but for one validation-only ``checkOnly``
+  deploy (``managed-refusal``: nothing is saved).
 
 Exit codes: 0 everything needed is there; 2 something is missing (each ``missing`` line says
 what and how to grant it); 1 remediate could not sign in. JSON shape: docs/doctor.schema.json.
@@ -224,6 +228,7 @@ class Report:
     metadata_types: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)
     limits: dict[str, Any] = field(default_factory=dict)
+    settings: list[dict[str, Any]] = field(default_factory=list)
     probes: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # a part that could not be read
@@ -239,19 +244,20 @@ class Report:
                 "sign_in": self.sign_in, "api_version": self.api_version,
                 "permissions": self.permissions, "objects": self.objects,
                 "metadata_types": self.metadata_types, "apps": self.apps,
-                "limits": self.limits, "probes": self.probes, "missing": self.missing,
+                "limits": self.limits, "settings": self.settings,
+                "probes": self.probes, "missing": self.missing,
                 "errors": self.errors}
 
 
 def run(handle: OrgHandle) -> Report:
     """Every check, read-only."""
     gw = handle.gateway
-    flow = getattr(getattr(gw, "_creds", None), "auth", handle.config.auth)
+    flow = gw.auth_flow
     report = Report(handle.name, {"ok": False, "flow": flow,
                                   "login_url": handle.config.login_url})
     try:
-        gw._sign_in()
-        info = gw._call("reading the signed-in user (userinfo)",
+        gw.sign_in()
+        info = gw.read_call("reading the signed-in user (userinfo)",
                         lambda: gw.sf.oauth2("userinfo", None, method="GET"))
     except RemediateError as err:
         report.sign_in["error"] = err.message
@@ -269,6 +275,7 @@ def run(handle: OrgHandle) -> Report:
     _part(report, "metadata types", lambda: _metadata_types(gw, report, metadata_types(reads)))
     _part(report, "apps", lambda: _apps(gw, report))
     _part(report, "limits", lambda: _limits(gw, report))
+    _org_settings(gw, report)
     for probe in PROBES:
         _probe(gw, report, described, probe)
     return report
@@ -292,7 +299,7 @@ def _api_version(gw: Gateway, report: Report) -> None:
         response.raise_for_status()
         return response.json()
 
-    answer = gw._call("listing the org's API versions", call)
+    answer = gw.read_call("listing the org's API versions", call)
     versions = sorted((str(v.get("version")) for v in answer if isinstance(v, dict)),
                       key=_version_key) if isinstance(answer, list) else []
     report.api_version = {"in_use": gw.version, "org_oldest": versions[0] if versions else None,
@@ -314,8 +321,8 @@ def _version_key(v: str) -> tuple[int, ...]:
 def _describe(gw: Gateway, name: str, api: str) -> Any:
     path = f"sobjects/{name}/describe"
     if api == "tooling":
-        return gw._call(f"describing {name} (Tooling)", lambda: gw.sf.toolingexecute(path))
-    return gw._call(f"describing {name}", lambda: gw.sf.restful(path))
+        return gw.read_call(f"describing {name} (Tooling)", lambda: gw.sf.toolingexecute(path))
+    return gw.read_call(f"describing {name}", lambda: gw.sf.restful(path))
 
 
 def _objects(gw: Gateway, report: Report, needs: dict[str, ObjectNeed],
@@ -442,7 +449,7 @@ def _granted_by(gw: Gateway, report: Report, perms: list[str],
 def _metadata_types(gw: Gateway, report: Report, types: list[str]) -> None:
     if not types:
         return
-    answer = gw._call("describing the Metadata API (describeMetadata)",
+    answer = gw.read_call("describing the Metadata API (describeMetadata)",
                       lambda: gw.mdapi.describe_metadata())
     objects = _attr(answer, "metadataObjects") or []
     served = {str(_attr(o, "xmlName")) for o in objects}
@@ -464,7 +471,7 @@ def _list_metadata(gw: Gateway, type_: str) -> list[dict[str, Any]]:
     def call() -> Any:
         return gw.mdapi.list_metadata([gw.mdapi.ListMetadataQuery(type=type_)])
 
-    answer = gw._call(f"listing {type_} metadata", call)
+    answer = gw.read_call(f"listing {type_} metadata", call)
     out = []
     for item in answer or []:
         out.append({k: _attr(item, k) for k in ("fullName", "namespacePrefix",
@@ -497,7 +504,7 @@ def _apps(gw: Gateway, report: Report) -> None:
 
 
 def _limits(gw: Gateway, report: Report) -> None:
-    answer = gw._call("reading the org's limits", lambda: gw.sf.restful("limits"))
+    answer = gw.read_call("reading the org's limits", lambda: gw.sf.restful("limits"))
     daily = answer.get("DailyApiRequests") if isinstance(answer, dict) else None
     if not isinstance(daily, dict):
         report.errors.append("limits: no DailyApiRequests in the answer")
@@ -514,10 +521,21 @@ def _limits(gw: Gateway, report: Report) -> None:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """What a probe saw, measured against the assumption it tests."""
+
+    verdict: str  # confirmed | contradicted (the assumption row) | observed (no row) | open
+    answer: str  # what this org answered, or exactly what could not be settled and why
+    remediate: str = ""  # what remediate does, given this answer
+
+
+@dataclass(frozen=True)
 class Probe:
-    fact: str  # platform-truth.md row
+    fact: str | None  # platform-truth.md row, when there is one
     question: str
-    run: Callable[[Gateway, dict[str, dict[str, Any]]], tuple[bool, str]]
+    run: Callable[[Gateway, dict[str, dict[str, Any]]], tuple[bool, str] | Finding]
+    id: str = ""  # the probe's name in the report and in docs/sandbox.md's assumptions table
+    assumption: str = ""  # the assumptions-table row (docs/sandbox.md) it confirms or not
 
 
 def _probe_u5(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
@@ -554,8 +572,12 @@ def _probe_a11(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool,
 
 _ID = re.compile(r"^0PS[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$")
 
+ASSUMES_NAMES = "Metadata | `commaSeparatedPermissionSet` / `commaSeparatedProfile` hold API names"
 
-def _probe_a13(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+
+def _probe_a13(gw: Gateway, described: dict[str, dict[str, Any]]) -> Finding:
+    """Each value of every ECA policy's ``commaSeparatedPermissionSet``, matched against the
+    org's permission sets: by API name or by id (15 or 18 characters)."""
     del described
     names = _eca_policies(gw)
     values: list[str] = []
@@ -564,11 +586,26 @@ def _probe_a13(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool,
                                      names[start:start + 10]):
             value = (comp or {}).get("commaSeparatedPermissionSet")
             values += [v.strip() for v in str(value or "").split(",") if v.strip()]
+    does = ("counts a grant given as a permission set's API name or its id, and adds a new "
+            "one in the form the list already uses (steps/apps.AppAccess._eca), so either "
+            "form is read and kept")
     if not values:
-        return False, "no ECA policy lists a permission set in this org: nothing to compare"
-    ids = sum(1 for v in values if _ID.match(v))
-    form = "ids" if ids == len(values) else "API names" if ids == 0 else "both ids and names"
-    return True, f"{len(values)} value(s), as {form}"
+        return Finding("open", "no ECA policy lists a permission set in this org: nothing to "
+                       "compare", does)
+    sets = gw.query("SELECT Id, Name FROM PermissionSet WHERE IsOwnedByProfile = false")
+    by_name = {str(r.get("Name")).lower() for r in sets}
+    by_id = {str(r.get("Id"))[:15] for r in sets}
+    as_names = [v for v in values if v.lower() in by_name]
+    as_ids = [v for v in values if _ID.match(v) and v[:15] in by_id]
+    other = [v for v in values if v not in as_names and v not in as_ids]
+    seen = (f"{len(values)} value(s): {len(as_names)} permission set API name(s), "
+            f"{len(as_ids)} id(s)" + (f", {len(other)} neither ({', '.join(other[:3])})"
+                                      if other else ""))
+    if as_ids:
+        return Finding("contradicted", f"{seen}: the list holds ids", does)
+    if as_names:
+        return Finding("confirmed", f"{seen}: the list holds API names", does)
+    return Finding("open", f"{seen}: no value names or ids a permission set of this org", does)
 
 
 def _probe_u4(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, str]:
@@ -593,26 +630,252 @@ def _probe_a4(gw: Gateway, described: dict[str, dict[str, Any]]) -> tuple[bool, 
                   "permission set as parent")
 
 
+# ---- probes of the sandbox's assumptions (docs/sandbox.md; ADR 0042) -----------------------
+
+#: Profiles the login-hours probe reads at most (a real org's Profile component is large).
+LOGIN_HOURS_PROFILES = 20
+#: Connected apps the name probe reads at most (one readMetadata call).
+APP_NAME_READS = 10
+#: checkDeployStatus polls of the validation-only deploy, and the wait between them (s).
+DEPLOY_POLLS = 10
+DEPLOY_POLL_WAIT_S = 2.0
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+HOUR_KEYS = frozenset(f"{d}{e}" for d in DAYS for e in ("Start", "End"))
+
+
+def _installed(comp: dict[str, Any]) -> bool:
+    return bool(comp.get("namespacePrefix")) or comp.get("manageableState") == "installed"
+
+
+def _probe_permission_set_upsert(gw: Gateway,
+                                 described: dict[str, dict[str, Any]]) -> Finding:
+    """Not settled by any read: say so, and what remediate does meanwhile."""
+    del gw, described
+    return Finding(
+        "open",
+        "cannot be settled read-only: readMetadata shows what a permission set holds, not what "
+        "an upsertMetadata does to the object permissions it omits, and a checkOnly deploy "
+        "answers only success or failure; doctor sends no write (how to settle it on a "
+        "Developer sandbox: docs/adr/0042-doctor-probes-of-the-sandbox-assumptions.md)",
+        "sends a PermissionSet component whole, as read (ADR 0033), and writes "
+        "ObjectPermissions / FieldPermissions rows after the metadata phase, so omitted object "
+        "permissions survive whether the upsert overlays or replaces")
+
+
+def _minutes(value: Any) -> bool:
+    text = str(value).strip()
+    return text.isdigit() and 0 <= int(text) <= 1440
+
+
+def _probe_login_hours(gw: Gateway, described: dict[str, dict[str, Any]]) -> Finding:
+    """The loginHours of the org's profiles (readMetadata): minutes after midnight?"""
+    del described
+    names = sorted(str(c["fullName"]) for c in _list_metadata(gw, "Profile"))
+    read = names[:LOGIN_HOURS_PROFILES]
+    values: list[tuple[str, str, Any]] = []
+    for start in range(0, len(read), 10):
+        for comp in gw.read_metadata("Profile", read[start:start + 10]):
+            hours = (comp or {}).get("loginHours")
+            if comp is not None and isinstance(hours, dict):
+                values += [(str(comp["fullName"]), str(k), v) for k, v in sorted(hours.items())
+                           if v not in (None, "") and k != "fullName"]
+    does_ok = ("profile.login_hours reads <day>Start/<day>End as minutes after midnight and "
+               "widens only the days that miss the playbook's window")
+    does_not = ("profile.login_hours reports such a profile unknown (it cannot read the value) "
+                "and changes nothing; the login hours stay a manual change in Setup")
+    of = f"{len(read)} of {len(names)} profile(s) read"
+    if not values:
+        return Finding("open", f"{of}; none has login hours: nothing to compare", does_ok)
+    odd = [(p, k, v) for p, k, v in values if k not in HOUR_KEYS or not _minutes(v)]
+    if odd:
+        shown = "; ".join(f"{p}: {k} = {v!r}" for p, k, v in odd[:3])
+        return Finding("contradicted", f"{of}; {len(odd)} of {len(values)} value(s) are not "
+                       f"<day>Start/<day>End in minutes after midnight: {shown}", does_not)
+    p, k, v = values[0]
+    return Finding("confirmed", f"{of}; {len(values)} value(s) on "
+                   f"{len({p for p, _, _ in values})} profile(s), all <day>Start/<day>End in "
+                   f"minutes after midnight (e.g. {p}: {k} = {v})", does_ok)
+
+
+def _probe_app_name(gw: Gateway, described: dict[str, dict[str, Any]]) -> Finding:
+    """ConnectedApplication.Name against listMetadata's fullName and the component's label,
+    joined by id, for local apps whose label differs from their API name."""
+    del described
+    rows = gw.query("SELECT Id, Name FROM ConnectedApplication")
+    listed = {str(c.get("id") or "")[:15]: c for c in _list_metadata(gw, "ConnectedApp")}
+    does = ("matches a display name against the component's label and ConnectedApplication."
+            "Name (joined by id), and an API name against listMetadata's fullName, so apps are "
+            "found either way")
+    joined = [(r, listed[str(r.get("Id"))[:15]]) for r in rows
+              if str(r.get("Id"))[:15] in listed]
+    if rows and listed and not joined:
+        return Finding("contradicted", f"{len(rows)} ConnectedApplication row(s), "
+                       f"{len(listed)} ConnectedApp component(s), no listMetadata id equal to a "
+                       "ConnectedApplication id", does)
+    local = [(r, c) for r, c in joined if not _installed(c)][:APP_NAME_READS]
+    if not local:
+        return Finding("open", "no local connected app to read (installed apps' components "
+                       "are not readable, A1): nothing to compare", does)
+    comps = gw.read_metadata("ConnectedApp", [str(c["fullName"]) for _, c in local])
+    api = label = same = 0
+    example = ""
+    for (r, c), comp in zip(local, comps, strict=True):
+        name, full = str(r.get("Name")), str(c["fullName"])
+        shown = str((comp or {}).get("label") or "")
+        if not shown or shown == full:
+            same += 1
+        elif name == full:
+            api += 1
+        elif name == shown:
+            label += 1
+            example = example or f"{full}: Name {name!r}"
+    seen = (f"{len(local)} local app(s) read: Name is the API name for {api}, the label for "
+            f"{label}; {same} with a label equal to the API name (or none) tell nothing")
+    if label:
+        return Finding("contradicted", f"{seen} (e.g. {example})", does)
+    if api:
+        return Finding("confirmed", seen, does)
+    return Finding("open", seen, does)
+
+
+def _deploy_zip(type_: str, directory: str, suffix: str, name: str, body: str,
+                version: str) -> bytes:
+    import io
+    import zipfile
+
+    ns = "http://soap.sforce.com/2006/04/metadata"
+    package = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Package xmlns="{ns}"><types>'
+               f"<members>{name}</members><name>{type_}</name></types>"
+               f"<version>{version}</version></Package>")
+    component = (f'<?xml version="1.0" encoding="UTF-8"?>\n<{type_} xmlns="{ns}">{body}'
+                 f"</{type_}>")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("package.xml", package)
+        zf.writestr(f"{directory}/{name}.{suffix}", component)
+    return buf.getvalue()
+
+
+REFUSAL_PREFIX = "Cannot modify managed object"
+
+
+def _probe_managed_refusal(gw: Gateway, described: dict[str, dict[str, Any]]) -> Finding:
+    """A checkOnly deploy of an installed managed connected app: the platform's refusal."""
+    del described
+    managed = sorted(str(c["fullName"]) for c in _list_metadata(gw, "ConnectedApp")
+                     if _installed(c))
+    does = ("never writes an installed app's component: its policies are manual changes with "
+            "the Setup path (A1, A3); a refusal in any wording fails that step and the journal "
+            "keeps the platform's message")
+    if not managed:
+        return Finding("open", "no connected app installed from a managed package: nothing to "
+                       "validate against", does)
+    name = managed[0]
+    body = f"<contactEmail>doctor@example.com</contactEmail><label>{name}</label>"
+    answer = gw.validate_deploy(_deploy_zip("ConnectedApp", "connectedApps", "connectedApp",
+                                            name, body, gw.version),
+                                polls=DEPLOY_POLLS, wait_s=DEPLOY_POLL_WAIT_S)
+    what = f"checkOnly deploy of ConnectedApp {name} (nothing saved)"
+    if not answer["done"]:
+        return Finding("open", f"{what}: not finished after {DEPLOY_POLLS} polls (deploy id "
+                       f"{answer['id']}); run doctor again later", does)
+    if not answer["failures"]:
+        return Finding("contradicted", f"{what}: validated ({answer['status']}), the platform "
+                       "would accept a Metadata write of this installed app", does)
+    problem = answer["failures"][0]
+    verdict = "confirmed" if problem.startswith(REFUSAL_PREFIX) else "contradicted"
+    return Finding(verdict, f"{what}: refused {problem!r} (a deploy carries no status code: "
+                   "the CRUD calls' CANNOT_MODIFY_MANAGED_OBJECT stays unsettled)", does)
+
+
+def _probe_api_access_control(gw: Gateway, described: dict[str, dict[str, Any]]) -> Finding:
+    del described
+    comp = gw.read_metadata("ConnectedAppSettings", ["ConnectedApp"])[0]
+    does = "reports the setting under org settings (C13); it changes nothing"
+    if comp is None or comp.get("enableAdminApprovedAppsOnly") is None:
+        return Finding("contradicted", "readMetadata of ConnectedAppSettings answered no "
+                       "enableAdminApprovedAppsOnly (the Metadata API page: the field is there "
+                       "once Salesforce Support has enabled API Access Control)",
+                       "reports the setting unknown with the Setup path to check it by hand")
+    return Finding("confirmed", "enableAdminApprovedAppsOnly = "
+                   f"{str(comp['enableAdminApprovedAppsOnly']).lower()}", does)
+
+
 PROBES: tuple[Probe, ...] = (
     Probe("U5", "Does the SOQL child relationship Profile.LoginIpRanges exist, and what are "
-                "its address fields called?", _probe_u5),
-    Probe("A11", "How are External Client App OAuth policy components named?", _probe_a11),
+                "its address fields called?", _probe_u5, "profile-login-ip-ranges"),
+    Probe("A11", "How are External Client App OAuth policy components named?", _probe_a11,
+          "eca-policy-names"),
     Probe("A13", "Does an ECA policy's commaSeparatedPermissionSet hold permission set ids or "
-                 "API names?", _probe_a13),
-    Probe("U4", "Does a Profile's metadata fullName differ from its Name?", _probe_u4),
+                 "API names?", _probe_a13, "eca-permission-set-form",
+          "Metadata: `commaSeparatedPermissionSet` / `commaSeparatedProfile` hold API names"),
+    Probe("U4", "Does a Profile's metadata fullName differ from its Name?", _probe_u4,
+          "profile-full-names"),
     Probe("A4", "Does a profile's app grant appear as SetupEntityAccess on the profile's own "
-                "permission set?", _probe_a4),
+                "permission set?", _probe_a4, "profile-app-grants"),
+    Probe(None, "Does a PermissionSet upsertMetadata overlay or replace the object permissions "
+                "it omits?", _probe_permission_set_upsert, "permission-set-upsert",
+          "Metadata: Profile, PermissionSet and MyDomainSettings updates merge"),
+    Probe(None, "Are Profile loginHours <day>Start/<day>End minutes after midnight?",
+          _probe_login_hours, "login-hours-format",
+          "OAuth: C16, profile login hours (minutes after midnight)"),
+    Probe("A1", "How does the platform refuse a Metadata write of a component installed from "
+                "a managed package?", _probe_managed_refusal, "managed-refusal",
+          "Metadata: a managed component is refused with CANNOT_MODIFY_MANAGED_OBJECT "
+          "'Cannot modify managed object: ...'"),
+    Probe(None, "Does ConnectedApplication.Name hold the app's API name or its label?",
+          _probe_app_name, "connected-app-name",
+          "Metadata: listMetadata's id of a ConnectedApp is its ConnectedApplication id; "
+          "ConnectedApplication.Name holds the API name"),
+    Probe("A8", "Does readMetadata of ConnectedAppSettings answer API Access Control "
+                "(enableAdminApprovedAppsOnly)?", _probe_api_access_control,
+          "api-access-control",
+          "Metadata: ConnectedAppSettings answers enableAdminApprovedAppsOnly (default off)"),
 )
+
+
+# ---- org settings: what the org restricts (read-only) -------------------------------------
+
+API_ACCESS_CONTROL_PATH = ("Setup → Quick Find → API Access Control (the page is there only "
+                           "when Salesforce Support has enabled the feature)")
+
+
+def _org_settings(gw: Gateway, report: Report) -> None:
+    """API Access Control (cause C13): Metadata ``ConnectedAppSettings``'s
+    ``enableAdminApprovedAppsOnly``, "if true, only apps that have been approved or installed
+    by the admin can call the Salesforce API" (Metadata API, ConnectedAppSettings, v47.0+)."""
+    entry: dict[str, Any] = {"setting": "API Access Control",
+                             "source": "Metadata ConnectedAppSettings.enableAdminApprovedAppsOnly",
+                             "value": None}
+    try:
+        comp = gw.read_metadata("ConnectedAppSettings", ["ConnectedApp"])[0]
+    except RemediateError as err:
+        comp = None
+        report.errors.append(f"org settings: {err.message}")
+    value = (comp or {}).get("enableAdminApprovedAppsOnly")
+    if isinstance(value, bool):
+        entry["value"] = value
+        entry["detail"] = ("only apps approved or installed by an admin may call the API: an "
+                           "integration whose app is not installed fails to sign in (C13)"
+                           if value else "any connected app may call the API")
+    else:
+        entry["detail"] = f"the org answered no value; check by hand: {API_ACCESS_CONTROL_PATH}"
+    report.settings.append(entry)
 
 
 def _probe(gw: Gateway, report: Report, described: dict[str, dict[str, Any]],
            probe: Probe) -> None:
     try:
-        settled, answer = probe.run(gw, described)
+        result = probe.run(gw, described)
     except RemediateError as err:
-        settled, answer = False, f"could not read: {err.message}"
-    report.probes.append({"fact": probe.fact, "question": probe.question,
-                          "settled": settled, "answer": answer})
+        result = Finding("open", f"could not read: {err.message}")
+    if isinstance(result, tuple):  # a probe with no assumption row: what the org answered
+        settled, answer = result
+        result = Finding("observed" if settled else "open", answer)
+    report.probes.append({"id": probe.id, "fact": probe.fact, "question": probe.question,
+                          "assumption": probe.assumption, "settled": result.verdict != "open",
+                          "verdict": result.verdict, "answer": result.answer,
+                          "remediate": result.remediate})
 
 
 # ---- text --------------------------------------------------------------------------------
@@ -663,10 +926,19 @@ def render_text(report: Report) -> str:
         d = report.limits["DailyApiRequests"]
         lines.append("limits")
         row("ok", "DailyApiRequests", f"{d['remaining']} of {d['max']} left")
+    if report.settings:
+        lines.append("org settings")
+        for st in report.settings:
+            value = {True: "on", False: "off", None: "unknown"}[st["value"]]
+            row(value, st["setting"], st["detail"])
     if report.probes:
-        lines.append("platform probes (docs: platform-truth)")
+        lines.append("platform probes (docs: platform-truth, docs/sandbox.md assumptions)")
         for pr in report.probes:
-            row("settled" if pr["settled"] else "open", pr["fact"], pr["answer"])
+            row(pr["verdict"], " ".join(x for x in (pr["fact"], pr["id"]) if x), pr["answer"])
+            if pr["assumption"]:
+                lines.append(f"{'':11}assumption: {pr['assumption']}")
+            if pr["remediate"]:
+                lines.append(f"{'':11}remediate: {pr['remediate']}")
     lines.append("")
     if report.errors:
         lines += [f"could not read: {e}" for e in report.errors]

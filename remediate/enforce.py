@@ -337,7 +337,7 @@ class FleetReport:
         return sum(r.notify_failed for r in self.reports)
 
 
-def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 32,
+def run_fleet(targets: Sequence[Target], *, journal: Journal, workers: int = 16,
               kill: str | None = None, lock_dir: Path | None = None,
               notifier: Notifier | None = None,
               on_done: Callable[[OrgReport], None] | None = None,

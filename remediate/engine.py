@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from remediate import diagnose as diagnosis
 from remediate.errors import (
@@ -30,7 +30,6 @@ from remediate.errors import (
     StalePlan,
     VerificationFailed,
 )
-from remediate.journal import Journal, change_record, new_run_id
 from remediate.orgs import OrgHandle
 from remediate.plan import Approval, Change, MetadataWrite, Plan, RecordDelete, RecordWrite
 from remediate.salesforce.gateway import TokenResult
@@ -48,6 +47,9 @@ from remediate.steps.base import (
     list_items,
     split_selector,
 )
+
+if TYPE_CHECKING:  # the journal's models are imported by apply, not by an audit (issue 17)
+    from remediate.journal import Journal
 
 Status = Literal["ok", "drift", "manual", "unknown"]
 STATUSES: tuple[Status, ...] = ("ok", "drift", "manual", "unknown")
@@ -218,6 +220,8 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
           run_id: str | None = None) -> ApplyResult:
     """Apply the plan's automatic changes; with ``only``, just those it selects (the rest are
     returned as ``held``)."""
+    from remediate.journal import change_record, new_run_id
+
     plan = current.plan
     run_id = run_id or new_run_id()
     todo = [c for c in plan.automatic if only is None or only(c)]

@@ -50,12 +50,21 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS has one)."""
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may run on: its CPU affinity where the OS has one, and no more than
+    its cgroup's CPU quota (a container limited to 2 CPUs on a 16-core node gets 2; cgroup
+    v2's ``cpu.max`` is ``"<quota> <period>"`` in microseconds, or ``"max <period>"``)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:
+        quota, period = cpu_max.read_text(encoding="ascii").split()[:2]
+        if quota != "max" and int(period) > 0:
+            cores = min(cores, max(1, -(-int(quota) // int(period))))  # rounded up
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here: the affinity alone
+    return cores
 
 
 def can_fork() -> bool:
@@ -63,7 +72,7 @@ def can_fork() -> bool:
 
 
 def run_fleet(targets: Sequence[Target], *, journal: Journal, processes: int | None = None,
-              workers: int = 32, kill: str | None = None, lock_dir: Path | None = None,
+              workers: int = 16, kill: str | None = None, lock_dir: Path | None = None,
               notifier: Notifier | None = None,
               on_done: Callable[[OrgReport], None] | None = None) -> FleetReport:
     """Enforce every target over ``processes`` processes (default: the cores available), each

@@ -12,19 +12,10 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# structlog.dev imports rich when it is installed (typer brings it), for pretty tracebacks
-# remediate never shows: about a third of structlog's import time (issue 17). Hide it while
-# structlog loads; rich stays importable afterwards for anyone else.
-_hide_rich = "rich" not in sys.modules
-if _hide_rich:
-    sys.modules["rich"] = None  # type: ignore[assignment]
-try:
-    import structlog
-finally:
-    if _hide_rich:
-        del sys.modules["rich"]
+if TYPE_CHECKING:
+    from types import ModuleType
 
 SECRET_KEYS = re.compile(r"secret|password|passwd|token|private_?key|assertion|authorization|"
                          r"session_?id|api_?key|credential", re.IGNORECASE)
@@ -64,8 +55,57 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+#: Levels by method name, for dropping a call below the configured level before structlog is
+#: even imported (importing structlog is 20-40 ms of CPU, issue 17; an audit that logs nothing
+#: at warning never loads it).
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
+           "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
+#: The level configure() set (None: never configured, every call goes to structlog as is).
+_threshold: int | None = None
+#: configure()'s arguments while structlog is not loaded yet; applied when it is.
+_pending: list[tuple[bool, int]] = []
+
+
+def _structlog() -> ModuleType:
+    """structlog, imported (and configured as configure() asked) on first use."""
+    if "structlog" not in sys.modules:
+        # structlog.dev imports rich when it is installed (typer brings it), for pretty
+        # tracebacks remediate never shows: about a third of structlog's import time (issue 17).
+        # Hide it while structlog loads; rich stays importable afterwards for anyone else.
+        hide_rich = "rich" not in sys.modules
+        if hide_rich:
+            sys.modules["rich"] = None  # type: ignore[assignment]
+        try:
+            import structlog
+        finally:
+            if hide_rich:
+                del sys.modules["rich"]
+    import structlog
+
+    try:
+        pending = _pending.pop()  # one thread applies it
+    except IndexError:
+        pass
+    else:
+        _apply(*pending)
+    return structlog
+
+
 def configure(fmt: str = "auto", level: str = "warning") -> None:
+    """Log lines at ``level`` and above to stderr, as JSON or console text. structlog is set up
+    now if it is loaded, else when the first line at that level is logged."""
+    global _threshold
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    _threshold = getattr(logging, level.upper(), logging.WARNING)
+    _pending[:] = [(as_json, _threshold)]
+    if "structlog" in sys.modules:
+        _structlog()
+
+
+def _apply(as_json: bool, threshold: int) -> None:
+    import structlog
+
     renderer: Any = structlog.processors.JSONRenderer() if as_json else \
         structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
@@ -75,12 +115,32 @@ def configure(fmt: str = "auto", level: str = "warning") -> None:
             redact,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, level.upper(), logging.WARNING)),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
 
 
+def _dropped(*_: Any, **__: Any) -> None:
+    return None
+
+
+class _Logger:
+    """A structlog logger made on first use: a call below the configured level is dropped
+    without importing structlog (structlog's filtering logger would drop it too)."""
+
+    __slots__ = ("_bound",)
+
+    def __init__(self, bound: dict[str, Any]) -> None:
+        self._bound = bound
+
+    def __getattr__(self, name: str) -> Any:
+        level = _LEVELS.get(name)
+        if level is not None and _threshold is not None and level < _threshold \
+                and "structlog" not in sys.modules:
+            return _dropped
+        return getattr(_structlog().get_logger(**self._bound), name)
+
+
 def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger(**bound)
+    return _Logger(bound)

@@ -124,9 +124,11 @@ class EnforceSettings(_Strict):
     by org name (``[enforce.orgs."sandbox:demo"]`` works for built-in orgs too)."""
 
     kill_switch_file: Path | None = None  # default: <state dir>/enforce.disabled
-    # Orgs at once: a run is latency-bound (100-300 ms per round trip), and one process
-    # saturates a core at 16-32 workers (docs/performance.md, issue 17).
-    workers: int = Field(32, ge=1, le=64)  # in each process
+    # Orgs at once in each process: an org waits 2-3 round trips (100-300 ms each) for about
+    # 35 ms of CPU, so about 10 (at 100 ms) to 26 (at 300 ms) keep a core busy; more make each
+    # org dearer (threads contending for the GIL). 16 was faster than 32 and 24 at 100 and at
+    # 300 ms (ADR 0040, docs/performance.md).
+    workers: int = Field(16, ge=1, le=64)
     # Processes across cores, each with ``workers`` orgs at once; None: the cores available
     # (ADR 0035).
     processes: int | None = Field(None, ge=1, le=64)

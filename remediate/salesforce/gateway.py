@@ -68,6 +68,11 @@ class Gateway(Connection):
     def query(self, soql: str) -> list[dict[str, Any]]:
         return _reads.query(self, soql)
 
+    def validate_deploy(self, zip_bytes: bytes, *, polls: int,
+                        wait_s: float) -> dict[str, Any]:
+        """A checkOnly deploy, polled: validation only, nothing saved (reads.validate_deploy)."""
+        return _reads.validate_deploy(self, zip_bytes, polls=polls, wait_s=wait_s)
+
     def daily_api_requests(self) -> tuple[int, int]:
         """(Remaining, Max) of the org's rolling 24-hour API allowance (reads.py)."""
         return _reads.daily_api_requests(self)

@@ -26,7 +26,8 @@ _parses = 0  # how many times this process parsed the WSDL (tests pin it at one)
 
 #: The metadata component types remediate reads or writes (steps, doctor). The parsed WSDL
 #: holds these and what they reach; any other type makes a client parse the full WSDL first.
-TYPES = ("ConnectedApp", "ExternalClientApplication", "ExtlClntAppConfigurablePolicies",
+TYPES = ("ConnectedApp", "ConnectedAppSettings", "ExternalClientApplication",
+         "ExtlClntAppConfigurablePolicies",
          "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies",
          "ExtlClntAppOauthSettings", "MyDomainSettings", "NamedCredential", "PermissionSet",
          "Profile", "RemoteSiteSetting")

@@ -322,3 +322,48 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def validate_deploy(conn: Connection, zip_bytes: bytes, *, polls: int,
+                    wait_s: float) -> dict[str, Any]:
+    """A validation-only deploy of ``zip_bytes`` (DeployOptions ``checkOnly``: "perform a test
+    deployment (validation) of components without saving the components in the target org",
+    Metadata API DeployOptions), polled with checkDeployStatus at most ``polls`` times:
+    ``{"done", "status", "id", "failures": [problem, ...]}``. Nothing is saved, so it runs under
+    the read policy (sent again freely). For ``remediate doctor`` (ADR 0042)."""
+    import time
+
+    from zeep.helpers import serialize_object
+
+    def field_of(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+    def result_of(answer: Any) -> Any:  # zeep answers {header, body} when there is a header
+        body = field_of(answer, "body")
+        return field_of(body, "result") if body is not None else answer
+
+    md = conn.mdapi
+    options = {"allowMissingFiles": False, "autoUpdatePackage": False, "checkOnly": True,
+               "ignoreWarnings": False, "performRetrieve": False, "purgeOnDelete": False,
+               "rollbackOnError": True, "runAllTests": False, "singlePackage": True,
+               "testLevel": "NoTestRun"}
+    started = result_of(serialize_object(conn._call(  # type: ignore[no-untyped-call]
+        "validating a deploy (checkOnly, nothing is saved)",
+        lambda: md._service.deploy(zip_bytes, options, _soapheaders=[md._session_header]))))
+    job = str(field_of(started, "id") or "")
+    result: Any = None
+    for poll in range(polls):
+        if poll:
+            time.sleep(wait_s)
+        result = result_of(serialize_object(conn._call(  # type: ignore[no-untyped-call]
+            "checking the validation (checkDeployStatus)",
+            lambda: md._service.checkDeployStatus(job, True,
+                                                  _soapheaders=[md._session_header]))))
+        if field_of(result, "done"):
+            break
+    details = field_of(result, "details") or {}
+    failures = field_of(details, "componentFailures") or []
+    failures = failures if isinstance(failures, list) else [failures]
+    return {"done": bool(field_of(result, "done")),
+            "status": str(field_of(result, "status") or ""), "id": job,
+            "failures": [str(field_of(f, "problem") or "") for f in failures]}

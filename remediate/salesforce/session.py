@@ -409,6 +409,23 @@ class Connection:
 
         call_with_retries(self.retry, lambda: self.sf, on_retry=retrying)
 
+    # ---- for ``remediate doctor`` (read-only checks outside the planned reads) ----------
+
+    @property
+    def auth_flow(self) -> str:
+        """How remediate itself signs in (``client_credentials``, ``jwt``, ``access_token``)."""
+        return self._creds.auth
+
+    def sign_in(self) -> None:
+        """Sign in now, if not yet, under the retry policy (doctor reports a failure apart)."""
+        self._sign_in()
+
+    def read_call(self, what: str, fn: Callable[[], T]) -> T:
+        """One read-only call ``fn`` (on ``sf`` or ``mdapi``) under the retry policy, its
+        failure a ``SalesforceError`` naming ``what``. Never for a write: a read is sent again
+        freely, a write is not (``_call`` with ``write=``)."""
+        return self._call(what, fn)
+
     def _sf_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """``self.sf.<method>(...)``, looked up at call time: after an expired session the
         next attempt runs on the new connection."""

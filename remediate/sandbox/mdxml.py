@@ -33,6 +33,7 @@ LIST_FIELDS: dict[str, frozenset[str]] = {
     "NamedCredential": frozenset({"namedCredentialParameters"}),
     "RemoteSiteSetting": frozenset(),
     "MyDomainSettings": frozenset(),
+    "ConnectedAppSettings": frozenset(),
 }
 
 

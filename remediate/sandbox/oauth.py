@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -617,8 +617,8 @@ def userinfo(ctx: Context) -> Response:
         "name": user.get("Name"),
         "email": user.get("Email"),
         "email_verified": True,
-        "family_name": user.get("LastName"),
         "given_name": user.get("FirstName"),
+        "family_name": user.get("LastName"),
         "zoneinfo": user.get("TimeZoneSidKey"),
         "photos": _photos(ctx, org, user),
         "profile": f"{_org_url(ctx, org)}/{user['Id']}",
@@ -630,7 +630,7 @@ def userinfo(ctx: Context) -> Response:
         "language": user.get("LanguageLocaleKey"),
         "locale": user.get("LocaleSidKey"),
         "utcOffset": _utc_offset_ms(user.get("TimeZoneSidKey")),
-        "updated_at": user.get("LastModifiedDate"),
+        "updated_at": _userinfo_date(user.get("LastModifiedDate")),
         "is_app_installed": session.app is not None,
     }
     return Response.of_json(200, body)
@@ -677,6 +677,17 @@ def identity(ctx: Context) -> Response:
         "last_modified_date": user.get("LastModifiedDate"),
     }
     return Response.of_json(200, body)
+
+
+def _userinfo_date(value: Any) -> Any:
+    """userinfo's ``updated_at`` is ``yyyy-mm-ddThh:mm:ssZ`` (pasted real answers,
+    tests/conformance workspace_one_userinfo), where the identity URL's
+    ``last_modified_date`` keeps the API's ``.000+0000`` form."""
+    try:
+        moment = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return value
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _utc_offset_ms(zone: Any) -> int:

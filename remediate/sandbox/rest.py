@@ -635,9 +635,14 @@ def _run_collection(call: _Call, items: list[Any], all_or_none: bool,
                 result = {"id": record_id, **result}
             results.append(result)
         elif failed and all_or_none:
-            results.append({"id": record_id, "success": False, "errors": [
+            rolled_back: dict[str, Any] = {"success": False, "errors": [
                 {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": ROLLED_BACK,
-                 "fields": []}]})
+                 "fields": []}]}
+            # A pasted real answer (tests/conformance, treecipe_all_or_none): a create that
+            # was rolled back names no id; updates and deletes echo the id they were given.
+            if worker is not _insert_one:
+                rolled_back = {"id": record_id, **rolled_back}
+            results.append(rolled_back)
         else:
             results.append({"id": record_id, "success": True, "errors": []})
     if failed and snapshot is not None:

@@ -60,6 +60,7 @@ class SoqlError(Exception):
         self.code = code
         self.message = message
         self.near = near  # the text the error points at, when it points at one
+        self.at: int | None = None  # or the 0-based offset it points at
         self.column: int | None = None  # 1-based column of ``near`` in the query
 
     def echoed(self, soql: str) -> str:
@@ -73,7 +74,10 @@ class SoqlError(Exception):
 
 
 def _locate(err: SoqlError, soql: str) -> SoqlError:
-    """Fill ``err.column`` from ``err.near``: its first whole-word occurrence in the query."""
+    """Fill ``err.column`` from ``err.at``, or from ``err.near``: its first whole-word
+    occurrence in the query."""
+    if err.at is not None and err.column is None and "\n" not in soql:
+        err.column = err.at + 1
     if err.near and err.column is None and "\n" not in soql:
         found = re.search(rf"(?<![\w.]){re.escape(err.near)}(?![\w])", soql, re.IGNORECASE)
         if found:
@@ -93,6 +97,8 @@ class Result:
 
 MALFORMED = "MALFORMED_QUERY"
 INVALID_FIELD = "INVALID_FIELD"
+INVALID_FILTER = "INVALID_QUERY_FILTER_OPERATOR"
+INVALID_ID_FIELD = "invalid ID field: {value}"
 INVALID_TYPE = "INVALID_TYPE"
 
 EMPTY_QUERY = "SOQL statements cannot be empty or null"
@@ -239,6 +245,7 @@ class FieldRef:
 
     parts: tuple[str, ...]
     text: str
+    pos: int = field(default=-1, compare=False)  # offset in the query, for error carets
 
 
 @dataclass(frozen=True)
@@ -418,7 +425,7 @@ class _Parser:
         if tok.kind != "ident" or self.is_kw(*_CLAUSE_WORDS):
             raise self.unexpected()
         self.advance()
-        return FieldRef(tuple(tok.text.split(".")), tok.text)
+        return FieldRef(tuple(tok.text.split(".")), tok.text, tok.pos)
 
     def integer(self) -> int:
         tok = self.tok
@@ -533,11 +540,24 @@ class _Parser:
         raise self.unexpected()
 
 
+#: Syntax trees by query text: a fleet of orgs sends the same few queries thousands of times
+#: (issue 17), and a tree is never changed after parsing (binding and evaluation only read it).
+_parsed: dict[str, Query] = {}
+_PARSED_MAX = 1024
+
+
 def parse(soql: str) -> Query:
     """The syntax tree of a query; raises MALFORMED_QUERY for anything outside the subset."""
+    tree = _parsed.get(soql)
+    if tree is not None:
+        return tree
     if not soql or not soql.strip():
         raise _malformed(EMPTY_QUERY)
-    return _Parser(tokenize(soql)).statement()
+    tree = _Parser(tokenize(soql)).statement()
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[soql] = tree
+    return tree
 
 
 # ---- binding names to the schema -----------------------------------------------------------
@@ -700,6 +720,7 @@ class _Binder:
                 raise _malformed(f"LIKE is not valid on field '{path.field}' of type "
                                  f"{_SF_TYPE_NAMES[path.ftype]}")
             self.check_literal(path, cond.literal)
+            _check_id_literal(path, cond.ref, cond.literal)
             return BoundCompare(path, cond.op, cond.literal)
         path = self.filter_path(cond.ref, obj)
         if isinstance(cond.values, Query):
@@ -712,6 +733,7 @@ class _Binder:
             return BoundIn(path, cond.negated, sub)
         for lit in cond.values:
             self.check_literal(path, lit)
+            _check_id_literal(path, cond.ref, lit)
         return BoundIn(path, cond.negated, cond.values)
 
     @staticmethod
@@ -726,6 +748,22 @@ class _Binder:
         else:
             template = WRONG_LITERAL
         raise SoqlError(INVALID_FIELD, template.format(name=path.field, type=sf_type))
+
+
+def _check_id_literal(path: Path, ref: FieldRef, lit: Literal) -> None:
+    """An id or reference field compared with a string that is no record id fails the whole
+    query: INVALID_QUERY_FILTER_OPERATOR "invalid ID field: <value>", the caret under the
+    field (a real answer pasted into forcedotcom/salesforcedx-apex issue #153; the code from
+    restforce issue #557; tests/conformance). The empty string, and an 18-character id whose
+    case-safe suffix is wrong, are let through (assumptions: not recorded)."""
+    if path.ftype not in _ID_TYPES or lit.kind != "string":
+        return
+    value = str(lit.value)
+    if value == "" or (len(value) in (15, 18) and value.isalnum()):
+        return
+    err = SoqlError(INVALID_FILTER, INVALID_ID_FIELD.format(value=value))
+    err.at = ref.pos if ref.pos >= 0 else None
+    raise err
 
 
 # ---- evaluation ----------------------------------------------------------------------------

@@ -766,6 +766,304 @@ def test_limits_answer_sorted_max_remaining_entries_like_the_pasted_answer(
         recorded_body["ConcurrentAsyncGetReportInstances"] == {"Max": 200, "Remaining": 200}
 
 
+# ---- an allOrNone create answer pasted into Salesforce-Data-Treecipe's test mock ----------
+
+FACTS += [
+    ("treecipe_all_or_none", "allOrNone create with one failing record: 200, one result per "
+                             "record in request order, the failing one with its own error"),
+    ("treecipe_all_or_none", "every other record answers ALL_OR_NONE_OPERATION_ROLLED_BACK "
+                             "'Record rolled back because not all records were valid and the "
+                             "request was using AllOrNone header' with fields []"),
+    ("treecipe_all_or_none", "a create result that did not save (failed or rolled back) has "
+                             "keys success, errors: no id"),
+    ("treecipe_all_or_none", "save errors are {statusCode, message, fields} in that order"),
+]
+
+
+def test_all_or_none_create_rolls_back_every_other_record_like_the_pasted_answer(
+        http: requests.Session, org: Org) -> None:
+    want = yaml.safe_load((PASTED / "treecipe_all_or_none.yaml").read_text())
+    rolled_back, failed = json.loads(want["rolled_back"]), json.loads(want["failed"])
+    records: list[dict[str, Any]] = [
+        {"attributes": {"type": "PermissionSet"}, "Name": f"Conformance_{n}",
+         "Label": f"Conformance {n}"} for n in range(want["records"])]
+    records[want["failed_index"]]["Bogus__c"] = "whooooofailllll"  # fails on its own
+    before = len(org.tables["PermissionSet"])
+    got = rest(http, org, "POST", "/services/data/v59.0/composite/sobjects",
+               json={"allOrNone": True, "records": records})
+    assert got.status_code == 200
+    results = got.json()
+    assert len(results) == want["records"]
+    own = results[want["failed_index"]]
+    assert list(own) == list(failed) == ["success", "errors"]
+    assert own["success"] is False and own["errors"][0]["statusCode"] == "INVALID_FIELD"
+    assert list(own["errors"][0]) == list(failed["errors"][0]) == ["statusCode", "message",
+                                                                     "fields"]
+    others = [r for n, r in enumerate(results) if n != want["failed_index"]]
+    assert others == [rolled_back] * (want["records"] - 1)
+    assert [list(r) for r in others] == [list(rolled_back)] * len(others)
+    assert len(org.tables["PermissionSet"]) == before  # nothing saved
+    succeeded = json.loads(want["succeeded"])
+    assert list(succeeded) == ["id", "success", "errors"]
+
+
+# ---- userinfo answers pasted into VMware's Workspace ONE connectors' tests -----------------
+
+FACTS += [
+    ("workspace_one_userinfo", "userinfo answers the pasted keys in the pasted order "
+                               "(given_name before family_name, is_app_installed last)"),
+    ("workspace_one_userinfo", "userinfo sub is https://login.salesforce.com/id/<org 18>/"
+                               "<user 18>, with user_id and organization_id 18 characters"),
+    ("workspace_one_userinfo", "userinfo updated_at is yyyy-mm-ddThh:mm:ssZ"),
+    ("workspace_one_userinfo", "userinfo utcOffset is the zone's standard offset in "
+                               "milliseconds (America/New_York -18000000 in March, "
+                               "America/Los_Angeles -28800000 in April)"),
+    ("workspace_one_userinfo", "userinfo urls have the pasted keys in order, with a literal "
+                               "{version} and the 15-character org id; photos are picture, "
+                               "thumbnail"),
+    ("workspace_one_userinfo", "userinfo email_verified true, user_type STANDARD, active true"),
+]
+
+
+def test_userinfo_has_the_pasted_keys_and_formats(http: requests.Session, org: Org) -> None:
+    pasted_answers = yaml.safe_load((PASTED / "workspace_one_userinfo.yaml").read_text())
+    token = admin_token(org)
+    session = org.session_for(token)
+    assert session is not None
+    user = org.get("User", session.user_id)
+    assert user is not None
+    for name, want in pasted_answers.items():
+        user["TimeZoneSidKey"] = want["zoneinfo"]
+        got = http.get(f"{org.my_domain_url}/services/oauth2/userinfo",
+                       headers={"Authorization": f"Bearer {token}"})
+        assert got.status_code == 200
+        assert got.headers["Content-Type"] == "application/json;charset=UTF-8"
+        body = got.json()
+        # phone_number(_verified) appear for a user with a mobile phone, which the sandbox's
+        # users lack; the older paste ends before is_app_installed (docs/sandbox.md)
+        no_phone = [k for k in want["keys"] if not k.startswith("phone_number")]
+        assert [k for k in body if k in want["keys"]] == no_phone, name
+        assert set(body) - set(want["keys"]) <= {"is_app_installed"}
+        assert list(body)[-1] == "is_app_installed"
+        id_form = r"https://login\.salesforce\.com/id/00D[A-Za-z0-9]{15}/005[A-Za-z0-9]{15}"
+        assert re.fullmatch(id_form, want["sub"]) and re.fullmatch(id_form, body["sub"])
+        assert body["sub"].endswith(f"/{org.org_id}/{session.user_id}")
+        assert len(body["organization_id"]) == len(want["organization_id"]) == 18
+        form = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+        assert re.fullmatch(form, want["updated_at"]) and re.fullmatch(form, body["updated_at"])
+        assert body["utcOffset"] == want["utcOffset"], name
+        assert list(body["urls"]) == want["url_keys"]
+        assert want["urls_metadata"].endswith(f"/{want['organization_id'][:15]}")
+        assert body["urls"]["metadata"].endswith(f"/services/Soap/m/{{version}}/{org.org_id[:15]}")
+        assert body["user_type"] == want["user_type"] == "STANDARD"
+        if name == "chatbot":
+            assert list(body["photos"]) == want["photos_keys"]
+            assert (body["email_verified"], body["active"]) == (want["email_verified"],
+                                                                want["active"]) == (True, True)
+            assert body["urls"]["rest"].endswith("/services/data/v{version}/")
+            assert want["urls_rest"].endswith("/services/data/v{version}/")
+            assert body["urls"]["custom_domain"] == body["profile"].rsplit("/", 1)[0]
+            assert want["custom_domain"] == want["profile"].rsplit("/", 1)[0]
+
+
+# ---- Metadata CRUD answers pasted into GitHub issue threads --------------------------------
+
+FACTS += [
+    ("apex_mdapi_issue_read", "readMetadata's envelope declares soapenv, the metadata namespace "
+                              "as default and xsi"),
+    ("apex_mdapi_issue_read", "readMetadataResponse > result > records typed "
+                              "xsi:type=\"<type>\", fullName its first child"),
+    ("jsforce_issue_upsert", "upsertMetadata of existing components: one result each, children "
+                             "created, fullName, success (no errors element), created false"),
+]
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+REMOTE_SITE_META = ('<metadata xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                    'xsi:type="RemoteSiteSetting"><fullName>{name}</fullName><isActive>true'
+                    '</isActive><url>https://{name}.example.com</url></metadata>')
+
+
+def issue_paste(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((PASTED / f"{name}.yaml").read_text())
+    return data
+
+
+def test_read_metadata_has_the_pasted_envelope_and_typed_records(http: requests.Session,
+                                                                  org: Org) -> None:
+    start = issue_paste("apex_mdapi_issue_read")["response_start"]
+    # the paste stops inside records: close what it opened to read it
+    want = etree.fromstring((start + "</records></result></readMetadataResponse>"
+                             "</soapenv:Body></soapenv:Envelope>").encode())
+    soap_call(http, org, '<upsertMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                         + REMOTE_SITE_META.format(name="Conformance") + "</upsertMetadata>")
+    got = soap_call(http, org, '<readMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                               "<type>RemoteSiteSetting</type><fullNames>Conformance"
+                               "</fullNames></readMetadata>")
+    assert got.nsmap == want.nsmap == {"soapenv": SOAP, None: MD[1:-1], "xsi": XSI}
+    for envelope, type_name, full_name in ((want, "CustomField", "Case.Custom_Field__c"),
+                                           (got, "RemoteSiteSetting", "Conformance")):
+        response = envelope.find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
+        assert response.tag == f"{MD}readMetadataResponse" and response.prefix is None
+        records = response.find(f"{MD}result/{MD}records")
+        assert records is not None and records.get(f"{{{XSI}}}type") == type_name
+        assert records[0].tag == f"{MD}fullName" and records[0].text == full_name
+
+
+def test_upsert_metadata_of_existing_components_answers_like_the_pasted_results(
+        http: requests.Session, org: Org) -> None:
+    want = issue_paste("jsforce_issue_upsert")["results"]
+    names = ["Conformance_A", "Conformance_B"]
+    body = "".join(REMOTE_SITE_META.format(name=n) for n in names)
+    call = f'<upsertMetadata xmlns="http://soap.sforce.com/2006/04/metadata">{body}</upsertMetadata>'
+    first = soap_call(http, org, call).find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
+    assert [r.findtext(f"{MD}created") for r in first] == ["true", "true"]
+    again = soap_call(http, org, call).find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
+    assert again.tag == f"{MD}upsertMetadataResponse"
+    got = [{etree.QName(c).localname: c.text for c in result} for result in again]
+    assert [list(r) for r in got] == [list(r) for r in want] == [["created", "fullName",
+                                                                  "success"]] * 2
+    assert [(r["created"], r["success"]) for r in got] == \
+        [(r["created"], r["success"]) for r in want] == [("false", "true")] * 2
+    assert [r["fullName"] for r in got] == names
+
+
+FACTS += [
+    ("apex_mdapi_issue_update", "updateMetadata's envelope declares soapenv and the metadata "
+                                "namespace as default, no xsi; the response element is "
+                                "unprefixed; each result's children are fullName, success "
+                                "(no errors element when there is none)"),
+]
+
+
+def test_update_metadata_has_the_pasted_envelope_and_result_children(http: requests.Session,
+                                                                     org: Org) -> None:
+    want = etree.fromstring(issue_paste("apex_mdapi_issue_update")["response"].encode())
+    soap_call(http, org, '<upsertMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                         + REMOTE_SITE_META.format(name="Conformance") + "</upsertMetadata>")
+    got = soap_call(http, org, '<updateMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                               + REMOTE_SITE_META.format(name="Conformance")
+                               + "</updateMetadata>")
+    assert got.nsmap == want.nsmap == {"soapenv": SOAP, None: MD[1:-1]}
+    for envelope, full_name in ((want, "Admin"), (got, "Conformance")):
+        response = envelope.find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
+        assert response.tag == f"{MD}updateMetadataResponse" and response.prefix is None
+        result = response.find(f"{MD}result")
+        assert result is not None and children(result) == ["fullName", "success"]
+        assert result.findtext(f"{MD}fullName") == full_name
+    # the pasted update did not apply (success false, no reason given); this one does
+    assert got.findtext(f"{{{SOAP}}}Body/{MD}updateMetadataResponse/{MD}result/{MD}success") \
+        == "true"
+
+
+FACTS += [
+    ("force_dev_tool_issue_list", "listMetadata entries have the pasted children in order "
+                                  "(createdById ... type; no namespacePrefix when unpackaged)"),
+    ("force_dev_tool_issue_list", "listMetadata ids are 18 characters, user ids 005...; dates "
+                                  "yyyy-mm-ddThh:mm:ss.000Z; fileName <directory>/<fullName>."
+                                  "<suffix>; manageableState unmanaged"),
+]
+
+
+def test_list_metadata_entries_have_the_pasted_children_and_formats(http: requests.Session,
+                                                                    org: Org) -> None:
+    want = issue_paste("force_dev_tool_issue_list")["entry"]
+    got = soap_call(http, org, '<listMetadata xmlns="http://soap.sforce.com/2006/04/metadata">'
+                               "<queries><type>RemoteSiteSetting</type></queries>"
+                               "<asOfVersion>48.0</asOfVersion></listMetadata>")
+    results = got.find(f"{{{SOAP}}}Body/{MD}listMetadataResponse")
+    assert results is not None and len(results)
+    for result in results:
+        entry = {etree.QName(c).localname: c.text or "" for c in result}
+        assert list(entry) == list(want)
+        for values in (entry, want):
+            assert re.fullmatch(r"[A-Za-z0-9]{18}", values["id"])
+            for key in ("createdById", "lastModifiedById"):
+                assert re.fullmatch(r"005[A-Za-z0-9]{15}", values[key])
+            for key in ("createdDate", "lastModifiedDate"):
+                assert re.fullmatch(API_DATE, values[key])
+            assert values["manageableState"] == "unmanaged"
+            assert values["fileName"].split("/")[1].split(".")[0] == values["fullName"]
+        assert entry["fileName"] == f"remoteSiteSettings/{entry['fullName']}.remoteSite"
+        assert want["fileName"] == f"classes/{want['fullName']}.cls"
+
+
+FACTS += [
+    ("force_dev_tool_describe", "describeMetadata's result children are metadataObjects, then "
+                                "organizationNamespace (empty), partialSaveAllowed true, "
+                                "testRequired false"),
+    ("force_dev_tool_describe", "metadataObjects entries' children in the stored order "
+                                "(childXmlNames, directoryName, inFolder, metaFile, suffix, "
+                                "xmlName)"),
+    ("force_dev_tool_describe", "directoryName, suffix, inFolder and metaFile of ConnectedApp, "
+                                "NamedCredential, PermissionSet, Profile, RemoteSiteSetting "
+                                "as stored"),
+    ("force_dev_tool_describe", "settings types are listed once, as Settings in settings/ "
+                                "with suffix settings"),
+]
+
+
+def test_describe_metadata_lists_the_stored_entries_for_the_served_types(
+        http: requests.Session, org: Org) -> None:
+    want = yaml.safe_load((PASTED / "force_dev_tool_describe.yaml").read_text())
+    got = soap_call(http, org, '<describeMetadata xmlns="http://soap.sforce.com/2006/04/'
+                               'metadata"><asOfVersion>48.0</asOfVersion></describeMetadata>')
+    result = got.find(f"{{{SOAP}}}Body/{MD}describeMetadataResponse/{MD}result")
+    assert result is not None
+    assert children(result) == want["keys"]
+    for key in ("organizationNamespace", "partialSaveAllowed", "testRequired"):
+        text = result.findtext(f"{MD}{key}")
+        assert text == str(want[key]).lower() if isinstance(want[key], bool) else \
+            text == want[key], key
+    entries: dict[str, dict[str, Any]] = {}
+    order = list(want["entries"]["CustomLabels"])
+    for entry in result.findall(f"{MD}metadataObjects"):
+        names = children(entry)
+        assert names == [n for n in order if n in names]
+        values = {etree.QName(c).localname: c.text for c in entry}
+        entries[values["xmlName"] or ""] = values
+    assert [n for n in order if n not in ("childXmlNames", "suffix")] == \
+        list(want["entries"]["AuraDefinitionBundle"])
+    served = {n: e for n, e in want["entries"].items() if n in entries}
+    assert set(served) == {"ConnectedApp", "NamedCredential", "PermissionSet", "Profile",
+                           "RemoteSiteSetting", "Settings"}
+    for name, stored in served.items():
+        assert entries[name] == {k: str(v).lower() if isinstance(v, bool) else v
+                                 for k, v in stored.items()}, name
+    assert not [n for n in entries if n.endswith("Settings") and n != "Settings"
+                and entries[n]["directoryName"] == "settings"]
+
+
+# ---- a filter on a malformed id, pasted into salesforcedx-apex and restforce issues -------
+
+FACTS += [
+    ("sfdx_apex_issue_filter", "an id field compared with a string that is no id fails the "
+                               "query: 400 INVALID_QUERY_FILTER_OPERATOR"),
+    ("sfdx_apex_issue_filter", "its message echoes the query with the caret under the field "
+                               "(not the value), then ERROR at Row:1:Column:N, then 'invalid "
+                               "ID field: <value>' unquoted"),
+]
+
+
+def test_a_filter_on_a_malformed_id_fails_like_the_pasted_answer(http: requests.Session,
+                                                                 org: Org) -> None:
+    want = issue_paste("sfdx_apex_issue_filter")
+    query = f"SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{want['value']}'"
+    got = rest(http, org, "GET", "/services/data/v51.0/query", params={"q": query})
+    assert got.status_code == 400
+    error = got.json()[0]
+    assert list(error) == ["message", "errorCode"]
+    assert error["errorCode"] == want["code"] == "INVALID_QUERY_FILTER_OPERATOR"
+    lines = error["message"].split("\n")[1:]
+    recorded_lines = want["message_lines"]
+    assert lines[3] == recorded_lines[3] == f"invalid ID field: {want['value']}"
+    for echoed, caret, field in ((lines[0], lines[1], "AssigneeId"),
+                                 (recorded_lines[0], recorded_lines[1], "AsyncApexJobId")):
+        assert caret == " " * echoed.index(field) + "^"
+    column = int(lines[2].rsplit(":", 1)[1])
+    assert query.index("AssigneeId") + 1 == column
+    assert re.fullmatch(r"ERROR at Row:1:Column:\d+", recorded_lines[2])
+
+
 # ---- coverage: every endpoint the sandbox serves ------------------------------------------
 
 #: Which recorded facts check each endpoint the sandbox serves. An endpoint is a handler the
@@ -773,14 +1071,14 @@ def test_limits_answer_sorted_max_remaining_entries_like_the_pasted_answer(
 #: source below), so a new endpoint fails test_every_served_endpoint_is_accounted_for until it
 #: is listed here or in UNRECORDED.
 COVERAGE: dict[str, list[str]] = {
-    "rest _query": ["cumulusci_rest", "sffx_rest", "sffx_nodejs_rest"],
+    "rest _query": ["cumulusci_rest", "sffx_rest", "sffx_nodejs_rest", "sfdx_apex_issue_filter"],
     "rest _query_more": ["sffx_nodejs_rest"],
     "rest _create": ["sffx_nodejs_rest"],
     "rest _record": ["sffx_rest", "sffx_nodejs_rest"],
     "rest _describe": ["cumulusci_describe", "jsforce_oauth"],
     "rest _describe_global": ["cumulusci_rest"],
     "rest _composite": ["cumulusci_rest"],
-    "rest _collections": ["cumulusci_rest"],
+    "rest _collections": ["cumulusci_rest", "treecipe_all_or_none"],
     "oauth token": ["jsforce_oauth"],
     "oauth identity": ["jsforce_oauth"],
     "soap retrieve": ["cumulusci_retrieve"],
@@ -789,24 +1087,25 @@ COVERAGE: dict[str, list[str]] = {
     "rest _limits": ["telegraf_limits"],
     "soap deploy": ["simple_salesforce_deploy"],
     "soap checkDeployStatus": ["simple_salesforce_deploy"],
+    "oauth userinfo": ["workspace_one_userinfo"],
+    "soap readMetadata": ["apex_mdapi_issue_read"],
+    "soap upsertMetadata": ["jsforce_issue_upsert"],
+    "soap updateMetadata": ["apex_mdapi_issue_update"],
+    "soap listMetadata": ["force_dev_tool_issue_list"],
+    "soap describeMetadata": ["force_dev_tool_describe"],
 }
 
 #: Endpoints no public recording found so far checks (docs/sandbox.md lists them); their
 #: answers follow the reference (shared/reference) and the sandbox's own tests.
 UNRECORDED: dict[str, str] = {
-    "rest _versions": "GET /services/data: no recording found",
+    "rest _versions": "GET /services/data: only one-entry mocks, a 2011 four-version list in an "
+                      "unlicensed webmock spec and documentation copies found",
     "rest _resources": "GET /services/data/vNN.N: no recording found",
-    "rest _object_info": "GET sobjects/<type>: no recording found",
+    "rest _object_info": "GET sobjects/<type>: only edited documentation samples found",
     "rest _collections_get": "GET composite/sobjects/<type>?ids=: no recording found",
-    "oauth userinfo": "no recording found",
-    "oauth revoke": "no recording found",
-    "soap readMetadata": "no recording found",
-    "soap createMetadata": "no recording found",
-    "soap updateMetadata": "no recording found",
-    "soap upsertMetadata": "no recording found",
+    "oauth revoke": "no recording found (only the documented empty 200)",
+    "soap createMetadata": "only hand-written mocks found",
     "soap deleteMetadata": "no recording found",
-    "soap listMetadata": "no recording found",
-    "soap describeMetadata": "no recording found",
 }
 
 

@@ -94,7 +94,7 @@ def test_live_doctor_finds_everything_remediate_needs() -> None:
 def test_live_probes_each_get_an_answer_from_the_org() -> None:
     data = _doctor()
     for probe in data["probes"]:
-        print(f"{probe['fact']}: {'settled' if probe['settled'] else 'open'}: "
+        print(f"{probe['fact'] or '-'} {probe['id']}: {probe['verdict']}: "
               f"{probe['answer']}")
         assert not probe["answer"].startswith("could not read"), probe
 

@@ -650,7 +650,8 @@ def test_describe_metadata_lists_supported_types(sf: Salesforce) -> None:
     names = {o.xmlName: o for o in result.metadataObjects}
     assert {"ConnectedApp", "Profile", "PermissionSet", "ExternalClientApplication",
             "ExtlClntAppOauthConfigurablePolicies", "NamedCredential", "RemoteSiteSetting",
-            "MyDomainSettings"} <= set(names)
+            "Settings"} <= set(names)
+    assert "MyDomainSettings" not in names  # settings types are listed as one, Settings
     assert (names["ConnectedApp"].directoryName, names["ConnectedApp"].suffix) == (
         "connectedApps", "connectedApp")
     assert result.partialSaveAllowed is True and result.testRequired is False

@@ -62,6 +62,25 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         playbooks.load(path)
 
 
+def test_invalid_yaml_names_the_line_and_the_problem(tmp_path: Path) -> None:
+    """Parsed by libyaml, the message is still the pure-Python parser's, at the same line."""
+    text = GOOD.replace("  - id: run-as", "  - id: [run-as")
+    line = text.splitlines().index("  - id: [run-as") + 2  # the unclosed list ends a line later
+    path = write(tmp_path, text)
+    with pytest.raises(PlaybookError) as err:
+        playbooks.load(path)
+    assert str(err.value) == f"{path}:{line}: not valid YAML: expected ',' or ']', but got ':'"
+
+
+def test_playbooks_are_parsed_by_libyaml_when_pyyaml_has_it() -> None:
+    import yaml
+
+    from remediate import playbook
+
+    assert yaml.__with_libyaml__
+    assert playbook._LOADER is yaml.CSafeLoader
+
+
 def test_unknown_step_kind_lists_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("app.run_as_user", "app.run_as"))
     with pytest.raises(PlaybookError, match=r"unknown step kind 'app.run_as' \(known: app.access"):
@@ -128,3 +147,32 @@ def test_schema_describes_every_step_kind() -> None:
     from remediate.steps.base import kinds
 
     assert set(playbooks.json_schema()["x-step-kinds"]) == set(kinds())
+
+
+def test_workers_loading_one_playbook_at_once_parse_it_once(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """A fleet's workers open their orgs together: the playbook is parsed by one of them and
+    the others get that parse (issue 17)."""
+    import threading
+    import time
+
+    path = write(tmp_path, GOOD)
+    parses: list[Path] = []
+    real = playbooks._load
+
+    def slow_load(p: Path) -> playbooks.LoadedPlaybook:
+        parses.append(p)
+        time.sleep(0.05)  # every worker arrives while the first is still parsing
+        return real(p)
+
+    monkeypatch.setattr(playbooks, "_load", slow_load)
+    got: list[playbooks.LoadedPlaybook] = []
+    threads = [threading.Thread(target=lambda: got.append(playbooks.load(path)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(parses) == 1
+    assert len(got) == 8 and all(g is got[0] for g in got)

@@ -589,3 +589,33 @@ def test_any_token_soup_either_answers_or_raises_soql_error(org: Org, words: lis
         soql.run(" ".join(words), org)
     except soql.SoqlError as exc:
         assert exc.code in {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"}
+
+
+def test_a_query_text_is_parsed_once_and_answers_the_same_every_time(
+        org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet sends the same queries thousands of times: the tree is kept by text (issue 17)
+    and evaluating it again changes neither it nor the answer."""
+    tokenized: list[str] = []
+    real = soql.tokenize
+    def counting(text: str) -> list[soql.Token]:
+        tokenized.append(text)
+        return real(text)
+
+    monkeypatch.setattr(soql, "tokenize", counting)
+    query = ("SELECT Username, (SELECT PermissionSet.Name FROM PermissionSetAssignments) "
+             "FROM User WHERE IsActive = true ORDER BY Username LIMIT 5")
+    soql._parsed.pop(query, None)
+    first = records(query, org)
+    second = records(query, org)
+    assert first == second and first
+    assert tokenized == [query]
+
+
+def test_rows_a_query_sees_are_copies_down_to_nested_values(fresh_org: Org) -> None:
+    user = next(iter(fresh_org.tables["User"].values()))
+    user["Nested"] = {"list": [1, 2]}
+    seen = next(r for r in fresh_org.rows("User") if r["Id"] == user["Id"])
+    seen["Nested"]["list"].append(3)
+    seen["Username"] = "changed@example.com"
+    assert user["Nested"] == {"list": [1, 2]}
+    assert user["Username"] != "changed@example.com"

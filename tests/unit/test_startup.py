@@ -102,6 +102,29 @@ def test_probe_would_see_a_heavy_import(module: str) -> None:
 
 def test_logging_loads_structlog_without_rich() -> None:
     """structlog would import rich (tens of ms) for tracebacks remediate never prints."""
-    loaded = _imported_after("import remediate.logging")
+    loaded = _imported_after("import remediate.logging as l\nl.configure('json', 'warning')\n"
+                             "l.get_logger().warning('a_line')")
     assert "structlog" in loaded
     assert "rich" not in loaded
+
+
+def test_a_line_below_the_level_does_not_load_structlog() -> None:
+    """An audit logs nothing at warning: structlog (20-40 ms of CPU to import) stays unloaded."""
+    code = ("import remediate.logging as l\nl.configure('json', 'warning')\n"
+            "log = l.get_logger(org='x')\nlog.info('quiet', token='s')\nlog.debug('quieter')")
+    loaded = _imported_after(code)
+    assert "remediate.logging" in loaded
+    assert "structlog" not in loaded
+
+
+def test_a_line_at_the_level_is_logged_redacted_once_structlog_loads() -> None:
+    code = ("import remediate.logging as l\nl.configure('json', 'info')\n"
+            "log = l.get_logger(org='x')\nlog.debug('not_shown')\n"
+            "log.info('shown', token='s3cr3t', note='Bearer abc.def')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    (line,) = done.stderr.strip().splitlines()
+    event = json.loads(line)
+    assert (event["event"], event["org"], event["level"]) == ("shown", "x", "info")
+    assert event["token"] == "[redacted]"
+    assert "abc.def" not in line
