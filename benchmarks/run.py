@@ -122,14 +122,20 @@ def _journal() -> Any:
 def demo_flows(latency: float) -> dict[str, Measure]:
     from benchmarks.orgs import Timing, demo_handle, demo_sandbox
     from remediate import engine
+    from remediate.salesforce import versioncache
 
     out: dict[str, Measure] = {}
     sandbox, org, spec = demo_sandbox()
+    versioncache.put(org.my_domain_url, None)  # the first command: no version kept yet
     timing = Timing(sandbox)
     sandbox.latency_s = latency
     m = Measure(timing)
     m.run(lambda: engine.assess(demo_handle(sandbox, org, spec)))
     out["audit"] = m
+    # the next command: the version the first negotiated is kept for 24 hours (ADR 0039)
+    m = Measure(timing)
+    m.run(lambda: engine.assess(demo_handle(sandbox, org, spec)))
+    out["audit.version_kept"] = m
 
     def session() -> None:
         h = demo_handle(sandbox, org, spec)
@@ -139,6 +145,7 @@ def demo_flows(latency: float) -> dict[str, Measure]:
         assert done.verified is not None and done.verified.ok, "the demo org should verify"
 
     sandbox, org, spec = demo_sandbox()
+    versioncache.put(org.my_domain_url, None)  # each flow starts with no version kept
     timing = Timing(sandbox)
     sandbox.latency_s = latency
     m = Measure(timing)
@@ -156,6 +163,7 @@ def demo_flows(latency: float) -> dict[str, Measure]:
         assert engine.verify(demo_handle(sandbox, org, spec)).ok
 
     sandbox, org, spec = demo_sandbox()
+    versioncache.put(org.my_domain_url, None)  # verify then uses the version apply kept
     timing = Timing(sandbox)
     sandbox.latency_s = latency
     first, second = Measure(timing), Measure(timing)
@@ -446,8 +454,11 @@ def targets_table(quick: bool, load_before: str) -> str:
                         if ratio and mine and theirs else "-",
                         None if ratio is None else ratio >= want))
     calls = num("demo.audit.latency_100ms.api_calls")
+    kept = num("demo.audit.version_kept.latency_100ms.api_calls")
     rows.append(row("audit API calls at most 3 (if the Tooling composite is documented for "
-                    "these reads)", f"{calls:g}" if calls is not None else "-",
+                    "these reads)", (f"{calls:g}" + (f" ({kept:g} with the version kept)"
+                                                     if kept is not None else ""))
+                    if calls is not None else "-",
                     None if calls is None else calls <= 3,
                     "see 'Fewer calls' above: not reducible by documented means today"))
     rounds = num("demo.apply_verify.session.latency_100ms.round_trips")

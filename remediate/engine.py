@@ -289,19 +289,66 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
 
 
 def _together(ordered: list[list[Change]]) -> list[list[list[Change]]]:
-    """Batches that may be written at the same time: metadata of different types in one phase
-    (one upsert per type, sent as one wave). Row batches keep their order: a licence before the
-    permission set that needs it."""
-    groups: list[list[list[Change]]] = []
-    for batch in ordered:
-        write = batch[0].write
-        if groups and isinstance(write, MetadataWrite):
-            last = groups[-1][-1][0]
-            if isinstance(last.write, MetadataWrite) and last.phase == batch[0].phase:
-                groups[-1].append(batch)
-                continue
-        groups.append([batch])
+    """The batches as waves, scheduled by dependency, not by phase: each batch goes in the wave
+    after the last earlier batch it depends on (``_depends``), so independent batches are sent
+    together and a dependent one still waits for what it needs. The order within a wave is the
+    phase order, and so is the journal's."""
+    wave_of: list[int] = []
+    for i, batch in enumerate(ordered):
+        wave_of.append(max((wave_of[j] + 1 for j in range(i) if _depends(batch, ordered[j])),
+                           default=0))
+    groups: list[list[list[Change]]] = [[] for _ in range(max(wave_of, default=-1) + 1)]
+    for wave, batch in zip(wave_of, ordered, strict=True):
+        groups[wave].append(batch)
     return groups
+
+
+#: Row inserts a metadata write of ``_ROW_FREE`` never waits for: a user's permission set
+#: licence and permission set assignments (platform-truth U9; reference 4.4, 4.5).
+_ASSIGNMENTS = frozenset({"PermissionSetLicenseAssign", "PermissionSetAssignment"})
+#: Metadata fields that name a user (a Run As user, platform-truth A14, A7): a write of one
+#: waits for every earlier row write, as before (whether Salesforce checks that user's
+#: permissions when the app is saved is not documented).
+_NAMES_A_USER = frozenset({"oauthConfig.oauthClientCredentialUser", "pluginExecutionUser",
+                           "clientCredentialsFlowUser"})
+#: Metadata types whose writes name no user, permission set or licence (Metadata API reference:
+#: RemoteSiteSetting, NamedCredential; a Profile's login IP ranges and hours only, platform-truth
+#: U3; the app types' OAuth settings and policies, but for ``_NAMES_A_USER``).
+_PROFILE_ROW_FREE = frozenset({"loginIpRanges", "loginHours"})
+_ROW_FREE = frozenset({"RemoteSiteSetting", "NamedCredential", "Profile", "ConnectedApp",
+                       "ExternalClientApplication", "ExtlClntAppOauthSettings",
+                       "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies",
+                       "ExtlClntAppConfigurablePolicies"})
+
+
+def _depends(later: list[Change], earlier: list[Change]) -> bool:
+    """Must batch ``later`` (after ``earlier`` in phase order) wait until ``earlier`` is
+    written? Yes unless provably not (ADR 0039):
+
+    * metadata of two different types: separate components, one upsert each (as before);
+    * a user's licence or permission set assignments (rows) and metadata of ``_ROW_FREE``
+      types that names no user: neither reads what the other writes. A permission set
+      assignment still waits for the licence assignment (its set's licence must be held
+      first: reference 4.5, failure catalogue C6) and for any other metadata (a
+      PermissionSet written whole, ADR 0033), which keep the phase order.
+    """
+    a, b = earlier[0].write, later[0].write
+    if isinstance(a, MetadataWrite) and isinstance(b, MetadataWrite):
+        return a.type == b.type or earlier[0].phase != later[0].phase
+    rows, meta = (earlier, later) if isinstance(b, MetadataWrite) else (later, earlier)
+    if not isinstance(meta[0].write, MetadataWrite):
+        return True
+    row = rows[0].write
+    if not (isinstance(row, RecordWrite) and row.api == "rest" and row.record_id is None
+            and row.sobject in _ASSIGNMENTS):
+        return True
+    return not all(_row_free(c.write) for c in meta)
+
+
+def _row_free(w: object) -> bool:
+    if not isinstance(w, MetadataWrite) or w.type not in _ROW_FREE or w.path in _NAMES_A_USER:
+        return False
+    return w.type != "Profile" or w.path in _PROFILE_ROW_FREE
 
 
 def batches(changes: list[Change]) -> list[list[Change]]:

@@ -76,6 +76,8 @@ def fetch(conn: Connection, reads: Iterable[Read]) -> Inventory:
     if p.org and not conn._instance_is_my_domain():
         calls.append(partial(_read_my_domain, conn, p.scratch))
     conn._wave(calls)
+    # a kept version the org no longer serves was re-negotiated during the wave (session.py)
+    inv.api_version, inv.api_version_how = conn.version, conn.version_how
     if app_reads:
         apps.finish(conn, app_pending, inv)
     _profiles_by_api_name(conn, wanted, inv, listed)
@@ -189,12 +191,14 @@ def _read_metadata_into(conn: Connection, type_: str, names: list[str], inv: Inv
 def _run_composite(conn: Connection, queries: list[Query]) -> None:
     if not queries:
         return
-    base = f"/services/data/v{conn.version}"
-    body = {"allOrNone": False, "compositeRequest": [
-        {"method": "GET", "url": f"{base}/query/?q={quote(soql, safe='')}",
-         "referenceId": f"q{i}"} for i, (soql, _) in enumerate(queries)]}
+    def body() -> dict[str, Any]:  # at the version of the attempt (it may be re-negotiated)
+        base = f"/services/data/v{conn.version}"
+        return {"allOrNone": False, "compositeRequest": [
+            {"method": "GET", "url": f"{base}/query/?q={quote(soql, safe='')}",
+             "referenceId": f"q{i}"} for i, (soql, _) in enumerate(queries)]}
+
     answer = conn._call("reading the org (composite query)",
-                        lambda: conn.sf.restful("composite", method="POST", json=body))
+                        lambda: conn.sf.restful("composite", method="POST", json=body()))
     subs = answer.get("compositeResponse") if isinstance(answer, dict) else None
     if not isinstance(subs, list) or len(subs) != len(queries) or \
             not all(isinstance(sub, dict) for sub in subs):

@@ -22,7 +22,15 @@ import requests
 from remediate import hosts, progress
 from remediate.errors import AuthenticationError, OutcomeUnknown, SalesforceError
 from remediate.logging import get_logger
-from remediate.salesforce import audiences, shared_threads, signin, transport, versions, waves
+from remediate.salesforce import (
+    audiences,
+    shared_threads,
+    signin,
+    transport,
+    versioncache,
+    versions,
+    waves,
+)
 from remediate.salesforce import retry as retries
 from remediate.salesforce.errors import TruncatedAnswer, map_exception, rest_error_details
 from remediate.salesforce.retry import Resend, RetryPolicy, call_with_retries, maybe_applied
@@ -134,6 +142,9 @@ class Connection:
         self.version = version or versions.NEWEST
         self.version_how = "pinned by api_version" if version else "negotiated"
         self._negotiated = version is not None
+        #: The URL whose kept version (versioncache.py) is in use and not yet confirmed by an
+        #: answer; None once a call at it succeeded, or when the version was not kept.
+        self._kept_from: str | None = None
         self.org_label = org_label
         self._sf: Any = None
         self._md: tuple[Any, Any] | None = None  # (the connection, its Metadata client)
@@ -193,6 +204,8 @@ class Connection:
         what = f"{self.org_label}: signing in ({c.auth}) at {c.login_url}"
         listing: Future[str | None] | None = None
         if not self._negotiated and c.auth == "client_credentials":
+            self._use_kept(c.login_url)  # the login URL is the org's My Domain
+        if not self._negotiated and c.auth == "client_credentials":
             # The login URL is the org's My Domain: ask its versions while the token comes.
             with self._lock:
                 self.round_trips += 1
@@ -229,10 +242,13 @@ class Connection:
             if listing is not None:
                 listing.result()
             raise map_exception(exc, what=what) from None
+        if not self._negotiated and listing is None:
+            self._use_kept(f"https://{sf.sf_instance}")
         if not self._negotiated:
+            listed_at = c.login_url if listing is not None else f"https://{sf.sf_instance}"
             if listing is None:
                 self._count()
-                chosen = self._list_versions(f"https://{sf.sf_instance}")
+                chosen = self._list_versions(listed_at)
             else:
                 chosen = listing.result()
             self._negotiated = True
@@ -241,6 +257,8 @@ class Connection:
                 self.version_how = ("assumed: the org's /services/data/ list could not be "
                                     "read")
                 log.info("gateway.version_unknown", org=self.org_label, version=chosen)
+            else:
+                versioncache.put(listed_at, chosen)
             self.version = chosen
             if sf.sf_version != chosen:  # same session, talked to at the chosen version
                 sf = Salesforce(session_id=sf.session_id, instance=sf.sf_instance,
@@ -249,6 +267,47 @@ class Connection:
         # for SOAP; one policy for both lives in _call instead (ADR 0009).
         sf._salesforce_login_partial = None
         return sf
+
+    def _use_kept(self, url: str) -> None:
+        """Talk at the version negotiated with ``url`` in the last 24 hours, if one was kept
+        (versioncache.py): no version list is asked for then."""
+        kept = versioncache.get(url)
+        if kept is None:
+            return
+        self.version, self._negotiated, self._kept_from = kept, True, url
+        self.version_how = "negotiated (the org's version list of the last 24 hours)"
+
+    def _version_gone(self, err: SalesforceError, tried_at: str) -> bool:
+        """After a call at a kept version failed as a version the org does not serve fails (REST
+        NOT_FOUND, SOAP UNSUPPORTED_API_VERSION): ask the org's version list again and, when it
+        no longer lists the kept version, go on at the one it gives (True: send the call again).
+        False when the list confirms the version (the failure is the call's own) or cannot be
+        read: then the call's failure stands."""
+        if err.code not in ("NOT_FOUND", "UNSUPPORTED_API_VERSION"):
+            return False
+        with self._lock:
+            if self.version != tried_at:
+                return True  # another call of the wave already re-negotiated
+            url = self._kept_from
+            if url is None:
+                return False
+            self._count()
+            chosen = self._list_versions(url)
+            self._kept_from = None
+            if chosen is None or chosen == self.version:
+                return False
+            log.info("gateway.version_renegotiated", org=self.org_label, kept=self.version,
+                     version=chosen)
+            versioncache.put(url, chosen)
+            self.version, self.version_how = chosen, "negotiated"
+            if self._sf is not None:
+                from simple_salesforce.api import Salesforce
+
+                sf = Salesforce(session_id=self._sf.session_id, instance=self._sf.sf_instance,
+                                session=self._session, version=chosen)
+                sf._salesforce_login_partial = None
+                self._sf = sf
+            return True
 
     def _list_versions(self, base: str) -> str | None:
         """The version to talk at, from the org's ``GET /services/data/`` (no session needed),
@@ -291,7 +350,19 @@ class Connection:
         have committed it, the error says its outcome is unknown."""
         label = f"{self.org_label}: {what}"
         used: list[Any] = [None]  # the connection the last attempt ran on
-        return self._retrying(label, lambda: self._attempt(label, fn, used), used, write=write)
+        tried_at = self.version
+        try:
+            answer = self._retrying(label, lambda: self._attempt(label, fn, used), used,
+                                    write=write)
+        except SalesforceError as err:
+            if not self._version_gone(err, tried_at):
+                raise
+            # the kept version is no longer served (nothing was done at it): once more at the
+            # version the org lists now
+            answer = self._retrying(label, lambda: self._attempt(label, fn, used), used,
+                                    write=write)
+        self._kept_from = None  # an answer at this version: it is served
+        return answer
 
     def _attempt(self, label: str, fn: Callable[[], T], used: list[Any]) -> T:
         """One request: counted, its connection kept in ``used`` (for signing in again), its

@@ -83,9 +83,11 @@ def test_history_show_numbers_a_runs_changes_and_rollback_change_undoes_one() ->
     run_id = run("history", "--json").json()[-1]["run_id"]
     shown = run("history", "show", run_id)
     assert shown.code == 0
-    assert "  6. RemoteSiteSetting Acme_Old_Instance: url" in shown.out
+    # numbered in the order the changes were written: the remote site setting went in the
+    # first wave, with the licence and the other metadata (ADR 0039)
+    assert "  4. RemoteSiteSetting Acme_Old_Instance: url" in shown.out
     assert run("audit", "--org", "demo").code == 0
-    undone = run("rollback", run_id, "--change", "6", "--yes")
+    undone = run("rollback", run_id, "--change", "4", "--yes")
     assert undone.code == 0, undone.err
     after = run("audit", "--org", "demo", "--json").json()
     drifted = [f["step"] for f in after["findings"] if f["status"] == "drift"]

@@ -3,6 +3,7 @@ the one re-sign-in on an expired session, writes whose outcome is open, and requ
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -183,10 +184,16 @@ def test_a_write_whose_outcome_stays_open_is_journalled_unknown(tmp_path: Path) 
     current = engine.assess(handle)
     with pytest.raises(engine.ApplyFailed) as failed:
         engine.apply(handle, current, engine.approval("flag"), Journal(path))
-    assert failed.value.unknown and not failed.value.applied
+    # the licence's outcome is open; the metadata written beside it in the same wave (ADR 0039)
+    # was applied, and the permission sets that wait for the licence were never sent
+    assert [u.split(": ", 1)[1] for u in failed.value.unknown] == [
+        "permission set license SalesforceAPIIntegrationPsl"]
+    assert all(" permission set " not in a for a in failed.value.applied)
     batches = [b for b in st.journal_records(path) if b["event"] == "batch"]
-    assert batches[-1]["result"] == "unknown"
-    assert "may or may not" in batches[-1]["error"]
+    [licence] = [b for b in batches if b["result"] != "applied"]
+    assert licence["result"] == "unknown"
+    assert "may or may not" in licence["error"]
+    assert not [b for b in batches if "Workato_API_Access" in json.dumps(b)]
     assert isinstance(OutcomeUnknown("x"), SalesforceError)
 
 
