@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> None:
             for latency, figures in by_latency.items():
                 for key, value in figures.items():
                     FIGURES[f"whole.{name}.{latency}ms.{key}"] = value
-        for other in ("batched", "naive"):
+        for other in ("batched", "sf_cli", "naive"):  # sf_cli only where sf is installed
             for latency in (100, 300):
                 if latency in out.get(other, {}) and latency in out.get("remediate", {}):
                     FIGURES[f"whole.ratio.{other}_over_remediate.{latency}ms"] = \
