@@ -508,13 +508,111 @@ def _busy(load: str) -> bool:
         return True
 
 
+WHOLE_BEGIN = "<!-- whole:begin (benchmarks/run.py --write-doc) -->"
+WHOLE_END = "<!-- whole:end -->"
+INPROC_BEGIN = "<!-- inprocess:begin (benchmarks/run.py --write-doc) -->"
+INPROC_END = "<!-- inprocess:end -->"
+
+CLIENTS = (("remediate", "remediate"), ("batched", "(a) batched script"),
+           ("sf_cli", "(b) Salesforce CLI, one command per check"), ("naive", "(c) naive script"))
+
+
+def whole_table() -> str | None:
+    """The whole-process figures of this run, client by client, then the ratios pair by pair."""
+    f = FIGURES
+    if not any(k.startswith("whole.remediate.") for k in f):
+        return None
+
+    def get(name: str) -> float | None:
+        value = f.get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+    rows = ["| demo audit, whole process | wall at 100 ms (fastest) | wall at 300 ms (fastest) "
+            "| CPU at 100 ms (client) | requests | TLS connections |", "|---|---|---|---|---|---|"]
+    for key, label in CLIENTS:
+        if get(f"whole.{key}.100ms.wall") is None:
+            rows.append(f"| {label} | not run: {f.get(f'whole.{key}.skipped', 'not measured')} "
+                        "| | | | |")
+            continue
+        cells = []
+        for ms in (100, 300):
+            wall, fastest = get(f"whole.{key}.{ms}ms.wall"), get(f"whole.{key}.{ms}ms.wall_min")
+            cells.append(f"{wall:.2f} s ({fastest:.2f} s)" if wall and fastest else "-")
+        cpu = get(f"whole.{key}.100ms.cpu")
+        req = get(f"whole.{key}.100ms.requests")
+        con = get(f"whole.{key}.100ms.connections")
+        rows.append(f"| {label} | {cells[0]} | {cells[1]} | "
+                    f"{f'{cpu:.2f} s' if cpu is not None else '-'} | "
+                    f"{f'{req:g}' if req is not None else '-'} | "
+                    f"{f'{con:g}' if con is not None else '-'} |")
+    rows += ["", "| pair (wall time, medians) | 100 ms | 300 ms |", "|---|---|---|"]
+    for key, label in CLIENTS[1:]:
+        ratios = [get(f"whole.ratio.{key}_over_remediate.{ms}ms") for ms in (100, 300)]
+        if any(r is not None for r in ratios):
+            rows.append(f"| {label.split(', ')[0]} / remediate | "
+                        + " | ".join(f"{r:.1f}x" if r is not None else "-" for r in ratios)
+                        + " |")
+    return "\n".join(rows)
+
+
+def inprocess_table() -> str | None:
+    """The in-process figures (one warm process, no TCP or TLS, the sandbox in the same
+    process): requests, API calls and round trips per command at 100 ms."""
+    f = FIGURES
+
+    def get(name: str) -> float | None:
+        value = f.get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+    flows = (("demo.audit", "`audit`, first command (no API version kept)"),
+             ("demo.audit.version_kept", "`audit`, within 24 h of another command"),
+             ("demo.apply_verify.session", "apply + verify, one session"),
+             ("demo.apply_verify.cli", "apply + verify, two commands (`apply --yes`, `verify`)"),
+             ("naive.audit", "naive `audit` (one call per check)"),
+             ("naive.apply_verify", "naive apply + verify"))
+    rows = ["| demo org, 100 ms per request | round trips | requests (oauth / REST / Tooling "
+            "/ SOAP) | API calls | wall |", "|---|---|---|---|---|"]
+    for key, label in flows:
+        p = f"{key}.latency_100ms"
+        if get(f"{p}.requests") is None:
+            continue
+        apis = " / ".join(f"{get(f'{p}.requests.{a}') or 0:g}" for a in APIS)
+        rows.append(f"| {label} | {get(f'{p}.round_trips') or 0:g} | "
+                    f"{get(f'{p}.requests') or 0:g} ({apis}) | {get(f'{p}.api_calls') or 0:g} | "
+                    f"{(get(f'{p}.wall') or 0) / 1000:.2f} s |")
+    if len(rows) == 2:
+        return None
+    sizes = sorted({int(k.split("integrations_")[1].split(".")[0]) for k in f
+                    if k.startswith("scale.audit.integrations_") and ".in_flight_" not in k})
+    if sizes:
+        rows += ["", "| integrations (audit, 100 ms) | round trips | requests | wall | naive "
+                 "requests |", "|---|---|---|---|---|"]
+        for n in sizes:
+            p = f"scale.audit.integrations_{n}.latency_100ms"
+            naive = get(f"scale.naive_audit.integrations_{n}.requests")
+            rows.append(f"| {n} | {get(f'{p}.round_trips') or 0:g} | "
+                        f"{get(f'{p}.requests') or 0:g} | {(get(f'{p}.wall') or 0) / 1000:.2f} s"
+                        f" | {f'{naive:g}' if naive is not None else '-'} |")
+    return "\n".join(rows)
+
+
+def _replace(text: str, begin: str, end: str, body: str | None, path: Path) -> str:
+    if body is None:
+        return text
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path}: no {begin} ... {end} section to replace")
+    before, rest = text.split(begin, 1)
+    return f"{before}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
 def write_doc(path: Path, table: str) -> None:
+    """Replace the targets table, and the whole-process and in-process tables of the parts
+    this run measured, in docs/performance.md."""
     text = path.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path}: no {BEGIN} ... {END} section to replace")
-    before, rest = text.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    path.write_text(f"{before}{BEGIN}\n{table}\n{END}{after}", encoding="utf-8")
+    text = _replace(text, BEGIN, END, table, path)
+    text = _replace(text, WHOLE_BEGIN, WHOLE_END, whole_table(), path)
+    text = _replace(text, INPROC_BEGIN, INPROC_END, inprocess_table(), path)
+    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
