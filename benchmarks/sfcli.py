@@ -35,7 +35,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve()
 ALIAS = "bench"
-#: What the CLI must never do here: phone home, check for updates, prompt (as tests/realcli).
+#: What the CLI must never do here or in tests/realcli (which imports this): phone home, check
+#: for updates, prompt.
 QUIET_ENV = {
     "SF_DISABLE_TELEMETRY": "true", "SFDX_DISABLE_TELEMETRY": "true",
     "SF_AUTOUPDATE_DISABLE": "true", "SFDX_AUTOUPDATE_DISABLE": "true",

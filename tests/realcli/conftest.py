@@ -17,15 +17,9 @@ from pathlib import Path
 import pytest
 from sfharness import Served
 
+from benchmarks.sfcli import QUIET_ENV  # what the CLI must never do: phone home, update, prompt
+
 DEFAULT_DIR = Path(os.environ.get("HOME", "/root")) / ".cache" / "remediate-realcli"
-#: What the CLI must never do from a test: phone home, check for updates, prompt.
-QUIET_ENV = {
-    "SF_DISABLE_TELEMETRY": "true", "SFDX_DISABLE_TELEMETRY": "true",
-    "SF_AUTOUPDATE_DISABLE": "true", "SFDX_AUTOUPDATE_DISABLE": "true",
-    "SF_SKIP_NEW_VERSION_CHECK": "true", "SF_HIDE_RELEASE_NOTES": "true",
-    "SF_USE_GENERIC_UNIX_KEYCHAIN": "true", "SFDX_USE_GENERIC_UNIX_KEYCHAIN": "true",
-    "FORCE_COLOR": "0", "NO_COLOR": "1",
-}
 
 
 def sf_path() -> Path | None:
