@@ -26,7 +26,7 @@ import os
 import sys
 
 #: First line of an entry; a new format changes it, so old entries are simply not used.
-MAGIC = "remediate-help-cache 1"
+MAGIC = "remediate-help-cache 2"
 HELP_FLAGS = ("-h", "--help")
 #: Environment variables that click, typer or the terminal may read while rendering help.
 _ENV = ("COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE",
@@ -64,7 +64,10 @@ def cache_dir() -> str:
 
 
 def _key(argv: list[str]) -> str:
-    """Everything the rendering depends on, as one line (compared whole: no hash to collide)."""
+    """Everything the rendering depends on, as a SHA-256 digest: the environment it covers may
+    hold secrets (``REMEDIATE_*`` variables), and the entry on disk keeps only the digest."""
+    import hashlib
+
     from remediate import __version__
 
     stdout = sys.stdout
@@ -78,14 +81,12 @@ def _key(argv: list[str]) -> str:
     parts.extend(f"{name}={os.environ.get(name)}" for name in _ENV)
     parts.extend(sorted(f"{k}={v}" for k, v in os.environ.items()
                         if k.startswith(("REMEDIATE_", "_REMEDIATE_"))))
-    return "\x1f".join(parts).replace("\\", "\\\\").replace("\n", "\\n")
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _file_name(argv: list[str], key: str) -> str:
-    import zlib
-
     words = "-".join(w for w in argv[:-1]) or "remediate"
-    return f"{words}.{zlib.crc32(key.encode('utf-8', 'surrogateescape')):08x}"
+    return f"{words}.{key[:16]}"
 
 
 def _terminal() -> str:

@@ -124,6 +124,21 @@ def test_another_request_or_environment_does_not_see_the_entry(
     assert helpcache.lookup(["audit", "--help"], cache) is None
 
 
+def test_a_secret_in_the_environment_never_reaches_the_cache_file(
+        tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key covers every REMEDIATE_* variable (a client secret or token may be one); the
+    entry keeps only its digest, and another value of the variable is another key."""
+    secret = "3MVG9-not-a-real-client-secret-0123456789"
+    monkeypatch.setenv("REMEDIATE_ORGS__PROD__CLIENT_SECRET", secret)
+    cache = tmp_path / "c"
+    assert helpcache.store(["audit", "--help"], "Usage: x\n", str(cache))
+    written = b"".join(p.read_bytes() for p in cache.iterdir())
+    assert secret.encode() not in written and b"CLIENT_SECRET" not in written
+    assert helpcache.lookup(["audit", "--help"], str(cache)) == "Usage: x\n"
+    monkeypatch.setenv("REMEDIATE_ORGS__PROD__CLIENT_SECRET", secret + "x")
+    assert helpcache.lookup(["audit", "--help"], str(cache)) is None
+
+
 def test_coloured_output_is_not_kept(tmp_path: Path, source: Path) -> None:
     assert not helpcache.store(["audit", "--help"], "\x1b[1mUsage\x1b[0m\n", str(tmp_path))
     assert helpcache.lookup(["audit", "--help"], str(tmp_path)) is None
