@@ -48,19 +48,10 @@ def help_request(argv: list[str]) -> tuple[str, ...] | None:
 
 
 def cache_dir() -> str:
-    """``$XDG_CACHE_HOME/remediate/help`` when that is set, else the platform's cache directory
-    (as remediate.settings.cache_dir, which this module cannot import: it imports pydantic)."""
-    explicit = os.environ.get("XDG_CACHE_HOME", "").strip()
-    if explicit:
-        base = os.path.join(explicit, "remediate")
-    elif sys.platform == "linux" and os.environ.get("ANDROID_DATA") != "/data":
-        # platformdirs' answer on Linux, without its import (about 15 ms of the 120 ms)
-        base = os.path.join(os.path.expanduser("~/.cache"), "remediate")
-    else:
-        import platformdirs
+    """``help`` under remediate's cache directory (remediate.dirs, light enough to ask here)."""
+    from remediate import dirs
 
-        base = platformdirs.user_cache_dir("remediate", appauthor=False)
-    return os.path.join(base, "help")
+    return os.path.join(dirs.cache_dir(), "help")
 
 
 def _key(argv: list[str]) -> str:

@@ -44,31 +44,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from remediate import dirs
 from remediate.errors import ConfigError
 
 
 def state_dir() -> Path:
-    """Where the journal, the locks and the kill switch live: ``$XDG_STATE_HOME/remediate`` when
-    that is set (on every platform: the scheduling docs and the tests set it), else the
-    platform's own state directory (``~/.local/state/remediate`` on Linux), from platformdirs."""
-    import platformdirs
-
-    return _from_env("XDG_STATE_HOME") or platformdirs.user_state_path("remediate",
-                                                                      appauthor=False)
+    """Where the journal, the locks and the kill switch live (remediate.dirs)."""
+    return Path(dirs.state_dir())
 
 
 def cache_dir() -> Path:
-    """Where built-in orgs' state and the trimmed WSDL live: ``$XDG_CACHE_HOME/remediate``, else
-    the platform's cache directory (``~/.cache/remediate`` on Linux), from platformdirs."""
-    import platformdirs
-
-    return _from_env("XDG_CACHE_HOME") or platformdirs.user_cache_path("remediate",
-                                                                      appauthor=False)
-
-
-def _from_env(variable: str) -> Path | None:
-    explicit = os.environ.get(variable, "").strip()
-    return Path(explicit) / "remediate" if explicit else None
+    """Where built-in orgs' state and the trimmed WSDL live (remediate.dirs)."""
+    return Path(dirs.cache_dir())
 
 
 class _Strict(BaseModel):
