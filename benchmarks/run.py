@@ -432,63 +432,63 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}, {sys.platform}"
 
 
+def _figure(name: str) -> float | None:
+    """A number this run printed, or None (not measured, or printed as text)."""
+    value = FIGURES.get(name)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def targets_table(quick: bool, load_before: str) -> str:
-    f = FIGURES
-
-    def num(name: str) -> float | None:
-        value = f.get(name)
-        return float(value) if isinstance(value, int | float) else None
-
     def row(target: str, shown: str, ok: bool | None, note: str = "") -> str:
         met = "not measured" if ok is None else ("**yes**" if ok else "**no**")
         return f"| {target} | {shown} | {met}{' (' + note + ')' if note else ''} |"
 
     rows = []
     for ms, want in ((100, 2.0), (300, 3.0)):
-        ratio = num(f"whole.ratio.batched_over_remediate.{ms}ms")
-        mine, theirs = num(f"whole.remediate.{ms}ms.wall"), \
-            num(f"whole.batched.{ms}ms.wall")
+        ratio = _figure(f"whole.ratio.batched_over_remediate.{ms}ms")
+        mine, theirs = _figure(f"whole.remediate.{ms}ms.wall"), \
+            _figure(f"whole.batched.{ms}ms.wall")
         rows.append(row(f"whole-process audit over HTTPS, at least {want:g}x faster than the "
                         f"batched script at {ms} ms",
                         f"{ratio:.1f}x ({mine:.2f} s against {theirs:.2f} s)"
                         if ratio and mine and theirs else "-",
                         None if ratio is None else ratio >= want))
-    calls = num("demo.audit.latency_100ms.api_calls")
-    kept = num("demo.audit.version_kept.latency_100ms.api_calls")
+    calls = _figure("demo.audit.latency_100ms.api_calls")
+    kept = _figure("demo.audit.version_kept.latency_100ms.api_calls")
     rows.append(row("audit API calls at most 3 (if the Tooling composite is documented for "
                     "these reads)", (f"{calls:g}" + (f" ({kept:g} with the version kept)"
                                                      if kept is not None else ""))
                     if calls is not None else "-",
                     None if calls is None else calls <= 3,
                     "see 'Fewer calls' above: not reducible by documented means today"))
-    rounds = num("demo.apply_verify.session.latency_100ms.round_trips")
+    rounds = _figure("demo.apply_verify.session.latency_100ms.round_trips")
     rows.append(row("apply + verify at most 5 round trips in one session",
                     f"{rounds:g}" if rounds is not None else "-",
                     None if rounds is None else rounds <= 5))
-    orgs, wall = num("fleet.orgs"), num("fleet.wall")
-    cores = num("fleet.cores")
+    orgs, wall = _figure("fleet.orgs"), _figure("fleet.wall")
+    cores = _figure("fleet.cores")
     if orgs and wall:
-        shown = (f"{wall:.1f} s for {orgs:g} orgs ({num('fleet.processes') or 1:g} processes x "
-                 f"{num('fleet.workers') or 0:g} workers, {cores or 0:g} cores)")
+        shown = (f"{wall:.1f} s for {orgs:g} orgs ({_figure('fleet.processes') or 1:g} processes x "
+                 f"{_figure('fleet.workers') or 0:g} workers, {cores or 0:g} cores)")
         ok = wall < 20 if orgs >= 2000 else None
         note = "" if orgs >= 2000 else "--quick runs fewer orgs"
     else:
         shown, ok, note = "-", None, ""
     rows.append(row("2,000 orgs at 100 ms under 20 s on 2 cores", shown, ok, note))
-    helpms = num("startup.audit_help.median")
+    helpms = _figure("startup.audit_help.median")
     rows.append(row("`remediate audit --help` under 120 ms",
-                    f"{helpms:.0f} ms median, {num('startup.audit_help.min') or 0:.0f} ms fastest"
-                    f" from the help cache; {num('startup.audit_help.uncached.median') or 0:.0f}"
+                    f"{helpms:.0f} ms median, {_figure('startup.audit_help.min') or 0:.0f} ms fastest"
+                    f" from the help cache; {_figure('startup.audit_help.uncached.median') or 0:.0f}"
                     " ms when typer renders it (first time, or after a change)"
-                    f" (Python itself: {num('startup.python_itself.median') or 0:.0f} ms;"
+                    f" (Python itself: {_figure('startup.python_itself.median') or 0:.0f} ms;"
                     f" {FIGURES.get('startup.install', '?')} install)"
                     if helpms else "-", None if helpms is None else helpms < 120))
-    big = num("scale.audit.integrations_200.in_flight_25.latency_100ms.round_trips")
-    big_calls = num("scale.audit.integrations_200.in_flight_25.latency_100ms.api_calls")
+    big = _figure("scale.audit.integrations_200.in_flight_25.latency_100ms.round_trips")
+    big_calls = _figure("scale.audit.integrations_200.in_flight_25.latency_100ms.api_calls")
     rows.append(row("200 integrations stay at 2 round trips (calls in flight per org "
                     "configurable)", f"{big:g} round trips, {big_calls:g} calls at "
                     f"in_flight 25 (at 8: "
-                    f"{num('scale.audit.integrations_200.in_flight_8.latency_100ms.round_trips') or 0:g})"
+                    f"{_figure('scale.audit.integrations_200.in_flight_8.latency_100ms.round_trips') or 0:g})"
                     if big is not None and big_calls is not None else "-",
                     None if big is None else big <= 2))
     load_after = _load()
@@ -519,35 +519,28 @@ CLIENTS = (("remediate", "remediate"), ("batched", "(a) batched script"),
 
 def whole_table() -> str | None:
     """The whole-process figures of this run, client by client, then the ratios pair by pair."""
-    f = FIGURES
-    if not any(k.startswith("whole.remediate.") for k in f):
+    if not any(k.startswith("whole.remediate.") for k in FIGURES):
         return None
-
-    def get(name: str) -> float | None:
-        value = f.get(name)
-        return float(value) if isinstance(value, int | float) else None
-
     rows = ["| demo audit, whole process | wall at 100 ms (fastest) | wall at 300 ms (fastest) "
             "| CPU at 100 ms (client) | requests | TLS connections |", "|---|---|---|---|---|---|"]
     for key, label in CLIENTS:
-        if get(f"whole.{key}.100ms.wall") is None:
-            rows.append(f"| {label} | not run: {f.get(f'whole.{key}.skipped', 'not measured')} "
-                        "| | | | |")
+        if _figure(f"whole.{key}.100ms.wall") is None:
+            rows.append(f"| {label} | not run (the run's output says why) | | | | |")
             continue
         cells = []
         for ms in (100, 300):
-            wall, fastest = get(f"whole.{key}.{ms}ms.wall"), get(f"whole.{key}.{ms}ms.wall_min")
+            wall, fastest = _figure(f"whole.{key}.{ms}ms.wall"), _figure(f"whole.{key}.{ms}ms.wall_min")
             cells.append(f"{wall:.2f} s ({fastest:.2f} s)" if wall and fastest else "-")
-        cpu = get(f"whole.{key}.100ms.cpu")
-        req = get(f"whole.{key}.100ms.requests")
-        con = get(f"whole.{key}.100ms.connections")
+        cpu = _figure(f"whole.{key}.100ms.cpu")
+        req = _figure(f"whole.{key}.100ms.requests")
+        con = _figure(f"whole.{key}.100ms.connections")
         rows.append(f"| {label} | {cells[0]} | {cells[1]} | "
                     f"{f'{cpu:.2f} s' if cpu is not None else '-'} | "
                     f"{f'{req:g}' if req is not None else '-'} | "
                     f"{f'{con:g}' if con is not None else '-'} |")
     rows += ["", "| pair (wall time, medians) | 100 ms | 300 ms |", "|---|---|---|"]
     for key, label in CLIENTS[1:]:
-        ratios = [get(f"whole.ratio.{key}_over_remediate.{ms}ms") for ms in (100, 300)]
+        ratios = [_figure(f"whole.ratio.{key}_over_remediate.{ms}ms") for ms in (100, 300)]
         if any(r is not None for r in ratios):
             rows.append(f"| {label.split(', ')[0]} / remediate | "
                         + " | ".join(f"{r:.1f}x" if r is not None else "-" for r in ratios)
@@ -558,12 +551,6 @@ def whole_table() -> str | None:
 def inprocess_table() -> str | None:
     """The in-process figures (one warm process, no TCP or TLS, the sandbox in the same
     process): requests, API calls and round trips per command at 100 ms."""
-    f = FIGURES
-
-    def get(name: str) -> float | None:
-        value = f.get(name)
-        return float(value) if isinstance(value, int | float) else None
-
     flows = (("demo.audit", "`audit`, first command (no API version kept)"),
              ("demo.audit.version_kept", "`audit`, within 24 h of another command"),
              ("demo.apply_verify.session", "apply + verify, one session"),
@@ -574,24 +561,24 @@ def inprocess_table() -> str | None:
             "/ SOAP) | API calls | wall |", "|---|---|---|---|---|"]
     for key, label in flows:
         p = f"{key}.latency_100ms"
-        if get(f"{p}.requests") is None:
+        if _figure(f"{p}.requests") is None:
             continue
-        apis = " / ".join(f"{get(f'{p}.requests.{a}') or 0:g}" for a in APIS)
-        rows.append(f"| {label} | {get(f'{p}.round_trips') or 0:g} | "
-                    f"{get(f'{p}.requests') or 0:g} ({apis}) | {get(f'{p}.api_calls') or 0:g} | "
-                    f"{(get(f'{p}.wall') or 0) / 1000:.2f} s |")
+        apis = " / ".join(f"{_figure(f'{p}.requests.{a}') or 0:g}" for a in APIS)
+        rows.append(f"| {label} | {_figure(f'{p}.round_trips') or 0:g} | "
+                    f"{_figure(f'{p}.requests') or 0:g} ({apis}) | {_figure(f'{p}.api_calls') or 0:g} | "
+                    f"{(_figure(f'{p}.wall') or 0) / 1000:.2f} s |")
     if len(rows) == 2:
         return None
-    sizes = sorted({int(k.split("integrations_")[1].split(".")[0]) for k in f
+    sizes = sorted({int(k.split("integrations_")[1].split(".")[0]) for k in FIGURES
                     if k.startswith("scale.audit.integrations_") and ".in_flight_" not in k})
     if sizes:
         rows += ["", "| integrations (audit, 100 ms) | round trips | requests | wall | naive "
                  "requests |", "|---|---|---|---|---|"]
         for n in sizes:
             p = f"scale.audit.integrations_{n}.latency_100ms"
-            naive = get(f"scale.naive_audit.integrations_{n}.requests")
-            rows.append(f"| {n} | {get(f'{p}.round_trips') or 0:g} | "
-                        f"{get(f'{p}.requests') or 0:g} | {(get(f'{p}.wall') or 0) / 1000:.2f} s"
+            naive = _figure(f"scale.naive_audit.integrations_{n}.requests")
+            rows.append(f"| {n} | {_figure(f'{p}.round_trips') or 0:g} | "
+                        f"{_figure(f'{p}.requests') or 0:g} | {(_figure(f'{p}.wall') or 0) / 1000:.2f} s"
                         f" | {f'{naive:g}' if naive is not None else '-'} |")
     return "\n".join(rows)
 
