@@ -49,6 +49,16 @@ def _builtin_org(scenario: str) -> Org:
     return org
 
 
+
+def _apply_verify_and_audit_clean(org: str) -> None:
+    """apply --yes succeeds, verify signs Workato in, and a second audit finds no drift."""
+    applied = run("apply", "--org", org, "--yes")
+    assert applied.code == 0, applied.out + applied.err
+    verified = run("verify", "--org", org)
+    assert verified.code == 0, verified.out + verified.err
+    assert "Token request for workato: ok" in verified.out
+    assert run("audit", "--org", org).code == 0
+
 def test_c15_object_access_is_diagnosed_granted_on_the_permission_set_and_verified() -> None:
     spec = scenarios.load(C15)
     status, error = _query_as_workato(Sandbox([scenarios.build_org(spec)]), spec)
@@ -65,12 +75,7 @@ def test_c15_object_access_is_diagnosed_granted_on_the_permission_set_and_verifi
     assert "  C15: " in diagnosis.out
     assert "[C15]" in diagnosis.out.split("these steps fix it:")[1]
 
-    applied = run("apply", "--org", org, "--yes")
-    assert applied.code == 0, applied.out + applied.err
-    verified = run("verify", "--org", org)
-    assert verified.code == 0, verified.out + verified.err
-    assert "Token request for workato: ok" in verified.out
-    assert run("audit", "--org", org).code == 0
+    _apply_verify_and_audit_clean(org)
 
     # the grant is on the playbook's permission set, never on the profile
     after = _builtin_org(C15)
@@ -108,12 +113,7 @@ def test_c16_session_policy_and_login_hours_are_diagnosed_fixed_and_verified() -
     from_history = run("diagnose", "--org", org)
     assert "Restricted time" in from_history.out and "  C16: " in from_history.out
 
-    applied = run("apply", "--org", org, "--yes")
-    assert applied.code == 0, applied.out + applied.err
-    verified = run("verify", "--org", org)
-    assert verified.code == 0, verified.out + verified.err
-    assert "Token request for workato: ok" in verified.out
-    assert run("audit", "--org", org).code == 0
+    _apply_verify_and_audit_clean(org)
 
 
 def test_c16_on_an_installed_app_is_a_manual_step_with_the_setup_path(tmp_path: Path) -> None:
