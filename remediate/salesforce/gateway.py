@@ -90,6 +90,10 @@ class Gateway(Connection):
         apart when the org refuses that (writes.insert_together, ADR 0044)."""
         return _writes.insert_together(self, licences, assignments)
 
+    def send_composite(self, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """One REST composite sent once; its subrequests' answers (doctor's probe)."""
+        return _writes.send_composite(self, what, body)
+
     def update_rows(self, sobject: str, rows: list[dict[str, Any]]) -> None:
         _writes.update_rows(self, sobject, rows)
 

@@ -351,6 +351,16 @@ def _apart(conn: Connection, licences: list[dict[str, Any]], assignments: list[d
     return done
 
 
+def send_composite(conn: Connection, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One REST composite, sent once (``Resend.NEVER``): doctor's rolled-back probe."""
+    answer = conn._call(what, partial(conn._sf_call, "restful", "composite", method="POST",
+                                      json=body), write=Resend.NEVER)
+    parts = answer.get("compositeResponse") if isinstance(answer, dict) else None
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise bad_answer(f"{conn.org_label}: {what}", "no compositeResponse list")
+    return parts
+
+
 def _committed(part: dict[str, Any]) -> bool:
     status = part.get("httpStatusCode")
     body = part.get("body")
