@@ -122,7 +122,7 @@ def test_apply_of_the_demo_org_sends_the_licence_and_permission_sets_in_one_comp
     sandbox.requests.clear()
     engine.apply(handle, current, APPROVED, Journal(tmp_path / "journal.jsonl"))
     assert handle.gateway.rounds - before == 1  # one composite beside the 3 upserts
-    assert sorted(r.operation for r in sandbox.requests) == [
+    assert sorted(str(r.operation) for r in sandbox.requests) == [
         "composite", "upsertMetadata", "upsertMetadata", "upsertMetadata"]
     body = json.loads(bodies[-1])
     assert body["allOrNone"] is True and body["collateSubrequests"] is False
