@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -228,10 +229,15 @@ def part_naive(results: dict[str, dict[str, Measure]]) -> None:
 # ---- scale ----------------------------------------------------------------------------------
 
 
+def _naive_audit(handle: Any) -> Any:
+    from benchmarks.naive import NaiveClient
+
+    return NaiveClient(handle).audit()
+
+
 def part_scale(sizes: tuple[int, ...] = (1, 10, 50, 200)) -> None:
     """Audit of orgs with 1 to 200 integrations; 200 also at ``in_flight`` 8 (issue 17,
     point 6: calls in flight per org bounded but configurable)."""
-    from benchmarks.naive import NaiveClient
     from benchmarks.orgs import Timing, scaled_handle
     from remediate import engine
 
@@ -243,18 +249,18 @@ def part_scale(sizes: tuple[int, ...] = (1, 10, 50, 200)) -> None:
             handle.gateway.parallel = in_flight
             sandbox.latency_s = 0.1
             m = Measure(Timing(sandbox))
-            m.run(lambda h=handle: engine.assess(h))
+            m.run(partial(engine.assess, handle))
             m.emit(f"scale.audit.integrations_{n}.in_flight_{in_flight}.latency_100ms")
     for n in (s for s in sizes if s < 200):
         for ms in (0, 100):
             handle, sandbox = scaled_handle(n)
             sandbox.latency_s = ms / 1000
             m = Measure(Timing(sandbox))
-            m.run(lambda h=handle: engine.assess(h))
+            m.run(partial(engine.assess, handle))
             m.emit(f"scale.audit.integrations_{n}.latency_{ms}ms", rounds=ms > 0)
         handle, sandbox = scaled_handle(n)
         m = Measure(Timing(sandbox))
-        m.run(lambda h=handle: NaiveClient(h).audit())
+        m.run(partial(_naive_audit, handle))
         emit(f"scale.naive_audit.integrations_{n}.requests", m.counts["total"], "requests")
 
 

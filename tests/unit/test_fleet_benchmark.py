@@ -4,14 +4,11 @@ both runs' figures are printed."""
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
 
 import pytest
 
-# imported by name: mypy over the tests does not follow into benchmarks/run.py (not typed strict)
-bench: Any = importlib.import_module("benchmarks.run")
+from benchmarks import run as bench
 
 
 def test_fleet_benchmark_measures_the_second_run_with_versions_kept_and_prints_the_first(
