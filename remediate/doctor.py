@@ -863,12 +863,12 @@ def _probe_licence_composite(handle: OrgHandle, gw: Gateway,
         return Finding("open", f"a licence assignment exists after the probe ({len(left)} "
                                "row(s)); the composite was not rolled back as documented: "
                                "check the user's licences in Setup", _LICENCE_REMEDIATE)
-    from remediate.salesforce.writes import _refusal
+    from remediate.salesforce.writes import subrequest_refusal
 
     if len(parts) != 3:
         return Finding("open", "the answer did not hold three subrequests", _LICENCE_REMEDIATE)
     lic, psa, third = parts
-    psa_refused, lic_refused = _refusal(psa), _refusal(lic)
+    psa_refused, lic_refused = subrequest_refusal(psa), subrequest_refusal(lic)
     if lic_refused is not None:
         return Finding("open", f"the licence assignment itself was refused ({lic_refused[0]}: "
                                f"{lic_refused[1]})", _LICENCE_REMEDIATE)
@@ -876,7 +876,7 @@ def _probe_licence_composite(handle: OrgHandle, gw: Gateway,
         return Finding("contradicted", "the permission set assignment was refused beside the "
                                        f"licence ({psa_refused[0]}: {psa_refused[1]}); nothing "
                                        "persisted", _LICENCE_REMEDIATE)
-    if _refusal(third) is not None:
+    if subrequest_refusal(third) is not None:
         return Finding("confirmed", "the assignments were only rolled back; the failing third "
                                     "subrequest alone was refused; nothing persisted",
                        _LICENCE_REMEDIATE)

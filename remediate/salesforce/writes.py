@@ -322,7 +322,7 @@ def insert_together(conn: Connection, licences: list[dict[str, Any]],
         done.assignments = _collection_ids(conn, "PermissionSetAssignment", psa["body"])
         return done
     # nothing was committed (allOrNone): which subrequest refused, and why?
-    lic_error, psa_error = _refusal(lic), _refusal(psa)
+    lic_error, psa_error = subrequest_refusal(lic), subrequest_refusal(psa)
     if lic_error is not None:
         done = Together("together")
         done.licence = SalesforceError(scrub(f"{conn.org_label}: PermissionSetLicenseAssign "
@@ -371,7 +371,7 @@ def _committed(part: dict[str, Any]) -> bool:
 _NOT_THE_CAUSE = frozenset({"ALL_OR_NONE_OPERATION_ROLLED_BACK", "PROCESSING_HALTED"})
 
 
-def _refusal(part: dict[str, Any]) -> tuple[str, str] | None:
+def subrequest_refusal(part: dict[str, Any]) -> tuple[str, str] | None:
     """(code, message) of a subrequest's own refusal; None when it was only rolled back."""
     body = part.get("body")
     errors: list[Any] = []
