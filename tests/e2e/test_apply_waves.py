@@ -178,6 +178,30 @@ def test_an_open_composite_is_read_back_before_anything_is_sent_again(tmp_path: 
     assert not engine.assess(handle).plan.automatic
 
 
+def test_an_open_composite_whose_read_back_fails_too_leaves_both_batches_unknown(
+        tmp_path: Path) -> None:
+    sandbox, org, spec = demo_sandbox()
+    handle = demo_handle(sandbox, org, spec)
+    current = engine.assess(handle)
+    handle.gateway.retry = RetryPolicy.no_wait()
+    sandbox.inject("drop_connection", api="rest", operation="composite", method="POST",
+                   after=True, calls=1)  # committed, answer lost
+    sandbox.inject("http_503", api="rest", operation="query", calls=range(1, 50))  # no read back
+    sandbox.requests.clear()
+    journal = Journal(tmp_path / "journal.jsonl")
+    with pytest.raises(ApplyFailed) as failed:
+        engine.apply(handle, current, APPROVED, journal)
+    rows = sorted(c.label() for c in current.plan.automatic if isinstance(c.write, RecordWrite))
+    assert sorted(failed.value.unknown) == rows  # may or may not be written: said so, not guessed
+    assert not set(failed.value.applied) & set(rows)
+    batches = [r for r in _records(journal.path) if r["event"] == "batch"
+               and r["changes"][0]["write"]["api"] == "rest"]  # type: ignore[index]
+    assert [str(r["result"]) for r in batches] == ["unknown", "unknown"]
+    assert "reading back whether it was applied failed too" in str(batches[0]["error"])
+    assert [r.operation for r in sandbox.requests if r.api == "rest" and r.method == "POST"
+            ].count("composite") == 1  # never sent again blindly
+
+
 def test_a_licence_refused_in_the_composite_leaves_a_journal_that_says_what_changed(
         tmp_path: Path) -> None:
     sandbox, org, spec = demo_sandbox()
