@@ -84,8 +84,10 @@ def list_metadata(gw: Gateway, types: list[str]) -> dict[str, list[dict[str, Any
         chunk = types[start:start + LIST_QUERIES_PER_CALL]
 
         def call(c: list[str] = chunk) -> Any:
+            from remediate.salesforce import soapread  # lxml: imported when a call needs it
+
             api = gw.mdapi
-            return api.list_metadata([api.ListMetadataQuery(type=t) for t in c])
+            return soapread.list_metadata(api, [api.ListMetadataQuery(type=t) for t in c])[0]
 
         answer = gw._call(f"listing {', '.join(chunk)} metadata", call)
         items = [] if answer is None else answer if isinstance(answer, list) else [answer]

@@ -94,10 +94,12 @@ def _list_profiles(conn: Connection, out: dict[str, Any]) -> None:
     def call() -> Any:
         api = conn.mdapi
         query = api._client.get_type("ns0:ListMetadataQuery")(type="Profile")
-        return api.list_metadata([query])
+        from remediate.salesforce import soapread  # lxml: imported when a call needs it
+
+        return soapread.list_metadata(api, [query])
 
     try:
-        answer = conn._call("listing Profile metadata", call)
+        answer, plain = conn._call("listing Profile metadata", call)
     except (AuthenticationError, ConnectionFailure):
         raise
     except SalesforceError as err:
@@ -108,7 +110,7 @@ def _list_profiles(conn: Connection, out: dict[str, Any]) -> None:
     names: dict[str, str] = {}
     items = [] if answer is None else answer if isinstance(answer, list) else [answer]
     for item in items:
-        raw = serialize_object(item)  # type: ignore[no-untyped-call]
+        raw = item if plain else serialize_object(item)  # type: ignore[no-untyped-call]
         if not (isinstance(raw, dict) and raw.get("fullName") and raw.get("id")):
             # zeep keeps what it could not map: an answer of another shape
             out["error"] = bad_answer(f"{conn.org_label}: listing Profile metadata",
@@ -281,17 +283,19 @@ def daily_api_requests(conn: Connection) -> tuple[int, int]:
 def read_metadata(conn: Connection, type_: str, names: list[str]) -> list[dict[str, Any] | None]:
     from zeep.helpers import serialize_object
 
-    def call() -> Any:
-        return getattr(conn.mdapi, type_).read(names)
+    def call() -> tuple[Any, bool]:
+        from remediate.salesforce import soapread  # lxml: imported when a call needs it
 
-    result = conn._call(f"reading {type_} metadata", call)
+        return soapread.read(conn.mdapi, type_, names)
+
+    result, plain = conn._call(f"reading {type_} metadata", call)
     items = result if isinstance(result, list) else [result]
     if len(items) != len(names):
         raise bad_answer(f"{conn.org_label}: reading {type_} metadata",
                          f"{len(items)} record(s) for {len(names)} name(s)")
     out: list[dict[str, Any] | None] = []
     for item in items:
-        raw = serialize_object(item)  # type: ignore[no-untyped-call]
+        raw = item if plain else serialize_object(item)  # type: ignore[no-untyped-call]
         if isinstance(raw, dict) and raw.get("_raw_elements") and not raw.get("fullName"):
             # zeep keeps what it could not map: an answer of another shape, not a record
             # (a missing component reads back as an empty record of the type)
