@@ -321,10 +321,15 @@ def doctor(org: str | None = typer.Option(None, "--org", "-o",
            print_permission_set: bool = typer.Option(
                False, "--print-permission-set",
                help="Print the permission set remediate's own admin user needs "
-                    "(a deployable .permissionset-meta.xml) and exit.")) -> None:
-    """Read-only: can remediate work on this org? Sign-in, API version, the admin's
-    permissions, objects, apps, API allowance, platform probes. Exit 2 if anything is missing,
-    1 if it cannot sign in."""
+                    "(a deployable .permissionset-meta.xml) and exit."),
+           probe_writes: bool = typer.Option(
+               False, "--probe-writes",
+               help="Also run the probe that sends DML: a licence and permission set "
+                    "assignments in one composite that a failing last subrequest always rolls "
+                    "back (allOrNone), so nothing persists.")) -> None:
+    """Read-only unless --probe-writes: can remediate work on this org? Sign-in, API version,
+    the admin's permissions, objects, apps, API allowance, platform probes. Exit 2 if anything
+    is missing, 1 if it cannot sign in."""
     from remediate import doctor as doctors
     from remediate.errors import UsageError
 
@@ -333,7 +338,7 @@ def doctor(org: str | None = typer.Option(None, "--org", "-o",
         raise typer.Exit(EXIT_OK)
     if org is None:
         raise UsageError("doctor needs --org NAME (or --print-permission-set)")
-    report = _on_org(org, None, doctors.run)
+    report = _on_org(org, None, lambda h: doctors.run(h, probe_writes=probe_writes))
     if _json(fmt):
         _emit(report.data())
     else:

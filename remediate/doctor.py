@@ -249,8 +249,9 @@ class Report:
                 "errors": self.errors}
 
 
-def run(handle: OrgHandle) -> Report:
-    """Every check, read-only."""
+def run(handle: OrgHandle, *, probe_writes: bool = False) -> Report:
+    """Every check, read-only; with ``probe_writes``, also the probes that send DML inside a
+    composite that is always rolled back (nothing persists; ADR 0044)."""
     gw = handle.gateway
     flow = gw.auth_flow
     report = Report(handle.name, {"ok": False, "flow": flow,
@@ -277,6 +278,9 @@ def run(handle: OrgHandle) -> Report:
     _part(report, "limits", lambda: _limits(gw, report))
     _org_settings(gw, report)
     for probe in PROBES:
+        if probe.id == LICENCE_PROBE and probe_writes:
+            probe = Probe(probe.fact, probe.question,
+                          partial(_probe_licence_composite, handle), probe.id, probe.assumption)
         _probe(gw, report, described, probe)
     return report
 
@@ -801,6 +805,84 @@ def _probe_api_access_control(gw: Gateway, described: dict[str, dict[str, Any]])
                    f"{str(comp['enableAdminApprovedAppsOnly']).lower()}", does)
 
 
+# ---- the licence and its assignments in one composite (opt-in: DML, always rolled back) ----
+
+LICENCE_PROBE = "licence-in-one-composite"
+_LICENCE_REMEDIATE = (
+    "sends the licence and the permission set assignments in one composite (allOrNone, in "
+    "order); an org that refuses the assignments there has it all rolled back, and remediate "
+    "sends them apart and remembers the org (ADR 0044): safe either way")
+
+
+def _licence_not_run(gw: Gateway, described: dict[str, dict[str, Any]]) -> Finding:
+    del gw, described
+    return Finding("open", "not run: it sends DML (rolled back, nothing persists); pass "
+                           "--probe-writes to run it", _LICENCE_REMEDIATE)
+
+
+def _probe_licence_composite(handle: OrgHandle, gw: Gateway,
+                             described: dict[str, dict[str, Any]]) -> Finding:
+    """One composite, allOrNone true, collateSubrequests false: the licence assignment, the
+    permission set assignments that need it (from the playbooks' own plan), then a GET of a
+    record that does not exist, which fails and so rolls everything back (REST API, "Composite
+    Request Body": allOrNone true rolls back the whole request). A refused assignment means
+    the licence from the earlier subrequest was not seen (contradicted); the assignments
+    answering only "rolled back" while the third alone failed means it was (confirmed)."""
+    del described
+    from remediate.engine import assess
+    from remediate.plan import RecordWrite
+
+    plan = assess(handle).plan
+    rows = [c.write for c in plan.automatic if isinstance(c.write, RecordWrite)
+            and c.write.api == "rest" and c.write.record_id is None]
+    licences = [dict(w.fields) for w in rows if w.sobject == "PermissionSetLicenseAssign"]
+    users = {str(r.get("AssigneeId")) for r in licences}
+    assignments = [dict(w.fields) for w in rows if w.sobject == "PermissionSetAssignment"
+                   and str(w.fields.get("AssigneeId")) in users]
+    if not licences or not assignments:
+        return Finding("open", "nothing to probe with: no bound user lacks a permission set "
+                               "licence that a permission set the playbooks assign needs",
+                       _LICENCE_REMEDIATE)
+    version = gw.version
+    url = f"/services/data/v{version}/composite/sobjects"
+    body = {"allOrNone": True, "collateSubrequests": False, "compositeRequest": [
+        {"method": "POST", "url": url, "referenceId": "licence",
+         "body": {"allOrNone": True, "records": [
+             {"attributes": {"type": "PermissionSetLicenseAssign"}, **r} for r in licences]}},
+        {"method": "POST", "url": url, "referenceId": "assignments",
+         "body": {"allOrNone": True, "records": [
+             {"attributes": {"type": "PermissionSetAssignment"}, **r} for r in assignments]}},
+        {"method": "GET", "referenceId": "fails",
+         "url": f"/services/data/v{version}/sobjects/PermissionSetLicenseAssign/"
+                "2LA000000000000AAA"}]}
+    parts = gw.send_composite("probing a licence and its assignments in one composite "
+                              "(rolled back)", body)
+    left = gw.query("SELECT Id FROM PermissionSetLicenseAssign WHERE AssigneeId IN ("
+                    + ", ".join(f"'{u}'" for u in sorted(users)) + ")")
+    if left:
+        return Finding("open", f"a licence assignment exists after the probe ({len(left)} "
+                               "row(s)); the composite was not rolled back as documented: "
+                               "check the user's licences in Setup", _LICENCE_REMEDIATE)
+    from remediate.salesforce.writes import subrequest_refusal
+
+    if len(parts) != 3:
+        return Finding("open", "the answer did not hold three subrequests", _LICENCE_REMEDIATE)
+    lic, psa, third = parts
+    psa_refused, lic_refused = subrequest_refusal(psa), subrequest_refusal(lic)
+    if lic_refused is not None:
+        return Finding("open", f"the licence assignment itself was refused ({lic_refused[0]}: "
+                               f"{lic_refused[1]})", _LICENCE_REMEDIATE)
+    if psa_refused is not None:
+        return Finding("contradicted", "the permission set assignment was refused beside the "
+                                       f"licence ({psa_refused[0]}: {psa_refused[1]}); nothing "
+                                       "persisted", _LICENCE_REMEDIATE)
+    if subrequest_refusal(third) is not None:
+        return Finding("confirmed", "the assignments were only rolled back; the failing third "
+                                    "subrequest alone was refused; nothing persisted",
+                       _LICENCE_REMEDIATE)
+    return Finding("open", "no subrequest reported its own refusal", _LICENCE_REMEDIATE)
+
+
 PROBES: tuple[Probe, ...] = (
     Probe("U5", "Does the SOQL child relationship Profile.LoginIpRanges exist, and what are "
                 "its address fields called?", _probe_u5, "profile-login-ip-ranges"),
@@ -831,6 +913,10 @@ PROBES: tuple[Probe, ...] = (
                 "(enableAdminApprovedAppsOnly)?", _probe_api_access_control,
           "api-access-control",
           "Metadata: ConnectedAppSettings answers enableAdminApprovedAppsOnly (default off)"),
+    Probe(None, "Does a permission set assignment see a licence assigned by an earlier "
+                "subrequest of the same composite?", _licence_not_run, LICENCE_PROBE,
+          "REST: a permission set assignment sees a licence assigned by an earlier subrequest "
+          "of the same composite"),
 )
 
 

@@ -237,15 +237,23 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
     pending = list(todo)
     unknown: list[Change] = []
     number = 0
+    combine = _combine_allowed(current.org.org_id)
     try:
-        for group in _together(batches(todo)):
-            calls = [partial(_write, handle, current.inventory, batch) for batch in group]
+        for group in _together(batches(todo), combine=combine):
+            pair = _pair_in(group)
+            calls = [partial(_write, handle, current.inventory, batch) for batch in group
+                     if pair is None or batch is not pair[1]]
+            if pair is not None:  # one composite for both (ADR 0044), in the licence's place
+                calls[group.index(pair[0])] = partial(_write_pair, handle, *pair)
             numbers = list(range(number, number + len(group)))
             number += len(group)
             for n, batch in zip(numbers, group, strict=True):  # intent first: a crash after
                 journal.append("batch.intent", run_id=run_id, batch=n,  # it leaves it unknown
                                changes=[change_record(c) for c in batch])
             outcomes = handle.gateway.together(calls)
+            if pair is not None:
+                outcomes = _pair_outcomes(handle, current.org.org_id, journal, run_id,
+                                          group, numbers, pair, outcomes)
             first_error: RemediateError | None = None
             for n, batch, (ok, value) in zip(numbers, group, outcomes, strict=True):
                 if ok:
@@ -288,15 +296,26 @@ def apply(handle: OrgHandle, current: Assessment, approved: Approval | None,
     return result
 
 
-def _together(ordered: list[list[Change]]) -> list[list[list[Change]]]:
+def _together(ordered: list[list[Change]], *,
+              combine: bool = True) -> list[list[list[Change]]]:
     """The batches as waves, scheduled by dependency, not by phase: each batch goes in the wave
     after the last earlier batch it depends on (``_depends``), so independent batches are sent
     together and a dependent one still waits for what it needs. The order within a wave is the
-    phase order, and so is the journal's."""
+    phase order, and so is the journal's.
+
+    With ``combine``, permission set assignment inserts that wait only for a licence assignment
+    insert go in the licence's wave: the two are sent as one composite whose subrequests run in
+    order (ADR 0044; ``_pair_in`` finds them, ``_write_pair`` sends them)."""
     wave_of: list[int] = []
     for i, batch in enumerate(ordered):
-        wave_of.append(max((wave_of[j] + 1 for j in range(i) if _depends(batch, ordered[j])),
-                           default=0))
+        needs = [j for j in range(i) if _depends(batch, ordered[j])]
+        wave = max((wave_of[j] + 1 for j in needs), default=0)
+        licence = next((j for j in needs if _is_insert_of(ordered[j], _LICENCE)), None)
+        if combine and licence is not None and _is_insert_of(batch, _ASSIGNMENT) \
+                and len(batch) <= _PAIR_MAX and len(ordered[licence]) <= _PAIR_MAX \
+                and all(wave_of[j] < wave_of[licence] for j in needs if j != licence):
+            wave = wave_of[licence]
+        wave_of.append(wave)
     groups: list[list[list[Change]]] = [[] for _ in range(max(wave_of, default=-1) + 1)]
     for wave, batch in zip(wave_of, ordered, strict=True):
         groups[wave].append(batch)
@@ -319,6 +338,88 @@ _ROW_FREE = frozenset({"RemoteSiteSetting", "NamedCredential", "Profile", "Conne
                        "ExternalClientApplication", "ExtlClntAppOauthSettings",
                        "ExtlClntAppGlobalOauthSettings", "ExtlClntAppOauthConfigurablePolicies",
                        "ExtlClntAppConfigurablePolicies"})
+
+
+_LICENCE, _ASSIGNMENT = "PermissionSetLicenseAssign", "PermissionSetAssignment"
+_PAIR_MAX = 200  # rows of each type in the one composite (one collections subrequest each)
+
+
+def _is_insert_of(batch: list[Change], sobject: str) -> bool:
+    w = batch[0].write
+    return isinstance(w, RecordWrite) and w.api == "rest" and w.record_id is None \
+        and w.sobject == sobject
+
+
+def _pair_in(group: list[list[Change]]) -> tuple[list[Change], list[Change]] | None:
+    """The licence and assignment insert batches ``_together`` put in one wave, if any (a
+    permission set assignment never shares a wave with a licence otherwise)."""
+    lic = next((b for b in group if _is_insert_of(b, _LICENCE)), None)
+    psa = next((b for b in group if _is_insert_of(b, _ASSIGNMENT)), None)
+    return (lic, psa) if lic is not None and psa is not None else None
+
+
+def _combine_allowed(org_id: str) -> bool:
+    """One composite for a licence and its assignments, unless this org refused it before
+    (compositecache.py) or ``REMEDIATE_APPLY_COMBINE_LICENCE=0`` turns it off."""
+    import os
+
+    from remediate.salesforce import compositecache
+
+    if os.environ.get("REMEDIATE_APPLY_COMBINE_LICENCE", "1").strip().lower() in (
+            "0", "false", "no", "off"):
+        return False
+    return not compositecache.apart(org_id)
+
+
+def _write_pair(handle: OrgHandle, lic: list[Change], psa: list[Change]) -> Any:
+    def rows(batch: list[Change]) -> list[dict[str, Any]]:
+        return [dict(c.write.fields) for c in batch if isinstance(c.write, RecordWrite)]
+    return handle.gateway.insert_together(rows(lic), rows(psa))
+
+
+def _pair_outcomes(handle: OrgHandle, org_id: str, journal: Journal, run_id: str,
+                   group: list[list[Change]], numbers: list[int],
+                   pair: tuple[list[Change], list[Change]],
+                   outcomes: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
+    """The wave's outcomes, one per batch: the pair's one answer split in two. When the org
+    rolled the composite back because the assignments needed the licence first, the journal
+    says so (``batch.combined``), the org is remembered, and the two outcomes are those of
+    the licence and the assignments sent apart afterwards."""
+    from remediate.salesforce import compositecache
+
+    lic, psa = pair
+    at = group.index(lic)
+    rest = [o for i, o in enumerate(outcomes) if i != at]
+    ok, value = outcomes[at]
+    if not ok:  # the call itself failed before anything was known: both share its error
+        split: tuple[tuple[bool, Any], tuple[bool, Any]] = ((False, value), (False, value))
+    else:
+        if value.how == "apart":
+            compositecache.remember_apart(org_id)
+            journal.append("batch.combined", run_id=run_id, batches=[
+                numbers[group.index(lic)], numbers[group.index(psa)]], result="rolled_back",
+                error=value.rolled_back, then="sent apart: the licence, then the assignments")
+        from remediate.errors import SalesforceError
+
+        not_sent = SalesforceError(
+            "not committed: rolled back with the licence assignment (one composite, allOrNone)"
+            if value.how == "together" else
+            "not sent: the licence assignment they need failed first", code="NOT_SENT")
+
+        def one(v: Any) -> tuple[bool, Any]:
+            if v is None:
+                return False, not_sent
+            return (False, v) if isinstance(v, BaseException) else (True, v)
+        split = (one(value.licence), one(value.assignments))
+    out: list[tuple[bool, Any]] = []
+    for batch in group:
+        if batch is lic:
+            out.append(split[0])
+        elif batch is psa:
+            out.append(split[1])
+        else:
+            out.append(rest.pop(0))
+    return out
 
 
 def _depends(later: list[Change], earlier: list[Change]) -> bool:

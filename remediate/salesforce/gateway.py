@@ -84,6 +84,16 @@ class Gateway(Connection):
         for the rows a read shows missing (writes.insert_rows, ADR 0009)."""
         return _writes.insert_rows(self, sobject, rows)
 
+    def insert_together(self, licences: list[dict[str, Any]],
+                        assignments: list[dict[str, Any]]) -> _writes.Together:
+        """A licence and the permission set assignments that need it in one composite, sent
+        apart when the org refuses that (writes.insert_together, ADR 0044)."""
+        return _writes.insert_together(self, licences, assignments)
+
+    def send_composite(self, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """One REST composite sent once; its subrequests' answers (doctor's probe)."""
+        return _writes.send_composite(self, what, body)
+
     def update_rows(self, sobject: str, rows: list[dict[str, Any]]) -> None:
         _writes.update_rows(self, sobject, rows)
 

@@ -149,6 +149,7 @@ class Connection:
         self._sf: Any = None
         self._md: tuple[Any, Any] | None = None  # (the connection, its Metadata client)
         self._lock = threading.RLock()
+        self._mine = threading.local()  # per thread: requests sent (``sequential``)
         self.parallel = max(1, parallel)
         self.install_poll_s = 5.0  # between polls of a package install (P2)
         self.install_deadline_s = 900.0
@@ -158,10 +159,23 @@ class Connection:
 
     def _count(self) -> None:
         """One request sent; outside a wave it is also one round trip of latency."""
+        self._mine.n = getattr(self._mine, "n", 0) + 1  # this thread's requests (sequential)
         with self._lock:
             self.round_trips = self.round_trips + 1
             if not waves.inside():
                 self.rounds += 1
+
+    def sequential(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, whose requests go one after another after the one this wave call already
+        made: inside a wave each of them is one more round trip (outside, ``_count`` counts
+        them already)."""
+        before = getattr(self._mine, "n", 0)
+        try:
+            return fn()
+        finally:
+            if waves.inside():
+                with self._lock:
+                    self.rounds += getattr(self._mine, "n", 0) - before
 
     def _wave(self, calls: list[Callable[[], Any]], *, hops: int = 1) -> list[Any]:
         """Run independent calls as one wave; ``hops`` is how many requests each call makes one

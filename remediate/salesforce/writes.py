@@ -261,3 +261,161 @@ def _for_zeep(component: dict[str, Any]) -> dict[str, Any]:
 def _metadata_message(message: str) -> str:
     # simple-salesforce raises a bare Exception "\n<fullName>: (<statusCode>, <message>), "
     return " ".join(message.split()).rstrip(", ")
+
+
+# ---- a licence and the permission set assignments that need it, in one composite (ADR 0044) --
+
+
+class Together:
+    """What ``insert_together`` did. ``how``: ``together`` (one composite, committed),
+    ``apart`` (the composite was rolled back because the assignments needed the licence first,
+    then the licence and the assignments were sent one after the other) or ``read_back`` (the
+    composite's outcome was open; a read showed what it committed and the rest was sent).
+    ``licence`` and ``assignments`` each hold the new ids, or the error that stopped them;
+    ``assignments`` is None when they were never sent (the licence failed first)."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.licence: list[str] | SalesforceError = []
+        self.assignments: list[str] | SalesforceError | None = None
+        self.rolled_back: str | None = None  # the composite's refusal, when it was rolled back
+
+
+def insert_together(conn: Connection, licences: list[dict[str, Any]],
+                    assignments: list[dict[str, Any]]) -> Together:
+    """Insert permission set licence assignments and the permission set assignments that need
+    them in ONE ``composite`` request: allOrNone true (either both are committed or neither,
+    "Composite Request Body"; it overrides the collections' own flag, "allOrNone Parameters in
+    Composite and Collections Requests"), collateSubrequests false (the subrequests run in the
+    order received), one ``composite/sobjects`` POST per type (a collection may not mix two
+    setup objects, "Create Records Using sObject Collections").
+
+    Whether the assignments see the licence inserted by the earlier subrequest is not
+    documented (docs/sandbox.md): when the answer is the assignment refused while the rest was
+    rolled back, the two are sent apart (licence, then assignments) and ``how`` says so. Sent
+    once (``Resend.NEVER``): after an open outcome a read shows which rows exist and only the
+    missing ones are inserted (insert_rows, which reads before it resends, ADR 0009)."""
+    if len(licences) > ROWS_PER_CALL or len(assignments) > ROWS_PER_CALL:
+        raise ValueError("insert_together takes at most 200 rows of each type")
+    base = f"/services/data/v{conn.version}/composite/sobjects"
+    body = {"allOrNone": True, "collateSubrequests": False, "compositeRequest": [
+        {"method": "POST", "url": base, "referenceId": ref,
+         "body": {"allOrNone": True, "records": [{"attributes": {"type": sobject}, **r}
+                                                 for r in rows]}}
+        for ref, sobject, rows in (("licence", "PermissionSetLicenseAssign", licences),
+                                   ("assignments", "PermissionSetAssignment", assignments))]}
+    what = (f"inserting {len(licences)} PermissionSetLicenseAssign and {len(assignments)} "
+            "PermissionSetAssignment row(s) in one composite")
+    try:
+        answer = conn._call(what, partial(conn._sf_call, "restful", "composite", method="POST",
+                                          json=body), write=Resend.NEVER)
+    except OutcomeUnknown as err:
+        return conn.sequential(partial(_after_open, conn, licences, assignments, err))
+    parts = answer.get("compositeResponse") if isinstance(answer, dict) else None
+    if not isinstance(parts, list) or len(parts) != 2 or not all(isinstance(p, dict)
+                                                                 for p in parts):
+        raise bad_answer(f"{conn.org_label}: {what}", "not two subrequest answers")
+    lic, psa = parts
+    if _committed(lic) and _committed(psa):
+        done = Together("together")
+        done.licence = _collection_ids(conn, "PermissionSetLicenseAssign", lic["body"])
+        done.assignments = _collection_ids(conn, "PermissionSetAssignment", psa["body"])
+        return done
+    # nothing was committed (allOrNone): which subrequest refused, and why?
+    lic_error, psa_error = subrequest_refusal(lic), subrequest_refusal(psa)
+    if lic_error is not None:
+        done = Together("together")
+        done.licence = SalesforceError(scrub(f"{conn.org_label}: PermissionSetLicenseAssign "
+                                             f"write refused: {lic_error[0]}: {lic_error[1]}"),
+                                       code=lic_error[0])
+        return done  # the assignments were rolled back unsent in effect: never committed
+    reason = f"{psa_error[0]}: {psa_error[1]}" if psa_error else "no error given"
+    log.info("gateway.composite_rolled_back", org=conn.org_label, refused=reason)
+    done = Together("apart")
+    done.rolled_back = scrub(reason)
+    return conn.sequential(partial(_apart, conn, licences, assignments, done))
+
+
+def _apart(conn: Connection, licences: list[dict[str, Any]], assignments: list[dict[str, Any]],
+           done: Together) -> Together:
+    """Today's path: the licence, then (once it is written) the assignments."""
+    try:
+        done.licence = insert_rows(conn, "PermissionSetLicenseAssign", licences)
+    except SalesforceError as err:
+        done.licence = err
+        return done
+    try:
+        done.assignments = insert_rows(conn, "PermissionSetAssignment", assignments)
+    except SalesforceError as err:
+        done.assignments = err
+    return done
+
+
+def send_composite(conn: Connection, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One REST composite, sent once (``Resend.NEVER``): doctor's rolled-back probe."""
+    answer = conn._call(what, partial(conn._sf_call, "restful", "composite", method="POST",
+                                      json=body), write=Resend.NEVER)
+    parts = answer.get("compositeResponse") if isinstance(answer, dict) else None
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise bad_answer(f"{conn.org_label}: {what}", "no compositeResponse list")
+    return parts
+
+
+def _committed(part: dict[str, Any]) -> bool:
+    status = part.get("httpStatusCode")
+    body = part.get("body")
+    return isinstance(status, int) and status < 300 and isinstance(body, list) and all(
+        isinstance(r, dict) and r.get("success") for r in body)
+
+
+_NOT_THE_CAUSE = frozenset({"ALL_OR_NONE_OPERATION_ROLLED_BACK", "PROCESSING_HALTED"})
+
+
+def subrequest_refusal(part: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, message) of a subrequest's own refusal; None when it was only rolled back."""
+    body = part.get("body")
+    errors: list[Any] = []
+    for item in body if isinstance(body, list) else []:
+        if isinstance(item, dict) and "errors" in item:  # a save result
+            errors.extend(item.get("errors") or [])
+        elif isinstance(item, dict):  # an error of the subrequest itself
+            errors.append({"statusCode": item.get("errorCode"), "message": item.get("message")})
+    for e in errors:
+        if isinstance(e, dict) and e.get("statusCode") and e["statusCode"] not in _NOT_THE_CAUSE:
+            return str(e["statusCode"]), str(e.get("message"))
+    return None
+
+
+def _after_open(conn: Connection, licences: list[dict[str, Any]],
+                assignments: list[dict[str, Any]], err: OutcomeUnknown) -> Together:
+    """The composite's outcome is open: read which rows exist, insert only the missing ones
+    (licence first). A read that fails leaves both open."""
+    done = Together("read_back")
+    try:
+        found_lic = _find_rows(conn, "PermissionSetLicenseAssign", licences)
+        found_psa = _find_rows(conn, "PermissionSetAssignment", assignments)
+    except SalesforceError as read_err:
+        open_ = OutcomeUnknown(f"{err.message}; reading back whether it was applied failed "
+                               f"too ({read_err.message})", code=err.code)
+        done.licence, done.assignments = open_, open_
+        return done
+    try:
+        done.licence = _fill(conn, "PermissionSetLicenseAssign", licences, found_lic)
+    except SalesforceError as lic_err:
+        done.licence = lic_err
+        return done
+    try:
+        done.assignments = _fill(conn, "PermissionSetAssignment", assignments, found_psa)
+    except SalesforceError as psa_err:
+        done.assignments = psa_err
+    return done
+
+
+def _fill(conn: Connection, sobject: str, rows: list[dict[str, Any]],
+          found: dict[int, str]) -> list[str]:
+    missing = [i for i in range(len(rows)) if i not in found]
+    if missing:
+        for i, new_id in zip(missing, insert_rows(conn, sobject, [rows[i] for i in missing]),
+                             strict=True):
+            found[i] = new_id
+    return [found[i] for i in range(len(rows))]

@@ -23,6 +23,7 @@ def dump(org: Org, extra: dict[str, Any] | None = None) -> dict[str, Any]:
             "sandbox_name": org.sandbox_name, "organization_type": org.organization_type,
             "default_client_ip": org.default_client_ip, "api_usage": org.api_usage,
             "max_api_version": org.max_api_version, "clock": org.clock,
+            "licence_in_composite": org.licence_in_composite,
         },
         "ids": org.ids.state(),
         "pod": org.ids._pod,

@@ -117,6 +117,13 @@ class Org:
     #: A fixed time (ISO 8601) the org's login-hours rule reads instead of the real clock, so a
     #: scenario can place a sign-in outside a profile's login hours (objectaccess.py).
     clock: str | None = None
+    #: Whether a PermissionSetAssignment insert sees a PermissionSetLicenseAssign inserted by an
+    #: earlier subrequest of the same ``composite`` request (one transaction). Salesforce does
+    #: not document it (docs/sandbox.md, assumptions; ``remediate doctor`` probe
+    #: ``licence-in-one-composite``): True is the sandbox's choice, False the other reading.
+    licence_in_composite: bool = True
+    #: Ids of the rows inserted by the composite request being answered (None: none open).
+    composite_inserts: set[str] | None = field(default=None, repr=False)
 
     # ---- hosts -----------------------------------------------------------------------------
 
@@ -159,6 +166,8 @@ class Org:
             if audit in fields:
                 stamped.setdefault(audit, ts)
         self.tables[sobject][stamped["Id"]] = stamped
+        if self.composite_inserts is not None:
+            self.composite_inserts.add(str(stamped["Id"]))
         return stamped
 
     def update(self, sobject: str, record_id: str, values: Row) -> Row:
@@ -283,6 +292,16 @@ class Org:
         return row if row is not None else self.find_one("ConnectedApplication", Name=app_name)
 
     # ---- transactions ----------------------------------------------------------------------
+
+    def begin_composite(self) -> None:
+        """A composite request starts: rows inserted until ``end_composite`` are its own."""
+        self.composite_inserts = set()
+
+    def end_composite(self) -> None:
+        self.composite_inserts = None
+
+    def inserted_in_composite(self, row_id: str) -> bool:
+        return self.composite_inserts is not None and row_id in self.composite_inserts
 
     def snapshot(self, *, metadata: bool = True) -> Snapshot:
         """A copy to roll back to (allOrNone, rollbackOnError, checkOnly deploys)."""

@@ -235,3 +235,56 @@ def test_api_access_control_absent_is_unknown_with_the_setup_path(
     assert setting["value"] is None and "Setup → Quick Find → API Access Control" in \
         setting["detail"]
     assert _probe(data, "api-access-control")["verdict"] == "contradicted"
+
+
+# ---- the licence and its assignments in one composite (ADR 0044; opt-in, rolled back) -------
+
+
+def _state(scenario: str) -> tuple[Any, ...]:
+    from remediate.builtin import sandbox_state_path
+    from remediate.sandbox import persist
+
+    org, _ = persist.load(sandbox_state_path(scenario))
+    return tuple(sorted(org.tables["PermissionSetLicenseAssign"])), tuple(
+        sorted(org.tables["PermissionSetAssignment"]))
+
+
+def _set_reading(scenario: str, licence_in_composite: bool) -> None:
+    from remediate.builtin import sandbox_state_path
+    from remediate.sandbox import persist
+
+    path = sandbox_state_path(scenario)
+    org, extra = persist.load(path)
+    org.licence_in_composite = licence_in_composite
+    persist.save(path, org, extra)
+
+
+def test_licence_composite_probe_is_not_run_without_its_flag_and_sends_no_write() -> None:
+    run("audit", "--org", "demo")
+    before = writes("demo")
+    probe = _probe(_doctor("demo"), "licence-in-one-composite")
+    assert probe["verdict"] == "open" and "--probe-writes" in probe["answer"]
+    assert writes("demo") == before
+
+
+@pytest.mark.parametrize(("reading", "verdict"), [(True, "confirmed"), (False, "contradicted")])
+def test_licence_composite_probe_settles_the_fact_and_nothing_persists(
+        reading: bool, verdict: str) -> None:
+    run("audit", "--org", "demo")
+    _set_reading("demo", reading)
+    before = _state("demo")
+    result = run("doctor", "--org", "demo", "--format", "json", "--probe-writes")
+    assert result.code == 0, result.out + result.err
+    data = result.json()
+    jsonschema.validate(data, SCHEMA)
+    probe = _probe(data, "licence-in-one-composite")
+    assert probe["verdict"] == verdict, probe
+    assert "nothing persisted" in probe["answer"]
+    assert _state("demo") == before  # every row the composite inserted was rolled back
+
+
+def test_licence_composite_probe_is_open_when_no_bound_user_lacks_a_licence() -> None:
+    result = run("doctor", "--org", "sandbox:healthy", "--format", "json", "--probe-writes")
+    assert result.code == 0, result.out + result.err
+    probe = _probe(result.json(), "licence-in-one-composite")
+    assert probe["verdict"] == "open" and "nothing to probe with" in probe["answer"]

@@ -65,7 +65,10 @@ def build_fleet() -> tuple[Sandbox, list[tuple[Org, Any]]]:
     sandbox.latency_s = 0.005
     for i, kind in FAULTS.items():
         sandbox.inject(kind, org=f"org{i}")  # every request to that org, for the whole run
-    sandbox.inject("http_503", org=f"org{WRITE_FAULT}", api="rest", operation="composite/sobjects")
+    # every write of the licence and the permission sets (one composite, ADR 0044; the read
+    # composite before it is call 1) answers 503
+    sandbox.inject("http_503", org=f"org{WRITE_FAULT}", api="rest", operation="composite",
+                   calls=range(2, 100))
     return sandbox, orgs
 
 

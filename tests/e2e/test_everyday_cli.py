@@ -84,10 +84,11 @@ def test_history_show_numbers_a_runs_changes_and_rollback_change_undoes_one() ->
     shown = run("history", "show", run_id)
     assert shown.code == 0
     # numbered in the order the changes were written: the remote site setting went in the
-    # first wave, with the licence and the other metadata (ADR 0039)
-    assert "  4. RemoteSiteSetting Acme_Old_Instance: url" in shown.out
+    # first wave, with the licence and its permission sets' composite and the other metadata
+    # (ADR 0039, ADR 0044)
+    assert "  6. RemoteSiteSetting Acme_Old_Instance: url" in shown.out
     assert run("audit", "--org", "demo").code == 0
-    undone = run("rollback", run_id, "--change", "4", "--yes")
+    undone = run("rollback", run_id, "--change", "6", "--yes")
     assert undone.code == 0, undone.err
     after = run("audit", "--org", "demo", "--json").json()
     drifted = [f["step"] for f in after["findings"] if f["status"] == "drift"]

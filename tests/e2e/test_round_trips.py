@@ -68,19 +68,20 @@ def test_plan_costs_what_audit_costs(seen: list[Seen]) -> None:
 def test_apply_of_the_demo_org(seen: list[Seen]) -> None:
     assert run("apply", "--org", "demo", "--yes").code == 0
     [apply] = seen
-    assert apply.requests == {"oauth": 1, "rest": 6, "tooling": 2, "soap": 15}
+    assert apply.requests == {"oauth": 1, "rest": 5, "tooling": 2, "soap": 15}
     assert apply.operations == Counter({
         "oauth token": 1, "rest versions": 1,
         "rest limits": 1,  # the daily API allowance, checked before writing (ADR 0029)
-        "rest composite": 2, "tooling query": 2,  # the read before and the re-read after
+        "rest composite": 3,  # the read before, the licence and the permission sets that
+        # need it as one composite (ADR 0044), the re-read after
+        "tooling query": 2,  # the read before and the re-read after
         "soap readMetadata": 8,  # 4 read, 4 re-read
         "soap listMetadata": 4,  # the profile's API name and the apps, read and re-read
-        "rest composite/sobjects": 2,  # the licence, then the permission sets that need it
         "soap upsertMetadata": 3,  # ConnectedApp, Profile, RemoteSiteSetting
     })
-    # token, read wave, /limits, the licence with the 3 upserts as one wave (ADR 0039), the
-    # permission sets that need the licence, re-read
-    assert apply.rounds == 6
+    # token, read wave, /limits, the licence and permission sets' composite with the 3
+    # upserts as one wave (ADR 0039, ADR 0044), re-read
+    assert apply.rounds == 5
 
 
 def test_verify_of_the_demo_org_after_apply(seen: list[Seen]) -> None:

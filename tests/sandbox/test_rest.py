@@ -671,7 +671,8 @@ def test_composite_resolves_references_from_earlier_bodies(admin: Client, org: O
 
 def test_composite_all_or_none_rolls_back_and_halts(admin: Client, org: Org) -> None:
     before = {name: len(rows) for name, rows in org.tables.items()}
-    response = admin.post("composite", {"allOrNone": True, "compositeRequest": [
+    response = admin.post("composite", {"allOrNone": True, "collateSubrequests": False,
+                                        "compositeRequest": [
         _sub("POST", "sobjects/PermissionSet/", "set", {"Name": "Jo_Set", "Label": "Jo Set"}),
         _sub("POST", "sobjects/PermissionSetAssignment/", "bad",
              {"AssigneeId": uid(org, COPILOT),
@@ -685,6 +686,26 @@ def test_composite_all_or_none_rolls_back_and_halts(admin: Client, org: Org) -> 
     assert failed["body"][0]["errorCode"] == "DUPLICATE_VALUE"
     assert later["body"][0]["errorCode"] == "PROCESSING_HALTED"
     assert {name: len(rows) for name, rows in org.tables.items()} == before
+
+
+def test_composite_collated_by_default_runs_independent_subrequests_out_of_order(
+        admin: Client, org: Org) -> None:
+    """collateSubrequests defaults to true from API 49.0 and then guarantees no order but
+    explicit references ("Composite Request Body"): a client relying on order must say false."""
+    def body(collate: bool | None, name: str) -> dict[str, object]:
+        subs = [_sub("POST", "sobjects/PermissionSet/", "a", {"Name": name, "Label": name}),
+                _sub("GET", f"query/?q=SELECT+Id+FROM+PermissionSet+WHERE+Name='{name}'", "b"),
+                _sub("POST", "sobjects/PermissionSetAssignment/", "c",
+                     {"AssigneeId": uid(org, JO), "PermissionSetId": "@{a.id}"})]
+        return {"compositeRequest": subs} if collate is None else {
+            "collateSubrequests": collate, "compositeRequest": subs}
+
+    parts = admin.post("composite", body(None, "Set_A")).json()["compositeResponse"]
+    assert [p["referenceId"] for p in parts] == ["a", "b", "c"]  # answered in request order
+    assert parts[1]["body"]["totalSize"] == 0  # the query ran before the insert it follows
+    assert parts[2]["httpStatusCode"] == 201  # the reference still ran after what it names
+    ordered = admin.post("composite", body(False, "Set_B")).json()["compositeResponse"]
+    assert ordered[1]["body"]["totalSize"] == 1  # uncollated: in the order received
 
 
 def test_composite_without_all_or_none_keeps_going(admin: Client, org: Org) -> None:
