@@ -9,8 +9,13 @@ importing platformdirs (about 15 ms of a cached help request).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 
 def state_dir() -> str:
@@ -33,3 +38,24 @@ def _directory(variable: str, linux_home: str, platform_function: str) -> str:
 
     where: str = getattr(platformdirs, platform_function)("remediate", appauthor=False)
     return where
+
+
+def keyed_cache_file(directory: str, key: str) -> Path:
+    """``<cache dir>/<directory>/<digest of key>.json``: one small file per org, so a fleet of
+    thousands of orgs reads and writes only its own (kept API versions, remembered composites)."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return Path(cache_dir()) / directory / f"{digest}.json"
+
+
+def write_json_whole(path: Path, entry: dict[str, Any]) -> None:
+    """Write ``entry`` to ``path`` whole or not at all (a temporary file then a rename), for
+    processes writing at once. Raises OSError; the caches that call it ignore it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(entry, out, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

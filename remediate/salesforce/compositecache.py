@@ -12,10 +12,7 @@ Like versioncache.py, an optimisation: a file that cannot be read or written is 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +20,9 @@ DIRECTORY = "composite-licence"
 
 
 def path_for(org_id: str) -> Path:
-    from remediate.settings import cache_dir
+    from remediate.dirs import keyed_cache_file
 
-    digest = hashlib.sha256(org_id[:15].encode()).hexdigest()[:32]
-    return cache_dir() / DIRECTORY / f"{digest}.json"
+    return keyed_cache_file(DIRECTORY, org_id[:15])
 
 
 def apart(org_id: str) -> bool:
@@ -39,17 +35,10 @@ def apart(org_id: str) -> bool:
 
 
 def remember_apart(org_id: str) -> None:
-    path = path_for(org_id)
+    from remediate.dirs import write_json_whole
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"org": org_id[:15], "apart": True, "at": time.time()}, out)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json_whole(path_for(org_id), {"org": org_id[:15], "apart": True, "at": time.time()})
     except OSError:
         return
 

@@ -19,10 +19,7 @@ The cache is an optimisation: a file that cannot be read or written is ignored.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,10 +37,9 @@ def _key(url: str) -> str:
 
 def path_for(url: str) -> Path:
     """The file that keeps the version of the org at ``url``."""
-    from remediate.settings import cache_dir
+    from remediate.dirs import keyed_cache_file
 
-    digest = hashlib.sha256(_key(url).encode()).hexdigest()[:32]
-    return cache_dir() / DIRECTORY / f"{digest}.json"
+    return keyed_cache_file(DIRECTORY, _key(url))
 
 
 def _load(url: str) -> dict[str, Any]:
@@ -81,6 +77,8 @@ def _lowest_trusted() -> float:
 
 def put(url: str, version: str | None, *, now: float | None = None) -> None:
     """Keep ``version`` for the org at ``url`` (None forgets it)."""
+    from remediate.dirs import write_json_whole
+
     path = path_for(url)
     try:
         if version is None:
@@ -88,14 +86,6 @@ def put(url: str, version: str | None, *, now: float | None = None) -> None:
             return
         entry = {"url": _key(url), "version": version, "newest": versions.NEWEST,
                  "at": time.time() if now is None else now}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(entry, out, sort_keys=True)
-            os.replace(tmp, path)  # whole or not at all, for processes writing at once
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json_whole(path, entry)  # whole or not at all, for processes writing at once
     except OSError:
         return
