@@ -22,19 +22,34 @@ def assigned_permission_sets(org: Org, user_id: str) -> list[Row]:
 
 
 def permission_sets_of(org: Org, user_id: str) -> list[Row]:
-    """Every permission set whose permissions the user holds: profile-owned plus assigned."""
-    user = org.get("User", user_id)
-    if user is None:
-        return []
-    sets = assigned_permission_sets(org, user_id)
-    owned = org.profile_permission_set(user["ProfileId"])
-    return ([owned] if owned else []) + sets
+    """Every permission set whose permissions the user holds: profile-owned plus assigned.
+
+    Kept for the org's generation (``Org.derived``, ADR 0047): any change to the org, a row
+    changed in place included, moves the write counter and empties the memo."""
+    memo = org.derived()
+    key = ("permission_sets_of", user_id)
+    found: tuple[Row, ...] | None = memo.get(key)
+    if found is None:
+        user = org.get("User", user_id)
+        if user is None:
+            found = ()
+        else:
+            owned = org.profile_permission_set(user["ProfileId"])
+            found = tuple(([owned] if owned else []) + assigned_permission_sets(org, user_id))
+        memo[key] = found
+    return list(found)
 
 
 def has_permission(org: Org, user_id: str, flag: str) -> bool:
-    """True when the profile or any assigned permission set grants ``Permissions<flag>``."""
-    key = f"Permissions{flag}"
-    return any(ps.get(key) for ps in permission_sets_of(org, user_id))
+    """True when the profile or any assigned permission set grants ``Permissions<flag>``
+    (kept for the org's generation, as ``permission_sets_of``)."""
+    memo = org.derived()
+    key = ("has_permission", user_id, flag)
+    found: bool | None = memo.get(key)
+    if found is None:
+        field = f"Permissions{flag}"
+        found = memo[key] = any(ps.get(field) for ps in permission_sets_of(org, user_id))
+    return found
 
 
 def holds_license(org: Org, user_id: str, license_id: str) -> bool:
@@ -132,10 +147,16 @@ def ip_allowed(org: Org, user_id: str, client_ip: str) -> bool:
 
 
 def is_admin(org: Org, user_id: str) -> bool:
-    """An admin session: may read setup objects and use the Metadata API."""
-    return has_permission(org, user_id, "ModifyAllData") or (
-        has_permission(org, user_id, "ViewSetup") and has_permission(org, user_id, "ManageUsers")
-    )
+    """An admin session: may read setup objects and use the Metadata API (kept for the org's
+    generation, as ``permission_sets_of``)."""
+    memo = org.derived()
+    key = ("is_admin", user_id)
+    found: bool | None = memo.get(key)
+    if found is None:
+        found = memo[key] = has_permission(org, user_id, "ModifyAllData") or (
+            has_permission(org, user_id, "ViewSetup")
+            and has_permission(org, user_id, "ManageUsers"))
+    return found
 
 
 def _split(value: Any) -> set[str]:
@@ -153,6 +174,15 @@ def can_read_object(org: Org, user_id: str, sobject: str) -> bool:
     obj = OBJECTS.get(sobject)
     if obj is None or not obj.data:
         return True
+    memo = org.derived()
+    key = ("can_read_object", user_id, sobject)
+    found: bool | None = memo.get(key)
+    if found is None:
+        found = memo[key] = _reads_object(org, user_id, sobject)
+    return found
+
+
+def _reads_object(org: Org, user_id: str, sobject: str) -> bool:
     if has_permission(org, user_id, "ViewAllData") or has_permission(org, user_id,
                                                                      "ModifyAllData"):
         return True

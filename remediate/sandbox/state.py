@@ -11,6 +11,13 @@ Storage is two maps:
   stored there: they are the SetupEntityAccess rows, so the REST and Metadata views of "who may use
   this app" can never disagree.
 
+Every change to either map, at any depth, passes through the org's **write counter**
+(``Org.generation``, ADR 0047): the containers are ``TrackedDict``/``TrackedList``, whose every
+mutating method bumps the counter before it changes anything, so a row ``Org.get`` hands out and
+a caller changes in place is counted like an ``Org.update``. Values computed from the state
+(``access.py``'s permission checks) are kept in ``Org.derived()``, a memo the next change
+empties; that is the one cache of the org state, and it cannot outlive a change.
+
 Everything that decides an outcome from the org state (who may use an app, whether the API is
 enabled for a user, IP ranges) lives in ``access.py``; the protocol modules (``oauth``, ``rest``,
 ``soap``) only translate.
@@ -23,7 +30,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from remediate.sandbox.ids import IdFactory, same_id
 from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS
@@ -45,6 +52,186 @@ def _copy_row(row: Row) -> Row:
 
 
 _IMMUTABLE = (str, int, float)  # bool is an int
+
+
+# ---- the write counter -------------------------------------------------------------------------
+
+
+class _Counter:
+    """One org's write counter (its generation); shared by every tracked container of the org."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def _track(value: Any, counter: _Counter) -> Any:
+    """``value`` ready to store under ``counter``: dicts and lists (at any depth) become tracked
+    containers of that counter, copied when they are someone else's; scalars stay as they are."""
+    if value is None or isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, TrackedDict | TrackedList) and value._counter is counter:
+        return value
+    if isinstance(value, dict):
+        return TrackedDict(counter, value)
+    if isinstance(value, list):
+        return TrackedList(counter, value)
+    return value
+
+
+def _plain(value: Any, memo: dict[int, Any]) -> Any:
+    """A deep copy of a stored value as plain dicts and lists (a snapshot, a caller's copy)."""
+    if value is None or isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v, memo) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, memo) for v in value]
+    return copy.deepcopy(value, memo)
+
+
+class TrackedDict(dict[str, Any]):
+    """A dict of the org's state: every change bumps the org's write counter first.
+
+    Reads are the built-in dict's. A copy (``copy.copy``, ``copy.deepcopy``, ``dict(row)``,
+    pickling) is a plain dict, the caller's to change."""
+
+    __slots__ = ("_counter",)
+
+    def __init__(self, counter: _Counter, values: Any = ()) -> None:
+        self._counter = counter
+        super().__init__()
+        for key, value in dict(values).items():
+            dict.__setitem__(self, key, _track(value, counter))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._counter.value += 1
+        dict.__setitem__(self, key, _track(value, self._counter))
+
+    def __delitem__(self, key: str) -> None:
+        self._counter.value += 1
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._counter.value += 1
+        for key, value in dict(*args, **kwargs).items():
+            dict.__setitem__(self, key, _track(value, self._counter))
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self._counter.value += 1
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._counter.value += 1
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        self._counter.value += 1
+        dict.clear(self)
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return _plain(self, memo)  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
+
+
+class TrackedList(list[Any]):
+    """A list inside a stored value (a component's repeated field): changes bump the counter."""
+
+    __slots__ = ("_counter",)
+
+    def __init__(self, counter: _Counter, values: Any = ()) -> None:
+        self._counter = counter
+        super().__init__(_track(v, counter) for v in values)
+
+    def _bump(self) -> None:
+        self._counter.value += 1
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._bump()
+        if isinstance(index, slice):
+            list.__setitem__(self, index, [_track(v, self._counter) for v in value])
+        else:
+            list.__setitem__(self, index, _track(value, self._counter))
+
+    def __delitem__(self, index: Any) -> None:
+        self._bump()
+        list.__delitem__(self, index)
+
+    def __iadd__(self, other: Any) -> TrackedList:  # type: ignore[misc]
+        self.extend(other)
+        return self
+
+    def __imul__(self, n: Any) -> TrackedList:  # type: ignore[misc]
+        self._bump()
+        list.__imul__(self, n)
+        return self
+
+    def append(self, value: Any) -> None:
+        self._bump()
+        list.append(self, _track(value, self._counter))
+
+    def extend(self, values: Any) -> None:
+        self._bump()
+        list.extend(self, [_track(v, self._counter) for v in values])
+
+    def insert(self, index: Any, value: Any) -> None:
+        self._bump()
+        list.insert(self, index, _track(value, self._counter))
+
+    def pop(self, index: Any = -1) -> Any:
+        self._bump()
+        return list.pop(self, index)
+
+    def remove(self, value: Any) -> None:
+        self._bump()
+        list.remove(self, value)
+
+    def clear(self) -> None:
+        self._bump()
+        list.clear(self)
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._bump()
+        list.sort(self, *args, **kwargs)
+
+    def reverse(self) -> None:
+        self._bump()
+        list.reverse(self)
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return _plain(self, memo)  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> Any:
+        return list, (list(self),)
+
+
+#: Org attributes that are not configuration: changing them does not move the write counter
+#: (sign-in sessions and tokens, open cursors, finished Metadata API jobs, the API usage count,
+#: the id factory, the open composite's inserts; see ADR 0047).
+_UNCOUNTED = frozenset({"sessions", "refresh_tokens", "cursors", "metadata_jobs", "api_usage",
+                        "ids", "composite_inserts", "_counter", "_derived"})
+#: Org attributes holding nested configuration: stored as tracked containers.
+_TRACKED = frozenset({"tables", "metadata", "passwords", "package_apps", "uninstalled_apps",
+                      "jwt_audiences"})
 
 
 @dataclass
@@ -125,6 +312,43 @@ class Org:
     #: Ids of the rows inserted by the composite request being answered (None: none open).
     composite_inserts: set[str] | None = field(default=None, repr=False)
 
+    # ---- the write counter -----------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _UNCOUNTED:
+            counter = self.__dict__.get("_counter")
+            if counter is None:
+                counter = _Counter()
+                object.__setattr__(self, "_counter", counter)
+            counter.value += 1
+            if name in _TRACKED:
+                value = _track(value, counter)
+        object.__setattr__(self, name, value)
+
+    @property
+    def generation(self) -> int:
+        """The org's write counter: moves on every change of its configuration (rows,
+        components, passwords, scenario switches), however it is made (ADR 0047)."""
+        return self._write_counter().value
+
+    def touch(self) -> None:
+        """Count a change the tracked containers cannot see (none is known; for hooks)."""
+        self._write_counter().value += 1
+
+    def _write_counter(self) -> _Counter:
+        return cast(_Counter, self.__dict__["_counter"])
+
+    def derived(self) -> dict[Any, Any]:
+        """A memo of values computed from the org state, valid for this generation only: the
+        first call after any change hands out a new, empty one. Reads and writes of one org
+        are serialized by the sandbox's per-org lock (app.py)."""
+        generation = self._write_counter().value
+        memo: tuple[int, dict[Any, Any]] | None = self.__dict__.get("_derived")
+        if memo is None or memo[0] != generation:
+            memo = (generation, {})
+            object.__setattr__(self, "_derived", memo)
+        return memo[1]
+
     # ---- hosts -----------------------------------------------------------------------------
 
     @property
@@ -165,10 +389,11 @@ class Org:
         for audit in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
             if audit in fields:
                 stamped.setdefault(audit, ts)
-        self.tables[sobject][stamped["Id"]] = stamped
+        table = self.tables[sobject]
+        table[stamped["Id"]] = stamped
         if self.composite_inserts is not None:
             self.composite_inserts.add(str(stamped["Id"]))
-        return stamped
+        return table[stamped["Id"]]
 
     def update(self, sobject: str, record_id: str, values: Row) -> Row:
         row = self.get(sobject, record_id)
