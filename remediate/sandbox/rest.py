@@ -302,7 +302,7 @@ class _ScopedOrg:
             uid = self._call.user_id
             return [{"Id": uid, **{f"Permissions{flag}": access.has_permission(self._org, uid, flag)
                                    for flag in PERMISSION_FLAGS}}]
-        rows = self._org.rows(sobject)
+        rows = self._org.query_rows(sobject)
         keep = _row_filter(self._call, sobject)
         return rows if keep is None else [r for r in rows if keep(r)]
 

@@ -37,6 +37,7 @@ Not supported: aggregate functions other than ``COUNT()`` / ``COUNT(field)``, ``
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -911,7 +912,11 @@ class _Evaluator:
                 nested = {"attributes": self.attributes(target_obj, target)}
                 current_record[ref.relationship] = nested
             current_record, current_row = nested, target
-        current_record[path.field] = current_row.get(path.field)
+        value = current_row.get(path.field)
+        # The rows may be shared by later queries (Org.query_rows): answer with a copy of a
+        # nested value (a PackageInstallRequest's Errors), never the row's own.
+        current_record[path.field] = value if value is None or isinstance(
+            value, str | int | float) else copy.deepcopy(value)
 
     def children(self, child: BoundChild, parent: dict[str, Any]) -> dict[str, Any] | None:
         rel = child.relationship
@@ -1014,14 +1019,47 @@ def _in_range(op: str, value: Any, start: Any, end: Any) -> bool:
 
 # ---- entry point ---------------------------------------------------------------------------
 
+#: Bound queries by (text, tooling, whether a visibility rule applies): each with the
+#: visibility questions its binding asked and their answers, in order. Binding is a function
+#: of the tree, ``tooling`` and those answers only, so when the same questions get the same
+#: answers for another session (or org) it binds to the same tree (issue 17: a fleet sends
+#: the same queries for every org). The answers themselves are asked again every time.
+_bound: dict[tuple[str, bool, bool], list[tuple[tuple[tuple[str, bool], ...], BoundQuery]]] = {}
+_BOUND_MAX = 1024
+_BOUND_VARIANTS = 8
+
+
+def _bind(soql: str, query: Query, tooling: bool,
+          visible: Callable[[str], bool] | None) -> BoundQuery:
+    key = (soql, tooling, visible is None)
+    variants = _bound.get(key, [])
+    for asked, known in variants:
+        if visible is None or all(bool(visible(name)) == answer for name, answer in asked):
+            return known
+    questions: list[tuple[str, bool]] = []
+
+    def recording(name: str) -> bool:
+        answer = visible is None or bool(visible(name))
+        questions.append((name, answer))
+        return answer
+
+    binder = _Binder(tooling, None if visible is None else recording)
+    bound = binder.query(query, binder.sobject(query.sobject))
+    if len(_bound) >= _BOUND_MAX:
+        _bound.clear()
+    if len(variants) >= _BOUND_VARIANTS:
+        variants = []
+    _bound[key] = [*variants, (tuple(questions), bound)]
+    return bound
+
+
 
 def run(soql: str, org: Org, *, version: str = "59.0", tooling: bool = False,
         visible: Callable[[str], bool] | None = None) -> Result:
     """Answer ``soql`` from ``org``; raises SoqlError for a query Salesforce would refuse."""
     query = parse(soql)
-    binder = _Binder(tooling, visible)
     try:
-        bound = binder.query(query, binder.sobject(query.sobject))
+        bound = _bind(soql, query, tooling, visible)
     except SoqlError as exc:
         raise _locate(exc, soql) from None
     evaluator = _Evaluator(org, version, tooling)

@@ -30,7 +30,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from remediate.sandbox.ids import IdFactory, same_id
 from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS
@@ -222,6 +222,49 @@ class TrackedList(list[Any]):
 
     def __reduce__(self) -> Any:
         return list, (list(self),)
+
+
+class ReadOnlyRow(dict[str, Any]):
+    """A row of a query view shared by every query of one generation (``Org.query_rows``):
+    reads are the built-in dict's, any change raises. A copy is a plain dict."""
+
+    __slots__ = ()
+
+    def _refuse(self) -> NoReturn:
+        raise TypeError("a shared query row is read-only: copy it before changing it")
+
+    def __setitem__(self, key: str, value: Any) -> NoReturn:
+        self._refuse()
+
+    def __delitem__(self, key: str) -> NoReturn:
+        self._refuse()
+
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        self._refuse()
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def setdefault(self, key: str, default: Any = None) -> NoReturn:
+        self._refuse()
+
+    def pop(self, key: str, *default: Any) -> NoReturn:
+        self._refuse()
+
+    def popitem(self) -> NoReturn:
+        self._refuse()
+
+    def clear(self) -> NoReturn:
+        self._refuse()
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return _plain(self, memo)  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
 
 
 #: Org attributes that are not configuration: changing them does not move the write counter
@@ -455,6 +498,17 @@ class Org:
         elif sobject == "Organization":
             out = [self.organization_row()]
         return out
+
+    def query_rows(self, sobject: str) -> list[Row]:
+        """What a query sees, as ``rows``, but the rows are shared by every query until the
+        next change (kept in ``derived``) and read-only (``ReadOnlyRow``): the SOQL evaluator
+        only reads them and copies any nested value it answers with (ADR 0047)."""
+        memo = self.derived()
+        key = ("query_rows", sobject)
+        found: tuple[Row, ...] | None = memo.get(key)
+        if found is None:
+            found = memo[key] = tuple(ReadOnlyRow(r) for r in self.rows(sobject))
+        return list(found)
 
     def organization_row(self) -> Row:
         return {

@@ -26,6 +26,9 @@ from remediate.sandbox.state import Org, TrackedDict, TrackedList
 MD_NS = "http://soap.sforce.com/2006/04/metadata"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 FLAGS = "SELECT PermissionsModifyAllData, PermissionsViewAllData FROM UserPermissionAccess"
+#: An admin's view of the permission tables, answered from the shared query rows.
+TABLES = ("SELECT Name, PermissionsModifyAllData, PermissionsViewAllData, "
+          "(SELECT AssigneeId FROM Assignments) FROM PermissionSet ORDER BY Name")
 
 
 def _flags(jo: Client) -> dict[str, bool]:
@@ -214,11 +217,44 @@ def test_a_permission_read_after_each_write_kind_sees_the_write(
         world: World, write: Callable[[World], dict[str, bool]]) -> None:
     assert _flags(world.jo) == {"ModifyAllData": False, "ViewAllData": True}
     assert access.is_admin(world.org, uid(world.org, JO)) is False  # cached now too
+    tables = world.admin.query(TABLES).json()
     before = world.org.generation
     expected = write(world)
     assert world.org.generation > before
     assert _flags(world.jo) == expected
     assert access.is_admin(world.org, uid(world.org, JO)) is expected["ModifyAllData"]
+    answered = world.admin.query(TABLES).json()
+    world.org.touch()  # nothing kept: the same query answered from the tables themselves
+    assert answered == world.admin.query(TABLES).json()
+    if write is not rolled_back_composite:
+        assert answered != tables
+
+
+def test_a_query_bound_for_one_session_is_not_reused_for_a_session_that_may_not_see_it(
+        world: World) -> None:
+    soql = "SELECT Id, Name FROM PermissionSet"
+    assert world.admin.query(soql).status_code == 200
+    refused = world.jo.query(soql)
+    assert refused.status_code == 400 and refused.json()[0]["errorCode"] == "INVALID_TYPE"
+    granted = world.admin.post("sobjects/PermissionSetAssignment/", world.jo_assignment(
+        plain_permission_set(world.org, "Setup_Viewer", ViewSetup=True)))
+    _ok(granted)
+    assert world.jo.query(soql).status_code == 200
+    _ok(world.admin.delete(f"sobjects/PermissionSetAssignment/{granted.json()['id']}"))
+    assert world.jo.query(soql).status_code == 400
+
+
+def test_shared_query_rows_refuse_changes_and_copies_of_them_are_plain(org: Org) -> None:
+    [row, *_] = org.query_rows("User")
+    for change in (lambda r: r.__setitem__("LastName", "x"), lambda r: r.update(LastName="x"),
+                   lambda r: r.pop("LastName"), lambda r: r.clear(),
+                   lambda r: r.setdefault("New", 1), lambda r: r.__delitem__("LastName")):
+        with pytest.raises(TypeError, match="read-only"):
+            change(row)
+    assert type(copy.deepcopy(row)) is dict and type(copy.copy(row)) is dict
+    assert org.query_rows("User")[0] is row  # shared until the next change
+    org.touch()
+    assert org.query_rows("User")[0] is not row
 
 
 def test_a_metadata_create_moves_the_counter_and_the_new_set_is_assignable(
