@@ -368,6 +368,14 @@ class Org:
                 value = _track(value, counter)
         object.__setattr__(self, name, value)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy (``copy.deepcopy``, pickle) gets a write counter of its own, its stores
+        tracked by it, and no memo: without this a deep copy's tables would be the plain
+        dicts a tracked dict copies to, and its changes would go uncounted."""
+        for name, value in state.items():
+            if name not in ("_counter", "_derived"):
+                setattr(self, name, value)
+
     @property
     def generation(self) -> int:
         """The org's write counter: moves on every change of its configuration (rows,

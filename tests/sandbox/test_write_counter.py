@@ -398,3 +398,15 @@ def test_copies_of_stored_rows_are_plain_and_changing_them_changes_nothing(org: 
     mine["LastName"] = "Changed"
     assert org.generation == before
     assert row["LastName"] == "Sales"
+
+
+def test_a_deep_copy_of_an_org_counts_its_own_changes_and_keeps_no_memo(world: World) -> None:
+    _flags(world.jo)
+    twin = copy.deepcopy(world.org)
+    assert type(twin.tables["PermissionSetAssignment"]) is TrackedDict
+    assert twin.derived() == {}
+    before, original = twin.generation, world.org.generation
+    del twin.tables["PermissionSetAssignment"][world.held_assignment]
+    assert twin.generation > before and world.org.generation == original
+    assert access.has_permission(twin, uid(twin, JO), "ViewAllData") is False
+    assert access.has_permission(world.org, uid(world.org, JO), "ViewAllData") is True
