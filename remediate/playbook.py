@@ -29,6 +29,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -398,6 +399,7 @@ def _hoist(params: dict[str, Any], defs: dict[str, Any], kind: str) -> dict[str,
     return result
 
 
+@cache  # where the package is does not change in a process; a fleet resolves per org
 def builtin_dir() -> Path:
     """The playbooks shipped with remediate: package data ``remediate/playbooks``, a link to the
     top-level playbooks/ in the source tree (ADR 0024)."""

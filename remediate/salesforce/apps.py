@@ -24,10 +24,13 @@ exactly what was read plus the change.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from remediate.errors import AuthenticationError, ConnectionFailure, SalesforceError
+from remediate.salesforce.errors import bad_answer
 from remediate.steps.base import (
     Ambiguous,
     AppInfo,
@@ -77,26 +80,93 @@ def _attr(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def list_items(gw: Gateway, types: list[str]) -> list[Any]:
+    """The FileProperties of one ``listMetadata`` call of up to three ``types`` (reference
+    3.2), as plain dicts where remediate's reader read the answer (soapread), else zeep's."""
+    def call() -> Any:
+        from remediate.salesforce import soapread  # lxml: imported when a call needs it
+
+        api = gw.mdapi
+        return soapread.list_metadata(api, [api.ListMetadataQuery(type=t) for t in types])
+
+    what = f"listing {', '.join(types)} metadata"
+    answer, plain = gw._call(what, call)
+    items = [] if answer is None else answer if isinstance(answer, list) else [answer]
+    if not plain:
+        from zeep.helpers import serialize_object
+
+        items = [serialize_object(item) for item in items]  # type: ignore[no-untyped-call]
+    for item in items:
+        # zeep keeps what it could not map: an answer of another shape is refused here, not
+        # read as "no such component" (an app reported missing that was never looked at)
+        if not (isinstance(item, dict) and item.get("fullName") and item.get("type") in types):
+            raise bad_answer(f"{gw.org_label}: {what}", "elements that are not file properties "
+                             "of the types asked for")
+    return items
+
+
+def _rows(items: list[Any], types: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in types}
+    for item in items:
+        type_ = str(_attr(item, "type") or "")
+        if type_ in out and _attr(item, "fullName"):
+            out[type_].append({k: _attr(item, k) for k in
+                               ("fullName", "id", "namespacePrefix", "manageableState")})
+    return out
+
+
 def list_metadata(gw: Gateway, types: list[str]) -> dict[str, list[dict[str, Any]]]:
     """FileProperties of every component of ``types`` (three queries per call)."""
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in types}
     for start in range(0, len(types), LIST_QUERIES_PER_CALL):
         chunk = types[start:start + LIST_QUERIES_PER_CALL]
-
-        def call(c: list[str] = chunk) -> Any:
-            from remediate.salesforce import soapread  # lxml: imported when a call needs it
-
-            api = gw.mdapi
-            return soapread.list_metadata(api, [api.ListMetadataQuery(type=t) for t in c])[0]
-
-        answer = gw._call(f"listing {', '.join(chunk)} metadata", call)
-        items = [] if answer is None else answer if isinstance(answer, list) else [answer]
-        for item in items:
-            type_ = str(_attr(item, "type") or "")
-            if type_ in out and _attr(item, "fullName"):
-                out[type_].append({k: _attr(item, k) for k in
-                                   ("fullName", "id", "namespacePrefix", "manageableState")})
+        for type_, rows in _rows(list_items(gw, chunk), chunk).items():
+            out[type_].extend(rows)
     return out
+
+
+@dataclass
+class Rider:
+    """Another reader's ``listMetadata`` query of one type, sent in the apps' listing call of
+    a fetch when that call has room: a call takes up to three queries (reference 3.2), the
+    apps' listing of connected apps uses one, so a fetch that lists both apps and profiles
+    makes one request fewer (issue 17; ADR 0048).
+
+    ``take`` gets the answer's items of its type (``list_items`` refuses an answer with any
+    other element). If the shared call fails, nobody's failure is
+    guessed from it: the apps' listing and ``alone`` (the reader's own call, which keeps its
+    own failure, U5) are sent again apart, so each fails alone as when they were never
+    shared."""
+
+    type: str
+    take: Callable[[list[Any]], None]
+    alone: Callable[[], None]
+    placed: bool = False
+
+
+def _listing(gw: Gateway, pending: Pending, types: list[str], riders: list[Rider]) -> None:
+    """One listing call of the first wave: the apps' ``types`` and the riders' queries."""
+    if not riders:
+        pending.listed.update(list_metadata(gw, types))
+        return
+    asked = [*types, *(r.type for r in riders)]
+    try:
+        items: list[Any] | None = list_items(gw, asked)
+    except (AuthenticationError, ConnectionFailure):
+        raise  # the org or the session, not one query: the fetch fails as it would apart
+    except SalesforceError:
+        items = None
+    if items is None:  # each again on its own, and each fails alone
+        def apps_alone() -> None:
+            pending.listed.update(list_metadata(gw, types))
+
+        for ok, value in gw.together([apps_alone, *(r.alone for r in riders)]):
+            if not ok:
+                raise value
+        return
+    pending.listed.update(_rows(items, types))
+    for rider in riders:
+        rider.take([i for i in items if i.get("type") == rider.type])
 
 
 def _listed(rows: list[dict[str, Any]]) -> list[_Listed]:
@@ -201,19 +271,23 @@ def _component_reads(gw: Gateway, pending: Pending,
     return calls
 
 
-def first_wave(gw: Gateway, reads: list[AppRead]) -> tuple[Pending, list[Callable[[], Any]]]:
+def first_wave(gw: Gateway, reads: list[AppRead], riders: Sequence[Rider] = ()
+               ) -> tuple[Pending, list[Callable[[], Any]]]:
     """The calls that go out in the fetch's one wave: the listings, the ConnectedApplication
-    rows, the connected apps' SetupEntityAccess rows, and reads of the likely names."""
+    rows, the connected apps' SetupEntityAccess rows, and reads of the likely names. The
+    ``riders`` that fit in the last listing call go in it (``Rider.placed``)."""
     pending = Pending(reads)
     types = sorted({CA if r.type == "connected_app" else ECA for r in reads})
     if any(r.type != "connected_app" for r in reads):
         types += list(ECA_PARTS)
-    calls: list[Callable[[], Any]] = []
-    for start in range(0, len(types), LIST_QUERIES_PER_CALL):
-        chunk = types[start:start + LIST_QUERIES_PER_CALL]
-        def listing(c: list[str] = chunk) -> None:
-            pending.listed.update(list_metadata(gw, c))
-        calls.append(listing)
+    chunks = [types[s:s + LIST_QUERIES_PER_CALL]
+              for s in range(0, len(types), LIST_QUERIES_PER_CALL)]
+    riding = list(riders)[:LIST_QUERIES_PER_CALL - len(chunks[-1])] if chunks else []
+    for rider in riding:
+        rider.placed = True
+    calls: list[Callable[[], Any]] = [
+        partial(_listing, gw, pending, chunk, riding if i == len(chunks) - 1 else [])
+        for i, chunk in enumerate(chunks)]
     guesses: dict[str, set[str]] = {}
     for read in reads:
         names = _guesses(read)

@@ -58,14 +58,18 @@ def fetch(conn: Connection, reads: Iterable[Read]) -> Inventory:
         calls.append(partial(_read_packages, conn, p.packages, inv))
     for type_, names in p.metadata:
         calls.append(partial(_read_metadata_into, conn, type_, names, inv))
-    app_reads = [r for r in wanted if isinstance(r, AppRead)]
-    if app_reads:  # apps.py: found by listMetadata, not by a guessed name (issue 9)
-        app_pending, app_calls = apps.first_wave(conn, app_reads)
-        calls.extend(app_calls)
     listed: dict[str, Any] = {}
     early: dict[str, Any] = {}  # Profile components read under the names asked for
+    # listMetadata(Profile) rides in the apps' listing call when it has room (apps.Rider)
+    riders = [apps.Rider("Profile", partial(_take_profiles, conn, listed),
+                         partial(_list_profiles, conn, listed))] if p.profiles else []
+    app_reads = [r for r in wanted if isinstance(r, AppRead)]
+    if app_reads:  # apps.py: found by listMetadata, not by a guessed name (issue 9)
+        app_pending, app_calls = apps.first_wave(conn, app_reads, riders)
+        calls.extend(app_calls)
     if p.profiles:
-        calls.append(partial(_list_profiles, conn, listed))
+        if not riders[0].placed:
+            calls.append(riders[0].alone)
         for chunk in p.profile_chunks:
             calls.append(partial(_read_profile_chunk, conn, chunk, early))
     if calls or p.org:
@@ -91,30 +95,24 @@ def fetch(conn: Connection, reads: Iterable[Read]) -> Inventory:
 def _list_profiles(conn: Connection, out: dict[str, Any]) -> None:
     """``listMetadata(Profile)``: metadata API name by 15-character id (U4). A failure is
     kept in ``out['error']`` so the profile reads fail alone (U5)."""
-    def call() -> Any:
-        api = conn.mdapi
-        query = api._client.get_type("ns0:ListMetadataQuery")(type="Profile")
-        from remediate.salesforce import soapread  # lxml: imported when a call needs it
-
-        return soapread.list_metadata(api, [query])
-
     try:
-        answer, plain = conn._call("listing Profile metadata", call)
+        items = apps.list_items(conn, ["Profile"])
     except (AuthenticationError, ConnectionFailure):
         raise
     except SalesforceError as err:
         out["error"] = err.message
         return
-    from zeep.helpers import serialize_object
+    _take_profiles(conn, out, items)
 
+
+def _take_profiles(conn: Connection, out: dict[str, Any], items: list[Any]) -> None:
+    """The Profile file properties of a listing (this fetch's own call, or the apps' listing
+    it rode in: ``apps.Rider``); one without an id fails the profile reads."""
     names: dict[str, str] = {}
-    items = [] if answer is None else answer if isinstance(answer, list) else [answer]
-    for item in items:
-        raw = item if plain else serialize_object(item)  # type: ignore[no-untyped-call]
-        if not (isinstance(raw, dict) and raw.get("fullName") and raw.get("id")):
-            # zeep keeps what it could not map: an answer of another shape
+    for raw in items:
+        if not raw.get("id"):
             out["error"] = bad_answer(f"{conn.org_label}: listing Profile metadata",
-                                      "elements that are not file properties").message
+                                      "file properties without an id").message
             return
         names[str(raw["id"])[:15]] = str(raw["fullName"])
     out["names"] = names

@@ -86,10 +86,10 @@ def test_demo_org_commands_replay_their_cassettes_request_for_request(tmp_path: 
         with phase(DEMO, "read") as read:
             assessment = engine.assess(handle)
         # the version list, composite, Tooling, readMetadata x4 (ConnectedApp, NamedCredential,
-        # RemoteSiteSetting, Profile), listMetadata(Profile), listMetadata(ConnectedApp) (the
-        # apps found by name and namespace, issue 9), and userinfo (the replay URL is no My
+        # RemoteSiteSetting, Profile), one listMetadata of ConnectedApp (the apps found by name
+        # and namespace, issue 9) and Profile (ADR 0048), and userinfo (the replay URL is no My
         # Domain)
-        assert len(read) == 10
+        assert len(read) == 9
         assert {f.cause for f in assessment.findings if f.status != "ok"} >= \
             registry.scenario_causes("demo")
         with phase(DEMO, "apply") as apply:

@@ -334,8 +334,28 @@ def phase(case: Case, name: str) -> Iterator[Cassette]:
         raise AssertionError(f"{path} is missing: record it with {RECORD_ENV}=1")
     with make_vcr().use_cassette(str(path), record_mode="none",
                                           allow_playback_repeats=False) as cassette:
+        missed = _count_misses(cassette)
         yield cassette
+    if missed:
+        # vcr's refusal reaches remediate as a failed call, which a fallback or an optional
+        # read (U5) may absorb: a request the cassette has no match for fails the test here
+        raise AssertionError(f"{len(missed)} request(s) with no match in {path}: {missed}")
     unplayed(cassette)
+
+
+def _count_misses(cassette: Cassette) -> list[str]:
+    """Keep every request the cassette is asked to play and cannot."""
+    missed: list[str] = []
+    can_play = cassette.can_play_response_for
+
+    def checked(request: VcrRequest) -> bool:
+        found = bool(can_play(request))
+        if not found:
+            missed.append(f"{request.method} {request.path}")
+        return found
+
+    cassette.can_play_response_for = checked  # type: ignore[method-assign]
+    return missed
 
 
 def unplayed(cassette: Cassette) -> None:

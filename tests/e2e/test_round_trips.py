@@ -44,31 +44,32 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Seen]]:
     yield out
 
 
-def test_audit_of_the_demo_org_is_nine_requests_in_two_round_trips(seen: list[Seen]) -> None:
+def test_audit_of_the_demo_org_is_ten_requests_in_two_round_trips(seen: list[Seen]) -> None:
     assert run("audit", "--org", "demo").code == 2
     [audit] = seen
     # token and, alongside it, the org's API versions; one composite (User, PermissionSet,
     # PermissionSetLicense, Profile, Organization); the Tooling package query; readMetadata for
     # ConnectedApp, NamedCredential, RemoteSiteSetting and Profile (its login IP ranges, ADR
-    # 0021), listMetadata(Profile) for the profile's API name, listMetadata(ConnectedApp) to
-    # find the apps by name and namespace (issue 9), all in one wave
-    assert audit.requests == {"oauth": 1, "rest": 3, "tooling": 1, "soap": 6}
+    # 0021), one listMetadata of ConnectedApp, to find the apps by name and namespace (issue 9),
+    # and of Profile, for the profile's API name (two queries in one call, ADR 0048), all in
+    # one wave
+    assert audit.requests == {"oauth": 1, "rest": 3, "tooling": 1, "soap": 5}
     assert audit.operations["soap readMetadata"] == 4
-    assert audit.operations["soap listMetadata"] == 2
+    assert audit.operations["soap listMetadata"] == 1
     assert audit.operations["rest versions"] == 1
     assert audit.rounds == 2  # the token (with the version list beside it), then one wave
 
 
 def test_plan_costs_what_audit_costs(seen: list[Seen]) -> None:
     assert run("plan", "--org", "demo").code == 0
-    assert seen[0].requests == {"oauth": 1, "rest": 2, "tooling": 1, "soap": 6}
+    assert seen[0].requests == {"oauth": 1, "rest": 2, "tooling": 1, "soap": 5}
     assert seen[0].rounds == 2
 
 
 def test_apply_of_the_demo_org(seen: list[Seen]) -> None:
     assert run("apply", "--org", "demo", "--yes").code == 0
     [apply] = seen
-    assert apply.requests == {"oauth": 1, "rest": 5, "tooling": 2, "soap": 15}
+    assert apply.requests == {"oauth": 1, "rest": 5, "tooling": 2, "soap": 13}
     assert apply.operations == Counter({
         "oauth token": 1, "rest versions": 1,
         "rest limits": 1,  # the daily API allowance, checked before writing (ADR 0029)
@@ -76,7 +77,7 @@ def test_apply_of_the_demo_org(seen: list[Seen]) -> None:
         # need it as one composite (ADR 0044), the re-read after
         "tooling query": 2,  # the read before and the re-read after
         "soap readMetadata": 8,  # 4 read, 4 re-read
-        "soap listMetadata": 4,  # the profile's API name and the apps, read and re-read
+        "soap listMetadata": 2,  # the apps and the profile's API name, read and re-read
         "soap upsertMetadata": 3,  # ConnectedApp, Profile, RemoteSiteSetting
     })
     # token, read wave, /limits, the licence and permission sets' composite with the 3
@@ -92,7 +93,7 @@ def test_verify_of_the_demo_org_after_apply(seen: list[Seen]) -> None:
     # the sign-in (the instance URL is the My Domain; no version list: apply's negotiated
     # version is kept for 24 hours, ADR 0039), then together: the re-read wave and both
     # integrations' token request followed by its API call
-    assert verify.requests == {"oauth": 3, "rest": 3, "tooling": 1, "soap": 6}
+    assert verify.requests == {"oauth": 3, "rest": 3, "tooling": 1, "soap": 5}
     assert verify.operations["rest versions"] == 0
     assert verify.rounds == 1 + 2
 
@@ -100,7 +101,7 @@ def test_verify_of_the_demo_org_after_apply(seen: list[Seen]) -> None:
 def test_diagnose_adds_one_login_history_query_to_the_audits_read(seen: list[Seen]) -> None:
     run("diagnose", "--org", "demo")
     [diagnose] = seen
-    assert diagnose.requests == {"oauth": 1, "rest": 4, "tooling": 1, "soap": 6}
+    assert diagnose.requests == {"oauth": 1, "rest": 4, "tooling": 1, "soap": 5}
     assert diagnose.rounds == 3
 
 
@@ -108,7 +109,7 @@ def test_snapshot_costs_what_audit_costs(seen: list[Seen], tmp_path: pytest.Temp
                                          ) -> None:
     assert run("snapshot", "--org", "demo", "--out", f"{tmp_path}/baseline.yaml",
                "--capture-drift").code == 0
-    assert seen[0].requests == {"oauth": 1, "rest": 2, "tooling": 1, "soap": 6}
+    assert seen[0].requests == {"oauth": 1, "rest": 2, "tooling": 1, "soap": 5}
     assert seen[0].rounds == 2
 
 

@@ -1,15 +1,20 @@
 """The lxml reader of readMetadata/listMetadata answers gives exactly zeep's values (ADR 0045).
 
 A differential test: every answer the sandbox serves while auditing (and reading every
-component it lists) in every shipped scenario, and hand-made answers with the shapes zeep
-tolerates, are read by both, and the two results must be equal, key order included."""
+component it lists) in every shipped scenario, every recorded real readMetadata/listMetadata
+answer under tests/conformance, and hand-made answers with the shapes zeep tolerates, are read
+by both, and the two results must be equal, key order included."""
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pytest
+import yaml
 from zeep.helpers import serialize_object
 
 from remediate import engine
@@ -168,3 +173,110 @@ def test_a_dtd_with_entities_is_left_to_zeep_which_refuses_it(api: Any) -> None:
         soapread._answer(api, "listMetadata", response, "listMetadataResponse")
     with pytest.raises(EntitiesForbidden):
         soapread._zeep(api, "listMetadata", response)
+
+
+# ---- recorded real answers (tests/conformance, sources and licences in its SOURCES.md) --------
+
+CONFORMANCE = Path(__file__).parents[1] / "conformance"
+_ANSWERS = {"readMetadata": "readMetadataResponse", "listMetadata": "listMetadataResponse"}
+
+
+def _recorded_answers() -> dict[str, tuple[str, str, Any]]:
+    """Every recorded real readMetadata/listMetadata answer: id -> (source file, operation,
+    the answer as a requests.Response). Each is kept as recorded except where said."""
+    pasted, recorded = CONFORMANCE / "pasted", CONFORMANCE / "recorded"
+    found: dict[str, tuple[str, str, Any]] = {}
+
+    # A whole envelope as the reporter pasted it from an Apex debug log (API 30.0), cut
+    # inside records: closed here the way tests/conformance closes it.
+    start = yaml.safe_load((pasted / "apex_mdapi_issue_read.yaml").read_text())["response_start"]
+    read = _response("")
+    read._content = (start + "</records></result></readMetadataResponse></soapenv:Body>"
+                     "</soapenv:Envelope>").encode()
+    found["apex_mdapi_issue_read"] = ("apex_mdapi_issue_read", "readMetadata", read)
+
+    # Stored as jsforce parsed it (text values, the org's child order): rebuilt as the
+    # elements of one listMetadata result, in the stored order.
+    entry = yaml.safe_load((pasted / "force_dev_tool_issue_list.yaml").read_text())["entry"]
+    children = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in entry.items())
+    found["force_dev_tool_issue_list"] = (
+        "force_dev_tool_issue_list", "listMetadata",
+        _response(f"<listMetadataResponse><result>{children}</result></listMetadataResponse>"))
+
+    # No recorded listMetadata answer exists; checkRetrieveStatus's fileProperties are the
+    # same FileProperties type, byte for byte as recorded (vcrpy, API 48.0; an empty <id/>),
+    # put where listMetadata answers them.
+    retrieve = yaml.safe_load((recorded / "cumulusci_retrieve.yaml").read_text())
+    props = re.findall(r"<fileProperties>(.*?)</fileProperties>",
+                       retrieve["check_retrieve_status_response"])
+    found["cumulusci_retrieve.fileProperties"] = (
+        "cumulusci_retrieve", "listMetadata",
+        _response("<listMetadataResponse>"
+                  + "".join(f"<result>{p}</result>" for p in props)
+                  + "</listMetadataResponse>"))
+    return found
+
+
+RECORDED = _recorded_answers()
+
+#: (recording, WSDL) pairs the reader declines, and why. Declining is never a wrong value: the
+#: answer goes to zeep, as before ADR 0045.
+DECLINED = {
+    ("apex_mdapi_issue_read", "trimmed"):
+        "a CustomField: the trimmed WSDL (mdclient.TYPES) lacks the type, so zeep itself fails "
+        "on the answer (LookupError); remediate reads a type outside TYPES only after moving "
+        "the client to the full WSDL, where the answer is compared",
+}
+
+
+def test_the_recorded_answers_fed_to_the_differential_are_every_one_there_is() -> None:
+    from tests.conformance.test_recorded_traffic import COVERAGE
+
+    assert set(RECORDED) == {"apex_mdapi_issue_read", "force_dev_tool_issue_list",
+                             "cumulusci_retrieve.fileProperties"}
+    sources = {source for source, _, _ in RECORDED.values()}
+    # every recording the conformance suite counts for these two operations is here...
+    assert {*COVERAGE["soap readMetadata"], *COVERAGE["soap listMetadata"]} <= sources
+    # ...and so is every recorded file that names either operation or their result type
+    holding = {path.stem for path in CONFORMANCE.rglob("*.yaml")
+               if re.search(r"readMetadata|listMetadata|fileProperties", path.read_text())}
+    assert holding == sources
+    for _, operation, response in RECORDED.values():
+        assert _ANSWERS[operation].encode() in response.content
+    assert {recording for recording, _ in DECLINED} <= set(RECORDED)
+
+
+@pytest.fixture(scope="module")
+def full_api() -> Any:
+    """A Metadata client moved to the full WSDL, as reading a type outside TYPES moves it."""
+    spec = scenarios.load("demo")
+    handle = open_on_sandbox("demo", spec, Sandbox([scenarios.build_org(spec)]))
+    try:
+        client = handle.gateway.mdapi
+        client.CustomField  # noqa: B018 (the attribute look-up moves the client)
+        assert client._client.wsdl is mdclient.wsdl_document(full=True)
+        return client
+    finally:
+        handle.close()
+
+
+@pytest.mark.parametrize("wsdl", ["trimmed", "full"])
+@pytest.mark.parametrize("recording", sorted(RECORDED))
+def test_every_recorded_real_answer_reads_as_zeep_reads_it(
+        recording: str, wsdl: str, request: pytest.FixtureRequest) -> None:
+    client = request.getfixturevalue("api" if wsdl == "trimmed" else "full_api")
+    assert client._client.wsdl is mdclient.wsdl_document(full=wsdl == "full")
+    _, operation, response = RECORDED[recording]
+    answer = _ANSWERS[operation]
+    if (recording, wsdl) in DECLINED:
+        from zeep.exceptions import LookupError as NoSuchType
+
+        with pytest.raises(soapread.Decline):
+            soapread._answer(client, operation, response, answer)
+        with pytest.raises(NoSuchType):
+            soapread._zeep(client, operation, response)
+        return
+    ours = soapread._answer(client, operation, response, answer)
+    mine = ours["records"] if operation == "readMetadata" else ours
+    assert mine  # a record or an entry read, not an empty answer
+    assert _deep(mine) == _deep(_zeep_records(client, operation, response))
