@@ -30,7 +30,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn, cast
+from typing import Any, ClassVar, NoReturn, cast
 
 from remediate.sandbox.ids import IdFactory, same_id
 from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS
@@ -91,13 +91,31 @@ def _plain(value: Any, memo: dict[int, Any]) -> Any:
     return copy.deepcopy(value, memo)
 
 
-class TrackedDict(dict[str, Any]):
+class _CopiedPlain:
+    """A stored container's copies (``copy.copy``, ``copy.deepcopy``, pickling) are plain
+    built-in dicts and lists, the caller's to change: never tracked, never read-only."""
+
+    __slots__ = ()
+    _plain_type: ClassVar[type]
+
+    def __copy__(self) -> Any:
+        return self._plain_type(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return _plain(self, memo)
+
+    def __reduce__(self) -> Any:
+        return self._plain_type, (self._plain_type(self),)
+
+
+class TrackedDict(_CopiedPlain, dict[str, Any]):
     """A dict of the org's state: every change bumps the org's write counter first.
 
     Reads are the built-in dict's. A copy (``copy.copy``, ``copy.deepcopy``, ``dict(row)``,
     pickling) is a plain dict, the caller's to change."""
 
     __slots__ = ("_counter",)
+    _plain_type = dict
 
     def __init__(self, counter: _Counter, values: Any = ()) -> None:
         self._counter = counter
@@ -140,20 +158,12 @@ class TrackedDict(dict[str, Any]):
         self._counter.value += 1
         dict.clear(self)
 
-    def __copy__(self) -> dict[str, Any]:
-        return dict(self)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
-        return _plain(self, memo)  # type: ignore[no-any-return]
-
-    def __reduce__(self) -> Any:
-        return dict, (dict(self),)
-
-
-class TrackedList(list[Any]):
+class TrackedList(_CopiedPlain, list[Any]):
     """A list inside a stored value (a component's repeated field): changes bump the counter."""
 
     __slots__ = ("_counter",)
+    _plain_type = list
 
     def __init__(self, counter: _Counter, values: Any = ()) -> None:
         self._counter = counter
@@ -214,21 +224,13 @@ class TrackedList(list[Any]):
         self._bump()
         list.reverse(self)
 
-    def __copy__(self) -> list[Any]:
-        return list(self)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
-        return _plain(self, memo)  # type: ignore[no-any-return]
-
-    def __reduce__(self) -> Any:
-        return list, (list(self),)
-
-
-class ReadOnlyRow(dict[str, Any]):
+class ReadOnlyRow(_CopiedPlain, dict[str, Any]):
     """A row of a query view shared by every query of one generation (``Org.query_rows``):
     reads are the built-in dict's, any change raises. A copy is a plain dict."""
 
     __slots__ = ()
+    _plain_type = dict
 
     def _refuse(self) -> NoReturn:
         raise TypeError("a shared query row is read-only: copy it before changing it")
@@ -256,15 +258,6 @@ class ReadOnlyRow(dict[str, Any]):
 
     def clear(self) -> NoReturn:
         self._refuse()
-
-    def __copy__(self) -> dict[str, Any]:
-        return dict(self)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
-        return _plain(self, memo)  # type: ignore[no-any-return]
-
-    def __reduce__(self) -> Any:
-        return dict, (dict(self),)
 
 
 #: Org attributes that are not configuration: changing them does not move the write counter
