@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row
@@ -21,35 +22,37 @@ def assigned_permission_sets(org: Org, user_id: str) -> list[Row]:
     return out
 
 
-def permission_sets_of(org: Org, user_id: str) -> list[Row]:
-    """Every permission set whose permissions the user holds: profile-owned plus assigned.
+T = TypeVar("T")
 
-    Kept for the org's generation (``Org.derived``, ADR 0047): any change to the org, a row
-    changed in place included, moves the write counter and empties the memo."""
+
+def _kept(org: Org, key: tuple[str, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, kept for the org's generation (``Org.derived``, ADR 0047): any change to
+    the org, a row changed in place included, moves the write counter and empties the memo."""
     memo = org.derived()
-    key = ("permission_sets_of", user_id)
-    found: tuple[Row, ...] | None = memo.get(key)
-    if found is None:
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]  # type: ignore[no-any-return]
+
+
+def permission_sets_of(org: Org, user_id: str) -> list[Row]:
+    """Every permission set whose permissions the user holds: profile-owned plus assigned
+    (kept for the org's generation, ``_kept``)."""
+    def compute() -> tuple[Row, ...]:
         user = org.get("User", user_id)
         if user is None:
-            found = ()
-        else:
-            owned = org.profile_permission_set(user["ProfileId"])
-            found = tuple(([owned] if owned else []) + assigned_permission_sets(org, user_id))
-        memo[key] = found
-    return list(found)
+            return ()
+        owned = org.profile_permission_set(user["ProfileId"])
+        return tuple(([owned] if owned else []) + assigned_permission_sets(org, user_id))
+
+    return list(_kept(org, ("permission_sets_of", user_id), compute))
 
 
 def has_permission(org: Org, user_id: str, flag: str) -> bool:
     """True when the profile or any assigned permission set grants ``Permissions<flag>``
-    (kept for the org's generation, as ``permission_sets_of``)."""
-    memo = org.derived()
-    key = ("has_permission", user_id, flag)
-    found: bool | None = memo.get(key)
-    if found is None:
-        field = f"Permissions{flag}"
-        found = memo[key] = any(ps.get(field) for ps in permission_sets_of(org, user_id))
-    return found
+    (kept for the org's generation, ``_kept``)."""
+    field = f"Permissions{flag}"
+    return _kept(org, ("has_permission", user_id, flag),
+                 lambda: any(ps.get(field) for ps in permission_sets_of(org, user_id)))
 
 
 def holds_license(org: Org, user_id: str, license_id: str) -> bool:
@@ -148,15 +151,10 @@ def ip_allowed(org: Org, user_id: str, client_ip: str) -> bool:
 
 def is_admin(org: Org, user_id: str) -> bool:
     """An admin session: may read setup objects and use the Metadata API (kept for the org's
-    generation, as ``permission_sets_of``)."""
-    memo = org.derived()
-    key = ("is_admin", user_id)
-    found: bool | None = memo.get(key)
-    if found is None:
-        found = memo[key] = has_permission(org, user_id, "ModifyAllData") or (
-            has_permission(org, user_id, "ViewSetup")
-            and has_permission(org, user_id, "ManageUsers"))
-    return found
+    generation, ``_kept``)."""
+    return _kept(org, ("is_admin", user_id), lambda: has_permission(
+        org, user_id, "ModifyAllData") or (has_permission(org, user_id, "ViewSetup")
+                                           and has_permission(org, user_id, "ManageUsers")))
 
 
 def _split(value: Any) -> set[str]:
@@ -174,12 +172,8 @@ def can_read_object(org: Org, user_id: str, sobject: str) -> bool:
     obj = OBJECTS.get(sobject)
     if obj is None or not obj.data:
         return True
-    memo = org.derived()
-    key = ("can_read_object", user_id, sobject)
-    found: bool | None = memo.get(key)
-    if found is None:
-        found = memo[key] = _reads_object(org, user_id, sobject)
-    return found
+    return _kept(org, ("can_read_object", user_id, sobject),
+                 lambda: _reads_object(org, user_id, sobject))
 
 
 def _reads_object(org: Org, user_id: str, sobject: str) -> bool:
