@@ -74,12 +74,6 @@ def _query(gw: Gateway, soql: str) -> list[dict[str, Any]]:
     return reads.query(gw, soql)
 
 
-def _attr(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
 def list_items(gw: Gateway, types: list[str]) -> list[Any]:
     """The FileProperties of one ``listMetadata`` call of up to three ``types`` (reference
     3.2), as plain dicts where remediate's reader read the answer (soapread), else zeep's."""
@@ -106,12 +100,12 @@ def list_items(gw: Gateway, types: list[str]) -> list[Any]:
 
 
 def _rows(items: list[Any], types: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The items of ``types`` (``list_items``' answers, each checked there), by type."""
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in types}
     for item in items:
-        type_ = str(_attr(item, "type") or "")
-        if type_ in out and _attr(item, "fullName"):
-            out[type_].append({k: _attr(item, k) for k in
-                               ("fullName", "id", "namespacePrefix", "manageableState")})
+        if item["type"] in out:
+            out[item["type"]].append({k: item.get(k) for k in
+                                      ("fullName", "id", "namespacePrefix", "manageableState")})
     return out
 
 
