@@ -472,15 +472,7 @@ def _attr(obj: Any, name: str) -> Any:
 
 
 def _list_metadata(gw: Gateway, type_: str) -> list[dict[str, Any]]:
-    def call() -> Any:
-        return gw.mdapi.list_metadata([gw.mdapi.ListMetadataQuery(type=type_)])
-
-    answer = gw.read_call(f"listing {type_} metadata", call)
-    out = []
-    for item in answer or []:
-        out.append({k: _attr(item, k) for k in ("fullName", "namespacePrefix",
-                                                 "manageableState", "id")})
-    return out
+    return gw.list_metadata([type_])[type_]
 
 
 def _apps(gw: Gateway, report: Report) -> None:

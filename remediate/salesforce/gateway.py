@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from remediate.salesforce import apps as _apps
 from remediate.salesforce import reads as _reads
 from remediate.salesforce import writes as _writes
 from remediate.salesforce.planner import IN_LIST_CHARS, METADATA_PER_CALL, QUERIES_PER_COMPOSITE
@@ -67,6 +68,11 @@ class Gateway(Connection):
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         return _reads.query(self, soql)
+
+    def list_metadata(self, types: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each of ``types``' components' fullName, id, namespacePrefix and manageableState
+        (``listMetadata``, three queries per call; an answer of another shape is refused)."""
+        return _apps.list_metadata(self, types)
 
     def validate_deploy(self, zip_bytes: bytes, *, polls: int,
                         wait_s: float) -> dict[str, Any]:

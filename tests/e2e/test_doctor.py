@@ -262,3 +262,15 @@ def test_probes_on_a_connected_app_org_stay_open_where_there_is_nothing_to_compa
               .json()["probes"] if p["fact"]}
     assert probes["A11"]["settled"] is False and probes["A13"]["settled"] is False
     assert "nothing to compare" in probes["A11"]["answer"]
+
+
+def test_a_garbled_app_listing_is_reported_as_unread_not_as_installed_apps() -> None:
+    """An answer of another shape to listMetadata is not "no components": doctor says the apps
+    could not be read and lists none, instead of calling every app installed."""
+    spec = scenarios.load("demo")
+    sandbox = Sandbox([scenarios.build_org(spec)])
+    sandbox.inject("bad_soap_body", operation="listMetadata")
+    report = doctor.run(open_on_sandbox("sandbox:demo", spec, sandbox))
+    assert report.apps == []
+    assert any(e.startswith("apps: ") and "listing ConnectedApp metadata: unexpected answer"
+               in e for e in report.errors), report.errors
