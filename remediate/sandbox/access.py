@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from remediate.sandbox.ids import same_id
 from remediate.sandbox.state import Org, Row
@@ -22,21 +21,9 @@ def assigned_permission_sets(org: Org, user_id: str) -> list[Row]:
     return out
 
 
-T = TypeVar("T")
-
-
-def _kept(org: Org, key: tuple[str, ...], compute: Callable[[], T]) -> T:
-    """``compute()``, kept for the org's generation (``Org.derived``, ADR 0047): any change to
-    the org, a row changed in place included, moves the write counter and empties the memo."""
-    memo = org.derived()
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]  # type: ignore[no-any-return]
-
-
 def permission_sets_of(org: Org, user_id: str) -> list[Row]:
     """Every permission set whose permissions the user holds: profile-owned plus assigned
-    (kept for the org's generation, ``_kept``)."""
+    (kept for the org's generation, ``Org.kept``)."""
     def compute() -> tuple[Row, ...]:
         user = org.get("User", user_id)
         if user is None:
@@ -44,14 +31,14 @@ def permission_sets_of(org: Org, user_id: str) -> list[Row]:
         owned = org.profile_permission_set(user["ProfileId"])
         return tuple(([owned] if owned else []) + assigned_permission_sets(org, user_id))
 
-    return list(_kept(org, ("permission_sets_of", user_id), compute))
+    return list(org.kept(("permission_sets_of", user_id), compute))
 
 
 def has_permission(org: Org, user_id: str, flag: str) -> bool:
     """True when the profile or any assigned permission set grants ``Permissions<flag>``
-    (kept for the org's generation, ``_kept``)."""
+    (kept for the org's generation, ``Org.kept``)."""
     field = f"Permissions{flag}"
-    return _kept(org, ("has_permission", user_id, flag),
+    return org.kept(("has_permission", user_id, flag),
                  lambda: any(ps.get(field) for ps in permission_sets_of(org, user_id)))
 
 
@@ -151,8 +138,8 @@ def ip_allowed(org: Org, user_id: str, client_ip: str) -> bool:
 
 def is_admin(org: Org, user_id: str) -> bool:
     """An admin session: may read setup objects and use the Metadata API (kept for the org's
-    generation, ``_kept``)."""
-    return _kept(org, ("is_admin", user_id), lambda: has_permission(
+    generation, ``Org.kept``)."""
+    return org.kept(("is_admin", user_id), lambda: has_permission(
         org, user_id, "ModifyAllData") or (has_permission(org, user_id, "ViewSetup")
                                            and has_permission(org, user_id, "ManageUsers")))
 
@@ -172,7 +159,7 @@ def can_read_object(org: Org, user_id: str, sobject: str) -> bool:
     obj = OBJECTS.get(sobject)
     if obj is None or not obj.data:
         return True
-    return _kept(org, ("can_read_object", user_id, sobject),
+    return org.kept(("can_read_object", user_id, sobject),
                  lambda: _reads_object(org, user_id, sobject))
 
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 import copy
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NoReturn, cast
+from typing import Any, ClassVar, NoReturn, TypeVar, cast
 
 from remediate.sandbox.ids import IdFactory, same_id
 from remediate.sandbox.schema import OBJECTS, PERMISSION_FLAGS
@@ -52,6 +53,7 @@ def _copy_row(row: Row) -> Row:
 
 
 _IMMUTABLE = (str, int, float)  # bool is an int
+T = TypeVar("T")
 
 
 # ---- the write counter -------------------------------------------------------------------------
@@ -393,6 +395,13 @@ class Org:
             object.__setattr__(self, "_derived", memo)
         return memo[1]
 
+    def kept(self, key: tuple[str, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, kept in ``derived`` under ``key`` until the org next changes."""
+        memo = self.derived()
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]  # type: ignore[no-any-return]
+
     # ---- hosts -----------------------------------------------------------------------------
 
     @property
@@ -504,12 +513,8 @@ class Org:
         """What a query sees, as ``rows``, but the rows are shared by every query until the
         next change (kept in ``derived``) and read-only (``ReadOnlyRow``): the SOQL evaluator
         only reads them and copies any nested value it answers with (ADR 0047)."""
-        memo = self.derived()
-        key = ("query_rows", sobject)
-        found: tuple[Row, ...] | None = memo.get(key)
-        if found is None:
-            found = memo[key] = tuple(ReadOnlyRow(r) for r in self.rows(sobject))
-        return list(found)
+        return list(self.kept(("query_rows", sobject),
+                              lambda: tuple(ReadOnlyRow(r) for r in self.rows(sobject))))
 
     def organization_row(self) -> Row:
         return {
